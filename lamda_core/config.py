@@ -1,0 +1,72 @@
+"""LamdaConfig: every option of a LaMDA / LaMDA++ adapter, validated on construction."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from .errors import ConfigError
+
+INIT_VARIANTS = ("svd", "svd-residual", "random")
+# "linear": SPEC's schedule, k(t) = min(r, floor(r t / t_i)) columns truly frozen, B dropped at r.
+# "grad-mask-stepwise": the authors' released rule, zero the gradients of floor(t / t_i) columns.
+FREEZE_RULES = ("linear", "grad-mask-stepwise")
+ADAPTER_DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclass
+class LamdaConfig:
+    """Options of a LaMDA adapter.
+
+    rank: r of every adapted matrix unless ``rank_pattern`` names it.
+    alpha: scale s = alpha / r (per matrix, with its own r).
+    dropout: on the adapter input; 0 by default since a mask costs a d_in-wide tensor per module.
+    targets: module name patterns (exact, dotted suffix or full regex); None = family defaults.
+    rank_pattern: {pattern: rank} overrides, e.g. from LaMDA++ allocation.
+    init: "svd" | "svd-residual" | "random" (SPEC section 1).
+    freeze_fraction: eta; B is fully frozen after t_i = ceil(eta * T) optimizer steps.
+    freeze_rule: "linear" (default) or "grad-mask-stepwise" (the authors' code).
+    trainable_modules: modules trained in full next to the adapter (task heads); None = the
+        model's classification head if it has one.
+    adapter_dtype: dtype of A, S, B. float32 by default whatever the base dtype: the adapter is
+        tiny, and fp32 keeps small updates to S from rounding away under bf16 and out of fp16
+        overflow; inputs are cast to it and the update cast back to the base output dtype.
+    """
+
+    rank: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.0
+    targets: list[str] | None = None
+    rank_pattern: dict[str, int] = field(default_factory=dict)
+    init: str = "svd"
+    freeze_fraction: float = 0.3
+    freeze_rule: str = "linear"
+    trainable_modules: list[str] | None = None
+    adapter_dtype: str = "float32"
+
+    def __post_init__(self):
+        if int(self.rank) != self.rank or self.rank < 1:
+            raise ConfigError(f"rank must be a positive integer, got {self.rank!r}")
+        if not self.alpha > 0:
+            raise ConfigError(f"alpha must be positive, got {self.alpha!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if self.init not in INIT_VARIANTS:
+            raise ConfigError(f"init must be one of {INIT_VARIANTS}, got {self.init!r}")
+        if self.freeze_rule not in FREEZE_RULES:
+            raise ConfigError(f"freeze_rule must be one of {FREEZE_RULES}, got {self.freeze_rule!r}")
+        if not 0.0 < self.freeze_fraction <= 1.0:
+            raise ConfigError(f"freeze_fraction must be in (0, 1], got {self.freeze_fraction!r}")
+        if self.adapter_dtype not in ADAPTER_DTYPES:
+            raise ConfigError(f"adapter_dtype must be one of {ADAPTER_DTYPES}, got {self.adapter_dtype!r}")
+        for pattern, r in self.rank_pattern.items():
+            if int(r) != r or r < 1:
+                raise ConfigError(f"rank_pattern[{pattern!r}] must be a positive integer, got {r!r}")
+        if isinstance(self.targets, str):
+            self.targets = [self.targets]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LamdaConfig":
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)

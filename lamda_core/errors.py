@@ -1,0 +1,25 @@
+"""Errors raised by lamda_core. Each names what was wrong and how to fix it."""
+
+
+class LamdaError(Exception):
+    """Base class of every error lamda_core raises on bad input."""
+
+
+class ModelSourceError(LamdaError):
+    """A model source (folder, hub id, alias) cannot be loaded."""
+
+
+class TargetError(LamdaError):
+    """A target pattern matches no adaptable matrix, or a model has none."""
+
+
+class RankError(LamdaError):
+    """A rank is impossible for the matrix it is asked for."""
+
+
+class ConfigError(LamdaError):
+    """An option has a value outside its allowed set."""
+
+
+class AdapterMismatchError(LamdaError):
+    """A saved adapter does not belong to the model it is loaded onto."""

@@ -1,0 +1,146 @@
+"""Putting adapters into a model: LaMDA (ours), LoRA (through PEFT) or full fine-tuning, all
+through ``adapt``; and counting what trains."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .config import LamdaConfig
+from .errors import ConfigError, RankError, TargetError
+from .identity import base_identity
+from .layer import LamdaLayer
+from .targets import MatrixInfo, pattern_matches, resolve_targets
+from transformers.pytorch_utils import Conv1D
+
+METHODS = ("lamda", "lamda++", "lora", "full")
+CLASSIFICATION_HEADS = ("classifier", "score")
+
+
+def lamda_layers(model: nn.Module) -> dict[str, LamdaLayer]:
+    """{module name: LamdaLayer} of a model (names as in model.named_modules())."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, LamdaLayer)}
+
+
+def resolve_ranks(matrices: list[MatrixInfo], config: LamdaConfig) -> dict[str, int]:
+    """Per-matrix rank: rank_pattern entries (first matching pattern) override config.rank.
+    Errors name patterns matching no target and ranks larger than min(d_out, d_in)."""
+    unused = [p for p in config.rank_pattern if not any(pattern_matches(p, m.name) for m in matrices)]
+    if unused:
+        raise TargetError(f"rank_pattern entries {unused} match none of the targeted matrices")
+    ranks = {}
+    for m in matrices:
+        ranks[m.name] = next((int(r) for p, r in config.rank_pattern.items() if pattern_matches(p, m.name)),
+                             int(config.rank))
+    too_big = [f"{m.name} ({m.d_out}x{m.d_in}, rank {ranks[m.name]} > {m.max_rank})"
+               for m in matrices if ranks[m.name] > m.max_rank]
+    if too_big:
+        raise RankError("rank larger than min(d_out, d_in) for " + ", ".join(too_big[:5])
+                        + (f" and {len(too_big) - 5} more" if len(too_big) > 5 else ""))
+    return ranks
+
+
+def head_module_names(model: nn.Module, patterns: list[str] | None) -> list[str]:
+    """Modules trained in full beside the adapter. None: the classification head, if any."""
+    names = [name for name, _ in model.named_modules() if name]
+    if patterns is None:
+        is_classifier = type(model).__name__.endswith(("ForSequenceClassification", "ForTokenClassification"))
+        return [n for n in names if n in CLASSIFICATION_HEADS] if is_classifier else []
+    missing = [p for p in patterns if not any(pattern_matches(p, n) for n in names)]
+    if missing:
+        raise TargetError(f"trainable_modules {missing} match no module of {type(model).__name__}")
+    chosen = [n for n in names if any(pattern_matches(p, n) for p in patterns)]
+    return [n for n in chosen if not any(n.startswith(o + ".") for o in chosen)]  # outermost only
+
+
+def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
+
+
+def apply_lamda(model: nn.Module, config: LamdaConfig | None = None, initialize: bool = True) -> nn.Module:
+    """Replace each targeted projection by a LamdaLayer, in place; freeze everything but S, B and
+    the head. ``initialize=False`` skips the (SVD) initialization, for loading saved values."""
+    config = config or LamdaConfig()
+    if lamda_layers(model):
+        raise ConfigError("this model already has LaMDA layers; load a fresh base to apply another adapter")
+    matrices = resolve_targets(model, config.targets)
+    ranks = resolve_ranks(matrices, config)
+    heads = head_module_names(model, config.trainable_modules)
+    identity = base_identity(model, matrices)  # before svd-residual changes the base weights
+
+    model.requires_grad_(False)
+    adapter_dtype = getattr(torch, config.adapter_dtype)
+    for m in matrices:
+        layer = LamdaLayer(model.get_submodule(m.name), ranks[m.name], config.alpha, config.dropout, adapter_dtype)
+        if initialize:
+            {"svd": layer.init_svd, "svd-residual": layer.init_svd_residual, "random": layer.init_random}[config.init]()
+        _set_submodule(model, m.name, layer)
+    for name in heads:
+        model.get_submodule(name).requires_grad_(True)
+
+    model.lamda_config = config
+    model.lamda_ranks = ranks
+    model.lamda_heads = heads
+    model.lamda_base_identity = identity
+    return model
+
+
+def apply_lora(model: nn.Module, config: LamdaConfig) -> nn.Module:
+    """Standard LoRA through PEFT with the same targets, ranks, alpha, dropout and head."""
+    from peft import LoraConfig, get_peft_model
+
+    matrices = resolve_targets(model, config.targets)
+    ranks = resolve_ranks(matrices, config)
+    heads = head_module_names(model, config.trainable_modules)
+    lora = LoraConfig(
+        r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
+        target_modules=[m.name for m in matrices],
+        rank_pattern={n: r for n, r in ranks.items() if r != config.rank},
+        modules_to_save=heads or None,
+        fan_in_fan_out=any(m.module_type == Conv1D.__name__ for m in matrices),
+    )
+    return get_peft_model(model, lora)
+
+
+def adapt(model: nn.Module, method: str = "lamda", config: LamdaConfig | None = None) -> nn.Module:
+    """One entry point for every method compared here.
+
+    lamda: LaMDA at config.rank (config.rank_pattern honoured); lamda++: LaMDA with per-matrix
+    ranks, config.rank_pattern required (from allocate_ranks); lora: PEFT LoRA with the same
+    targets / ranks / alpha / dropout / head; full: every parameter trains.
+    """
+    config = config or LamdaConfig()
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; choose one of {METHODS}")
+    if method == "lamda++" and not config.rank_pattern:
+        raise ConfigError("lamda++ needs per-matrix ranks: set LamdaConfig.rank_pattern (from allocate_ranks)")
+    if method in ("lamda", "lamda++"):
+        return apply_lamda(model, config)
+    if method == "lora":
+        return apply_lora(model, config)
+    model.requires_grad_(True)
+    return model
+
+
+@dataclass(frozen=True)
+class ParameterCount:
+    """total: every parameter; trainable: requires_grad; adapter: trainable LaMDA/LoRA
+    parameters; other_trainable: the rest of trainable (task head, or all for full tuning)."""
+
+    total: int
+    trainable: int
+    adapter: int
+    other_trainable: int
+
+
+def trainable_parameters(model: nn.Module) -> ParameterCount:
+    total = trainable = adapter = 0
+    for name, p in model.named_parameters():
+        total += p.numel()
+        if p.requires_grad:
+            trainable += p.numel()
+            if "lamda_" in name or "lora_" in name:
+                adapter += p.numel()
+    return ParameterCount(total, trainable, adapter, trainable - adapter)

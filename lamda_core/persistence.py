@@ -1,0 +1,155 @@
+"""Saving, loading, merging and exporting LaMDA adapters.
+
+Files of ``save_adapter``: ``lamda_config.json`` (LamdaConfig, per-matrix ranks and freeze
+state, base identity) and ``lamda_adapter.safetensors`` (A, S, B, B0S0 per matrix and the
+trained head). ``export_peft`` writes a standard PEFT LoRA adapter: since A is frozen, the
+learned update s (B S - B0S0) A is exactly rank r, so lora_A = A and lora_B = B S - B0S0.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .config import LamdaConfig
+from .errors import AdapterMismatchError, ConfigError
+from .identity import base_identity, identity_mismatch
+from .inject import _set_submodule, apply_lamda, lamda_layers
+from .targets import resolve_targets
+
+CONFIG_FILE = "lamda_config.json"
+WEIGHTS_FILE = "lamda_adapter.safetensors"
+FORMAT = "lamda-adapter/1"
+HEAD_PREFIX = "head."
+STORED_TENSORS = ("lamda_A", "lamda_S", "lamda_B", "lamda_B0S0")
+
+
+def _require_lamda(model: nn.Module) -> dict:
+    layers = lamda_layers(model)
+    if not layers:
+        raise ConfigError("the model has no LaMDA layers (apply_lamda or load_adapter first)")
+    return layers
+
+
+def save_adapter(model: nn.Module, folder: str | Path) -> Path:
+    """Write the adapter (not the base) to ``folder``; returns the folder."""
+    layers = _require_lamda(model)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {f"{name}.{t}": getattr(layer, t).detach().contiguous().cpu()
+               for name, layer in layers.items() for t in STORED_TENSORS}
+    for head in model.lamda_heads:
+        for pname, p in model.get_submodule(head).named_parameters():
+            tensors[f"{HEAD_PREFIX}{head}.{pname}"] = p.detach().contiguous().cpu()
+    meta = {
+        "format": FORMAT,
+        "config": model.lamda_config.to_dict(),
+        "heads": model.lamda_heads,
+        "matrices": {name: {"rank": layer.rank, "d_out": layer.d_out, "d_in": layer.d_in,
+                            "base_type": type(layer.base).__name__,
+                            "frozen_columns": int(layer.frozen_columns),
+                            "b_trainable": bool(layer.lamda_B.requires_grad)}
+                     for name, layer in layers.items()},
+        "base_model": model.lamda_base_identity,
+    }
+    save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
+    (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+    return folder
+
+
+def read_adapter_config(folder: str | Path) -> dict:
+    folder = Path(folder)
+    path = folder / CONFIG_FILE
+    if not folder.is_dir():
+        raise AdapterMismatchError(f"adapter folder {folder} does not exist")
+    if not path.is_file() or not (folder / WEIGHTS_FILE).is_file():
+        raise AdapterMismatchError(f"{folder} is not a LaMDA adapter folder: expected {CONFIG_FILE} and {WEIGHTS_FILE}")
+    meta = json.loads(path.read_text())
+    if meta.get("format") != FORMAT:
+        raise AdapterMismatchError(f"{path} has format {meta.get('format')!r}, expected {FORMAT!r}")
+    return meta
+
+
+def load_adapter(model: nn.Module, folder: str | Path) -> nn.Module:
+    """Put a saved adapter onto a fresh base, in place. A base other than the one the adapter
+    was saved from is an AdapterMismatchError that says how it differs."""
+    meta = read_adapter_config(folder)
+    names = list(meta["matrices"])
+    saved_identity = meta["base_model"]
+    try:
+        matrices = resolve_targets(model, names)
+    except Exception as error:  # a matrix name this model lacks
+        raise AdapterMismatchError(f"adapter in {folder} does not fit {type(model).__name__}: {error}") from None
+    problem = identity_mismatch(saved_identity, base_identity(model, matrices))
+    if problem:
+        raise AdapterMismatchError(f"cannot load the adapter in {folder}: {problem}")
+
+    config = LamdaConfig.from_dict(meta["config"])
+    config.targets = names
+    config.rank_pattern = {name: m["rank"] for name, m in meta["matrices"].items()}
+    config.trainable_modules = meta["heads"] or None
+    apply_lamda(model, config, initialize=False)
+    model.lamda_base_identity = saved_identity
+
+    tensors = load_file(str(Path(folder) / WEIGHTS_FILE))
+    with torch.no_grad():
+        for name, layer in lamda_layers(model).items():
+            for t in STORED_TENSORS:
+                getattr(layer, t).copy_(tensors[f"{name}.{t}"])
+            if config.init == "svd-residual":
+                layer.subtract_initial_update_from_base()
+            layer.frozen_columns.fill_(meta["matrices"][name]["frozen_columns"])
+            layer.lamda_B.requires_grad_(meta["matrices"][name]["b_trainable"])
+        for key, value in tensors.items():
+            if key.startswith(HEAD_PREFIX):
+                model.get_parameter(key[len(HEAD_PREFIX):]).copy_(value)
+    return model
+
+
+def merge_adapter(model: nn.Module) -> nn.Module:
+    """Fold every LaMDA path into its base weight (W + s B S A) and remove the adapter layers."""
+    for name, layer in _require_lamda(model).items():
+        _set_submodule(model, name, layer.merged_base())
+    for attribute in ("lamda_config", "lamda_ranks", "lamda_heads", "lamda_base_identity"):
+        if hasattr(model, attribute):
+            delattr(model, attribute)
+    return model
+
+
+_TASK_TYPES = {"ForSequenceClassification": "SEQ_CLS", "ForCausalLM": "CAUSAL_LM",
+               "LMHeadModel": "CAUSAL_LM", "ForTokenClassification": "TOKEN_CLS"}
+
+
+def export_peft(model: nn.Module, folder: str | Path, base_model_name_or_path: str | None = None) -> Path:
+    """Write a standard PEFT LoRA adapter (adapter_config.json, adapter_model.safetensors) that
+    ``peft.PeftModel.from_pretrained(original_base, folder)`` loads with the same outputs."""
+    from peft import LoraConfig
+
+    layers = _require_lamda(model)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config: LamdaConfig = model.lamda_config
+    tensors = {}
+    for name, layer in layers.items():
+        tensors[f"base_model.model.{name}.lora_A.weight"] = layer.lamda_A.detach().float().contiguous().cpu()
+        tensors[f"base_model.model.{name}.lora_B.weight"] = layer.learned_update().contiguous().cpu()
+    for head in model.lamda_heads:
+        for pname, p in model.get_submodule(head).named_parameters():
+            tensors[f"base_model.model.{head}.{pname}"] = p.detach().contiguous().cpu()
+    architecture = type(model).__name__
+    task_type = next((t for suffix, t in _TASK_TYPES.items() if architecture.endswith(suffix)), None)
+    lora = LoraConfig(
+        r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
+        target_modules=list(layers),
+        rank_pattern={name: layer.rank for name, layer in layers.items() if layer.rank != config.rank},
+        modules_to_save=list(model.lamda_heads) or None,
+        fan_in_fan_out=any(type(layer.base).__name__ == "Conv1D" for layer in layers.values()),
+        task_type=task_type,
+        base_model_name_or_path=base_model_name_or_path or model.lamda_base_identity["name_or_path"] or None,
+    )
+    lora.save_pretrained(str(folder))
+    save_file(tensors, str(folder / "adapter_model.safetensors"), metadata={"format": "pt"})
+    return folder
