@@ -1,0 +1,45 @@
+"""Shared fixtures: real MiniLM, tiny Llama / GPT-2 built from configs, small batches."""
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest
+import torch
+
+import lamda_core as lc
+
+FAMILIES = {"minilm": ("default", "classification"), "llama": ("tiny-llama", "causal-lm"),
+            "gpt2": ("tiny-gpt2", "causal-lm")}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Tiny models are built into a fresh cache, as on a machine that never saw them."""
+    os.environ["LAMDA_CACHE"] = str(tmp_path_factory.mktemp("lamda-cache"))
+
+
+def load(family: str, task: str | None = None, **kwargs):
+    source, default_task = FAMILIES[family]
+    model, tokenizer = lc.load_model(source, task=task or default_task, **kwargs)
+    model.eval()
+    return model, tokenizer
+
+
+def batch(tokenizer, n: int = 4, seed: int = 0) -> dict:
+    """A padded batch of n short real sentences, with labels 0/1."""
+    texts = ["a gentle film that stays with you", "the plot falls apart in the second act",
+             "wonderful cast and a sharp script", "i want those two hours back",
+             "quietly brilliant", "loud, long and empty"]
+    generator = torch.Generator().manual_seed(seed)
+    chosen = [texts[i] for i in torch.randint(len(texts), (n,), generator=generator)]
+    encoded = tokenizer(chosen, return_tensors="pt", padding=True)
+    encoded["labels"] = torch.arange(n) % 2
+    return dict(encoded)
+
+
+def outputs(model, inputs: dict) -> torch.Tensor:
+    """The model's main output for inputs (labels dropped)."""
+    with torch.no_grad():
+        out = model(**{k: v for k, v in inputs.items() if k != "labels"})
+    return out.logits if hasattr(out, "logits") else out.last_hidden_state
