@@ -43,3 +43,18 @@ def outputs(model, inputs: dict) -> torch.Tensor:
     with torch.no_grad():
         out = model(**{k: v for k, v in inputs.items() if k != "labels"})
     return out.logits if hasattr(out, "logits") else out.last_hidden_state
+
+
+def train_steps(model, inputs: dict, optimizer, freezer, steps: int) -> list[dict]:
+    """Run ``steps`` optimizer steps with the freezer; return, per step, {layer name:
+    (frozen column count, copy of B)}."""
+    history = []
+    model.train()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        model(**inputs).loss.backward()
+        optimizer.step()
+        freezer.step(optimizer)
+        history.append({name: (int(layer.frozen_columns), layer.lamda_B.detach().clone())
+                        for name, layer in lc.lamda_layers(model).items()})
+    return history

@@ -4,7 +4,7 @@ import torch
 from transformers import Trainer, TrainingArguments
 
 import lamda_core as lc
-from conftest import batch, load
+from conftest import batch, load, train_steps
 
 
 @pytest.mark.parametrize("rule,rank,total,fraction,expected", [
@@ -16,27 +16,13 @@ def test_schedule_formula(rule, rank, total, fraction, expected):
     assert [lc.frozen_column_count(rule, rank, t, total, fraction) for t in range(total + 1)] == expected
 
 
-def _train(model, inputs, optimizer, freezer, steps):
-    """Run ``steps`` optimizer steps; return per step the frozen count and a copy of every B."""
-    history = []
-    model.train()
-    for _ in range(steps):
-        optimizer.zero_grad()
-        model(**inputs).loss.backward()
-        optimizer.step()
-        freezer.step(optimizer)
-        history.append({name: (int(layer.frozen_columns), layer.lamda_B.detach().clone())
-                        for name, layer in lc.lamda_layers(model).items()})
-    return history
-
-
 def test_linear_rule_truly_freezes_columns_and_drops_b():
     model, tokenizer = load("minilm")
     lc.apply_lamda(model, lc.LamdaConfig(rank=4, freeze_fraction=0.5))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-2, weight_decay=0.1)
     freezer = lc.PMBFreezer(model, total_steps=10)
     inputs = batch(tokenizer, n=8)
-    history = _train(model, inputs, optimizer, freezer, steps=10)
+    history = train_steps(model, inputs, optimizer, freezer, steps=10)
 
     assert [h["bert.encoder.layer.0.attention.self.query"][0] for h in history] == [0, 1, 2, 3, 4, 4, 4, 4, 4, 4]
     final = lc.lamda_layers(model)
@@ -61,10 +47,10 @@ def test_training_goes_on_after_b_is_frozen():
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     freezer = lc.PMBFreezer(model, total_steps=10)
     inputs = batch(tokenizer, n=8)
-    _train(model, inputs, optimizer, freezer, steps=2)
+    train_steps(model, inputs, optimizer, freezer, steps=2)
     layer = next(iter(lc.lamda_layers(model).values()))
     s_before = layer.lamda_S.detach().clone()
-    _train(model, inputs, optimizer, freezer, steps=3)
+    train_steps(model, inputs, optimizer, freezer, steps=3)
     assert not torch.equal(s_before, layer.lamda_S)
 
 
@@ -73,7 +59,7 @@ def test_authors_rule_only_masks_gradients():
     lc.apply_lamda(model, lc.LamdaConfig(rank=8, freeze_rule="grad-mask-stepwise", freeze_fraction=0.3))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     freezer = lc.PMBFreezer(model, total_steps=10)
-    history = _train(model, batch(tokenizer, n=8), optimizer, freezer, steps=10)
+    history = train_steps(model, batch(tokenizer, n=8), optimizer, freezer, steps=10)
     assert [h["bert.encoder.layer.0.attention.self.query"][0] for h in history] == [0, 0, 1, 1, 1, 2, 2, 2, 3, 3]
     assert all(layer.lamda_B.requires_grad for layer in lc.lamda_layers(model).values())
 

@@ -6,7 +6,7 @@ import torch
 from peft import PeftModel
 
 import lamda_core as lc
-from conftest import batch, load, outputs
+from conftest import batch, load, outputs, train_steps
 
 CASES = [("minilm", "svd", {}), ("minilm", "svd-residual", {}), ("llama", "random", {}),
          ("gpt2", "svd", {"c_attn": 6})]
@@ -21,12 +21,7 @@ def trained(family, init, rank_pattern, steps=4):
         inputs["labels"] = inputs["input_ids"]
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-2)
     freezer = lc.PMBFreezer(model, total_steps=2 * steps)
-    model.train()
-    for _ in range(steps):
-        optimizer.zero_grad()
-        model(**inputs).loss.backward()
-        optimizer.step()
-        freezer.step(optimizer)
+    train_steps(model, inputs, optimizer, freezer, steps)
     model.eval()
     return model, inputs
 
