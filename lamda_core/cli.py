@@ -24,6 +24,67 @@ def _matrices(args) -> None:
     print(f"\n{len(defaults)} default targets: " + ", ".join(f"{k} x{n}" for k, n in sorted(kinds.items())))
 
 
+def _progress_bar(description: str):
+    """A tqdm bar driven by the (done, total, name) progress callback of long scans."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=description, unit="matrix", file=sys.stderr)
+
+    def update(done: int, total: int, name: str) -> None:
+        bar.total = total
+        bar.set_postfix_str(name[-40:], refresh=False)
+        bar.update(done - bar.n)
+        if done == total:
+            bar.close()
+    return update
+
+
+def _format_number(value) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _spectrum(args) -> None:
+    from .spectrum import scan_spectra
+
+    report = scan_spectra(args.source, top_k=args.top_k or None, device=args.device, cache=not args.no_cache,
+                          progress=_progress_bar("scanning spectra"))
+    rows = report.rows(base_rank=args.base_rank)
+    energy = f"energy_at_{args.base_rank}"
+    print(f"{'name':<48} {'layer':>5} {'kind':<7} {'shape':>11} {'sigma_1':>9} {'||W||_F':>9} "
+          f"{'stable_r':>9} {'eff_rank':>9} {'cond':>9} {'E(' + str(args.base_rank) + ')':>7}")
+    for row in rows:
+        layer = "-" if row["layer"] is None else row["layer"]
+        print(f"{row['name']:<48} {layer:>5} {row['kind']:<7} {row['d_out']:>5}x{row['d_in']:<5} "
+              f"{_format_number(row['sigma_1']):>9} {_format_number(row['frobenius']):>9} "
+              f"{_format_number(row['stable_rank']):>9} {_format_number(row['effective_rank']):>9} "
+              f"{_format_number(row['condition_number']):>9} {row[energy]:>7.3f}")
+    print(f"\n{len(rows)} matrices, {report.cache_hits} from the cache"
+          + (f", top {args.top_k} singular values each" if args.top_k else ", full spectra"))
+    if args.json:
+        report.to_json(args.json)
+        print(f"spectra written to {args.json}")
+
+
+def _allocate(args) -> None:
+    from .allocation import allocate_ranks
+    from .spectrum import scan_spectra
+
+    top_k = args.top_k if args.top_k is not None else (args.r_max or 4 * args.base_rank)
+    report = scan_spectra(args.source, top_k=top_k or None, progress=_progress_bar("scanning spectra"))
+    budget, kind = (args.budget_params, "params") if args.budget_params is not None else (args.budget, "rank")
+    allocation = allocate_ranks(report, args.base_rank, budget=budget, budget_kind=kind, strategy=args.strategy,
+                                r_min=args.r_min, r_max=args.r_max, multiple=args.multiple)
+    print(f"{'name':<48} {'rank':>5} {'uniform':>7} {'E kept':>7} {'E unif':>7}")
+    for name, rank in allocation.ranks.items():
+        print(f"{name:<48} {rank:>5} {allocation.base_rank:>7} {allocation.energy_kept[name]:>7.3f} "
+              f"{allocation.uniform_energy[name]:>7.3f}")
+    print(f"\n{allocation.strategy}: total rank {allocation.total_rank} (uniform {allocation.base_rank * len(allocation.ranks)}), "
+          f"trainable adapter parameters {allocation.parameters:,} (uniform {allocation.uniform_parameters:,}), "
+          f"threshold {allocation.threshold:.4g}")
+    allocation.to_json(args.json)
+    print(f"ranks written to {args.json}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lamda", description="LaMDA / LaMDA++ fine-tuning tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -32,6 +93,30 @@ def build_parser() -> argparse.ArgumentParser:
                           help="'default', 'tiny-llama', 'tiny-gpt2', a local folder or a hub id")
     matrices.add_argument("--task", default="classification", choices=("classification", "causal-lm", "encoder"))
     matrices.set_defaults(run=_matrices)
+
+    spectrum = commands.add_parser("spectrum", help="singular-value spectra of every adaptable matrix")
+    spectrum.add_argument("source", nargs="?", default="default")
+    spectrum.add_argument("--top-k", type=int, default=None, help="keep only the k largest singular values")
+    spectrum.add_argument("--base-rank", type=int, default=8, help="r0 for the E(r0) column")
+    spectrum.add_argument("--device", default="cpu")
+    spectrum.add_argument("--no-cache", action="store_true", help="recompute instead of reading the cache")
+    spectrum.add_argument("--json", help="write the spectra as JSON to this file")
+    spectrum.set_defaults(run=_spectrum)
+
+    allocate = commands.add_parser("allocate", help="LaMDA++ per-matrix ranks from the spectra")
+    allocate.add_argument("source", nargs="?", default="default")
+    allocate.add_argument("--base-rank", type=int, required=True, help="r0 of uniform LaMDA")
+    group = allocate.add_mutually_exclusive_group()
+    group.add_argument("--budget", type=int, help="total rank (default: base rank x matrices)")
+    group.add_argument("--budget-params", type=int, help="trainable adapter parameters instead of total rank")
+    allocate.add_argument("--strategy", default="equal-energy", choices=("equal-energy", "energy-deficit"))
+    allocate.add_argument("--r-min", type=int, default=None)
+    allocate.add_argument("--r-max", type=int, default=None)
+    allocate.add_argument("--multiple", type=int, default=1)
+    allocate.add_argument("--top-k", type=int, default=None,
+                          help="singular values to scan (default r_max = 4 x base rank; 0 = all)")
+    allocate.add_argument("--json", required=True, help="write the allocation (ranks) to this file")
+    allocate.set_defaults(run=_allocate)
     return parser
 
 

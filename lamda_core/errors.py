@@ -23,3 +23,15 @@ class ConfigError(LamdaError):
 
 class AdapterMismatchError(LamdaError):
     """A saved adapter does not belong to the model it is loaded onto."""
+
+
+class SpectrumError(LamdaError):
+    """A weight cannot be analysed (NaN/inf values, top_k above its rank, unreadable file)."""
+
+
+class ScanCancelled(LamdaError):
+    """A spectrum scan stopped on request; finished matrices stay in the cache."""
+
+
+class AllocationError(LamdaError):
+    """A rank budget that cannot be met under the given bounds."""

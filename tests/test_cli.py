@@ -17,3 +17,31 @@ def test_bad_source_is_a_message_not_a_traceback(tmp_path):
     result = run_cli("matrices", str(tmp_path / "nope"))
     assert result.returncode == 2
     assert result.stderr.startswith("error: no such model folder") and "Traceback" not in result.stderr
+
+
+def test_spectrum_prints_a_table_and_writes_json(tmp_path):
+    result = run_cli("spectrum", "default", "--top-k", "16", "--json", str(tmp_path / "s.json"))
+    assert result.returncode == 0, result.stderr
+    assert "scanning spectra" in result.stderr and "36/36" in result.stderr  # the progress bar
+    assert "encoder.layer.0.attention.self.query" in result.stdout and "top 16 singular values" in result.stdout
+    from lamda_core import SpectrumReport
+
+    report = SpectrumReport.from_json(tmp_path / "s.json")
+    assert len(report.matrices) == 36 and all(len(m.sigma) == 16 for m in report.matrices)
+
+
+def test_allocate_writes_ranks_that_sum_to_the_budget(tmp_path):
+    out = tmp_path / "ranks.json"
+    result = run_cli("allocate", "default", "--base-rank", "8", "--budget", "300", "--multiple", "2",
+                     "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    from lamda_core import Allocation
+
+    allocation = Allocation.from_json(out)
+    assert allocation.total_rank == 300 and all(r % 2 == 0 for r in allocation.ranks.values())
+    assert "total rank 300" in result.stdout
+
+
+def test_allocate_with_an_impossible_budget_is_a_message(tmp_path):
+    result = run_cli("allocate", "default", "--base-rank", "8", "--budget", "5", "--json", str(tmp_path / "r.json"))
+    assert result.returncode == 2 and "error: a rank budget of 5 is outside" in result.stderr

@@ -1,0 +1,174 @@
+"""LaMDA++ rank allocation from normalized spectra: data-free, computed once before training.
+
+Strategies (a budget is a total rank, by default base_rank x matrices, the same as uniform LaMDA,
+or a number of trainable LaMDA parameters, sum of r^2 + r d_out):
+
+  equal-energy (default): one threshold tau gives each matrix r_l = min{k : E_l(k) >= tau},
+      on the grid of multiples of ``multiple`` within [r_min, r_max]. tau is the largest value
+      (found by bisection) whose allocation fits the budget; the units left over go to the
+      matrices whose next step costs the least energy threshold (ties by model order), so a rank
+      budget is met exactly. Flat spectra need more rank to reach tau and so get more.
+  energy-deficit: r_l proportional to 1 - E_l(base_rank), the energy uniform LaMDA would leave
+      out, scaled by bisection to the budget; leftovers by largest remainder.
+
+E_l(k) is known for k up to the number of singular values scanned, so a top-k scan caps r_max
+at k.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AllocationError
+from .spectrum import SpectrumReport
+
+STRATEGIES = ("equal-energy", "energy-deficit")
+BUDGET_KINDS = ("rank", "params")
+BISECTION_STEPS = 60
+
+
+def lamda_parameters(rank: int, d_out: int) -> int:
+    """Trainable LaMDA parameters of one matrix while B trains: r^2 + r d_out."""
+    return rank * rank + rank * d_out
+
+
+@dataclass
+class Allocation:
+    """Per-matrix ranks and what they cost and keep; ``ranks`` is LamdaConfig.rank_pattern."""
+
+    strategy: str
+    base_rank: int
+    budget: int
+    budget_kind: str
+    r_min: int
+    r_max: int
+    multiple: int
+    threshold: float
+    ranks: dict[str, int]
+    d_out: dict[str, int]
+    energy_kept: dict[str, float]
+    uniform_energy: dict[str, float]
+
+    @property
+    def total_rank(self) -> int:
+        return sum(self.ranks.values())
+
+    @property
+    def rank_pattern(self) -> dict[str, int]:
+        return dict(self.ranks)
+
+    @property
+    def parameters(self) -> int:
+        """Trainable adapter parameters while B trains (after B freezes: sum r^2)."""
+        return sum(lamda_parameters(r, self.d_out[n]) for n, r in self.ranks.items())
+
+    @property
+    def uniform_parameters(self) -> int:
+        return sum(lamda_parameters(self.base_rank, d) for d in self.d_out.values())
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(asdict(self), indent=1)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path) -> "Allocation":
+        path = Path(str(text_or_path))
+        text = path.read_text() if path.is_file() else str(text_or_path)
+        return cls(**json.loads(text))
+
+
+def _grid_energy(report: SpectrumReport, lower: int, upper: np.ndarray, multiple: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rank grid (G,) = lower, lower + multiple, ... and E_l at each grid rank, (L, G); grid
+    ranks above a matrix's upper bound get +inf energy so they are never chosen."""
+    grid = np.arange(lower, int(upper.max()) + 1, multiple)
+    energy = np.full((len(report.matrices), len(grid)), np.inf)
+    for row, m in enumerate(report.matrices):
+        e = m.energy()
+        usable = grid <= upper[row]
+        energy[row, usable] = e[grid[usable] - 1]
+    return grid, energy
+
+
+def allocate_ranks(report: SpectrumReport, base_rank: int = 8, budget: int | None = None,
+                   budget_kind: str = "rank", strategy: str = "equal-energy", r_min: int | None = None,
+                   r_max: int | None = None, multiple: int = 1) -> Allocation:
+    """Per-matrix ranks for LaMDA++. Defaults: budget = base_rank x matrices (or the parameters of
+    uniform LaMDA at base_rank), r_min = max(1, base_rank // 4), r_max = 4 base_rank."""
+    if strategy not in STRATEGIES:
+        raise AllocationError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+    if budget_kind not in BUDGET_KINDS:
+        raise AllocationError(f"unknown budget kind {budget_kind!r}; choose one of {BUDGET_KINDS}")
+    if not report.matrices:
+        raise AllocationError("the spectrum report has no matrices")
+    if base_rank < 1 or multiple < 1:
+        raise AllocationError(f"base_rank and multiple must be at least 1, got {base_rank} and {multiple}")
+    r_min = max(1, base_rank // 4) if r_min is None else r_min
+    r_max = 4 * base_rank if r_max is None else r_max
+    lower = -(-max(r_min, 1) // multiple) * multiple
+    upper = np.array([min(r_max, m.max_rank, len(m.sigma)) // multiple * multiple for m in report.matrices])
+    names = [m.name for m in report.matrices]
+    d_out = np.array([m.d_out for m in report.matrices])
+    if (upper < lower).any():
+        worst = names[int(np.argmin(upper))]
+        raise AllocationError(f"no rank fits [{r_min}, {r_max}] in multiples of {multiple} for {worst} "
+                              f"(rank limit {report[worst].max_rank}, {len(report[worst].sigma)} singular values scanned)")
+
+    def cost(ranks: np.ndarray) -> int:
+        return int(ranks.sum()) if budget_kind == "rank" else int((ranks * ranks + ranks * d_out).sum())
+
+    uniform = np.full(len(names), base_rank)
+    budget = cost(uniform) if budget is None else int(budget)
+    floor_ranks, ceiling_ranks = np.full(len(names), lower), upper
+    if budget < cost(floor_ranks) or (budget_kind == "rank" and budget > cost(ceiling_ranks)):
+        raise AllocationError(f"a {budget_kind} budget of {budget} is outside what [{r_min}, {r_max}] allows "
+                              f"for {len(names)} matrices: {cost(floor_ranks)} to {cost(ceiling_ranks)}")
+    if budget_kind == "rank" and (budget - cost(floor_ranks)) % multiple:
+        raise AllocationError(f"a rank budget of {budget} cannot be met in multiples of {multiple}")
+
+    grid, energy = _grid_energy(report, lower, upper, multiple)
+    rows = np.arange(len(names))
+    if strategy == "equal-energy":
+        def ranks_at(tau: float) -> np.ndarray:
+            reached = energy >= tau  # (L, G); +inf entries past upper always "reach"
+            first = np.where(reached.any(axis=1), reached.argmax(axis=1), len(grid) - 1)
+            return np.minimum(grid[first], upper)
+
+        def priority(ranks: np.ndarray, tau: float) -> np.ndarray:  # lower is served first
+            return energy[rows, (ranks - lower) // multiple]
+        lo, hi = 0.0, 1.0 + 1e-9
+    else:
+        weight = np.array([1.0 - m.energy_at(min(base_rank, len(m.sigma))) for m in report.matrices]) + 1e-12
+
+        def ranks_at(scale: float) -> np.ndarray:
+            return np.clip(np.floor(scale * weight / multiple) * multiple, lower, upper).astype(int)
+
+        def priority(ranks: np.ndarray, scale: float) -> np.ndarray:
+            return -(scale * weight - ranks)
+        lo, hi = 0.0, float(upper.max()) / weight.min() + multiple
+    for _ in range(BISECTION_STEPS):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cost(ranks_at(mid)) <= budget else (lo, mid)
+    ranks = ranks_at(lo)
+    while True:  # hand out what the threshold leaves, best priority first, ties in model order
+        open_rows = np.flatnonzero(ranks < upper)
+        if len(open_rows) == 0:
+            break
+        best = open_rows[np.argmin(priority(ranks, lo)[open_rows])]  # first index wins ties
+        step = ranks.copy()
+        step[best] += multiple
+        if cost(step) > budget:
+            break
+        ranks = step
+
+    return Allocation(
+        strategy=strategy, base_rank=base_rank, budget=budget, budget_kind=budget_kind, r_min=r_min, r_max=r_max,
+        multiple=multiple, threshold=float(lo), ranks=dict(zip(names, map(int, ranks))),
+        d_out=dict(zip(names, map(int, d_out))),
+        energy_kept={m.name: m.energy_at(int(r)) for m, r in zip(report.matrices, ranks)},
+        uniform_energy={m.name: m.energy_at(min(base_rank, len(m.sigma))) for m in report.matrices},
+    )

@@ -1,0 +1,84 @@
+"""Plotly figures over lamda_core results: plain functions, usable in the app or a notebook."""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from .allocation import Allocation
+from .spectrum import SpectrumReport, iter_kinds
+
+SCALARS = {"stable_rank": "stable rank ||W||_F^2 / sigma_1^2", "effective_rank": "effective rank exp(H)",
+           "sigma_1": "largest singular value sigma_1", "frobenius": "Frobenius norm ||W||_F",
+           "condition_number": "condition number sigma_1 / sigma_min", "energy_at_base_rank": "energy E(r0)"}
+
+
+def matrix_label(layer: int | None, kind: str) -> str:
+    return f"L{layer} {kind}" if layer is not None else kind
+
+
+def spectra_figure(report: SpectrumReport, kinds: list[str] | None = None, layers: list[int] | None = None,
+                   x_axis: str = "index", y_axis: str = "normalized", log_y: bool = False) -> go.Figure:
+    """One line per matrix: sigma_i / sigma_1 (y_axis="normalized") or E(k) ("energy"), against
+    i (x_axis="index") or i / min(d_out, d_in) ("relative")."""
+    figure = go.Figure()
+    for m in report.matrices:
+        if (kinds and m.kind not in kinds) or (layers and m.layer not in layers):
+            continue
+        x = m.relative_index() if x_axis == "relative" else np.arange(1, len(m.sigma) + 1)
+        y = m.energy() if y_axis == "energy" else m.normalized()
+        figure.add_trace(go.Scatter(
+            x=x, y=y, mode="lines", name=matrix_label(m.layer, m.kind),
+            customdata=np.stack([np.arange(1, len(m.sigma) + 1), m.sigma], axis=1),
+            hovertemplate=f"<b>{m.name}</b> ({m.d_out}x{m.d_in})<br>i=%{{customdata[0]}}"
+                          "<br>sigma_i=%{customdata[1]:.4g}<br>y=%{y:.4f}<extra></extra>"))
+    figure.update_layout(
+        xaxis_title="singular value index i" if x_axis != "relative" else "relative index i / min(d_out, d_in)",
+        yaxis_title="normalized singular value sigma_i / sigma_1" if y_axis != "energy" else "cumulative energy E(k)",
+        legend_title="matrix", margin=dict(l=10, r=10, t=30, b=10))
+    if log_y:
+        figure.update_yaxes(type="log")
+    return figure
+
+
+def scalar_grid(report: SpectrumReport, scalar: str, base_rank: int = 8) -> tuple[list[int], list[str], np.ndarray]:
+    """(layers, kinds, values (layers, kinds)) of a per-matrix scalar; NaN where undefined."""
+    if scalar not in SCALARS:
+        raise ValueError(f"unknown scalar {scalar!r}; choose one of {tuple(SCALARS)}")
+    layers = sorted({m.layer for m in report.matrices if m.layer is not None})
+    kinds = list(iter_kinds(report))
+    values = np.full((len(layers), len(kinds)), np.nan)
+    for m in report.matrices:
+        if m.layer is None:
+            continue
+        value = m.energy_at(min(base_rank, len(m.sigma))) if scalar == "energy_at_base_rank" else getattr(m, scalar)
+        values[layers.index(m.layer), kinds.index(m.kind)] = np.nan if value is None else value
+    return layers, kinds, values
+
+
+def heatmap_figure(report: SpectrumReport, scalar: str = "stable_rank", base_rank: int = 8) -> go.Figure:
+    """Layers x kinds heatmap of one per-matrix scalar."""
+    layers, kinds, values = scalar_grid(report, scalar, base_rank)
+    title = SCALARS[scalar].replace("r0", f"r0={base_rank}")
+    figure = go.Figure(go.Heatmap(z=values, x=kinds, y=layers, colorscale="Viridis", colorbar_title=scalar,
+                                  hovertemplate="layer %{y}, %{x}<br>" + title + " = %{z:.4g}<extra></extra>"))
+    figure.update_layout(xaxis_title="matrix kind", yaxis_title="layer", title=title,
+                         margin=dict(l=10, r=10, t=40, b=10))
+    figure.update_yaxes(autorange="reversed", dtick=1)
+    return figure
+
+
+def allocation_figure(allocation: Allocation, labels: dict[str, str] | None = None) -> go.Figure:
+    """Allocated rank per matrix against the uniform base rank, with the energy each keeps."""
+    names = list(allocation.ranks)
+    x = [labels.get(n, n) if labels else n for n in names]
+    figure = go.Figure()
+    figure.add_trace(go.Bar(
+        x=x, y=[allocation.ranks[n] for n in names], name=f"LaMDA++ ({allocation.strategy})",
+        customdata=[[allocation.energy_kept[n], allocation.uniform_energy[n]] for n in names],
+        hovertemplate="%{x}<br>rank %{y}<br>energy kept %{customdata[0]:.3f}"
+                      "<br>uniform keeps %{customdata[1]:.3f}<extra></extra>"))
+    figure.add_trace(go.Scatter(x=x, y=[allocation.base_rank] * len(names), mode="lines",
+                                name=f"uniform LaMDA (r={allocation.base_rank})", line=dict(dash="dash")))
+    figure.update_layout(xaxis_title="matrix", yaxis_title="rank r", barmode="group",
+                         margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.1))
+    return figure

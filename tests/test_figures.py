@@ -1,0 +1,47 @@
+"""Figures carry the report's numbers (the figure data is checked, not just its existence)."""
+import numpy as np
+import pytest
+
+import lamda_core as lc
+from lamda_core import figures
+
+
+@pytest.fixture(scope="module")
+def report():
+    return lc.scan_spectra("default")
+
+
+def test_spectra_figure_traces_are_the_normalized_spectra(report):
+    figure = figures.spectra_figure(report, kinds=["q", "ffn_in"], layers=[0, 5])
+    assert [t.name for t in figure.data] == ["L0 q", "L0 ffn_in", "L5 q", "L5 ffn_in"]
+    query = report["encoder.layer.5.attention.self.query"]
+    np.testing.assert_allclose(figure.data[2].y, query.sigma / query.sigma[0])
+    np.testing.assert_allclose(figure.data[2].x, np.arange(1, 385))
+    assert "sigma_i / sigma_1" in figure.layout.yaxis.title.text
+
+
+def test_energy_view_against_relative_index(report):
+    figure = figures.spectra_figure(report, kinds=["ffn_out"], layers=[3], x_axis="relative", y_axis="energy",
+                                    log_y=True)
+    m = report["encoder.layer.3.output.dense"]
+    np.testing.assert_allclose(figure.data[0].y, np.cumsum(m.sigma ** 2) / m.frobenius ** 2)
+    assert figure.data[0].x[-1] == 1.0 and figure.layout.yaxis.type == "log"
+
+
+@pytest.mark.parametrize("scalar", ["stable_rank", "effective_rank", "energy_at_base_rank"])
+def test_heatmap_holds_each_matrix_scalar(report, scalar):
+    figure = figures.heatmap_figure(report, scalar, base_rank=8)
+    z = np.array(figure.data[0].z)
+    assert z.shape == (6, 6) and list(figure.data[0].x) == ["q", "k", "v", "o", "ffn_in", "ffn_out"]
+    m = report["encoder.layer.4.attention.self.value"]
+    expected = m.energy_at(8) if scalar == "energy_at_base_rank" else getattr(m, scalar)
+    assert z[4, 2] == pytest.approx(expected)
+    assert figure.layout.xaxis.title.text and figure.layout.yaxis.title.text
+
+
+def test_allocation_figure_bars_are_the_ranks(report):
+    allocation = lc.allocate_ranks(report, base_rank=8)
+    figure = figures.allocation_figure(allocation)
+    assert list(figure.data[0].y) == list(allocation.ranks.values())
+    assert set(figure.data[1].y) == {8}
+    assert [c[0] for c in figure.data[0].customdata] == pytest.approx(list(allocation.energy_kept.values()))
