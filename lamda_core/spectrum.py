@@ -27,10 +27,10 @@ import torch
 from torch import nn
 
 from .errors import ModelSourceError, ScanCancelled, SpectrumError
-from .svd import exact_singular_values, top_singular_values
+from .svd import singular_values
 from .targets import MatrixInfo, resolve_targets, weight_as_linear
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 RANK_DEFICIENT = 1e-7  # sigma_min / sigma_1 below this: condition number not meaningful
 
 Progress = Callable[[int, int, str], None]
@@ -281,17 +281,21 @@ def _write_cache(path: Path | None, sigma: np.ndarray, frobenius: float) -> None
     os.replace(staging, path)
 
 
+def frobenius_norm(weight: torch.Tensor, rows_per_chunk: int = 1024) -> float:
+    """||W||_F accumulated in float64 over row chunks (no full float64 copy of a big matrix)."""
+    return math.sqrt(sum(float(chunk.double().square().sum()) for chunk in weight.split(rows_per_chunk)))
+
+
 def _compute(ref: _WeightRef, top_k: int | None, device: str, exact_route: str) -> tuple[np.ndarray, float]:
-    weight = ref.load().to(device=device, dtype=torch.float32)
-    finite = torch.isfinite(weight)
-    if not finite.all():
-        bad = int((~finite).sum())
+    weight = ref.load().to(device=device, dtype=torch.float32).contiguous()  # Conv1D gives a transposed view
+    if not math.isfinite(float(torch.linalg.vector_norm(weight))):  # one pass; NaN or inf poison the norm
+        bad = int((~torch.isfinite(weight)).sum())
         raise SpectrumError(f"tensor {ref.tensor_name} has {bad} NaN or inf values of {weight.numel()}; "
                             "its spectrum is undefined")
-    frobenius = float(torch.linalg.vector_norm(weight.double()))
-    small = top_k is None or 3 * top_k >= ref.info.max_rank  # exact is as cheap and exact
-    sigma = exact_singular_values(weight, exact_route) if small else top_singular_values(weight, top_k)
-    return sigma[: top_k or None].cpu().numpy(), frobenius
+    sigma = singular_values(weight, top_k, exact_route).cpu().numpy()
+    full = len(sigma) == ref.info.max_rank
+    frobenius = math.sqrt(float(np.square(sigma).sum())) if full else frobenius_norm(weight)
+    return sigma, frobenius
 
 
 def scan_spectra(source="default", targets=None, top_k: int | None = None, device: str = "cpu",

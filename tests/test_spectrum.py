@@ -27,7 +27,7 @@ def test_full_spectra_equal_numpy_on_real_minilm(minilm_weights):
         expected = np.linalg.svd(minilm_weights[m.name + ".weight"].double().numpy(), compute_uv=False)
         assert m.complete and len(m.sigma) == 384
         np.testing.assert_allclose(m.sigma, expected, rtol=EXACT_RTOL)
-        assert m.frobenius == pytest.approx(np.sqrt((expected ** 2).sum()), rel=1e-9)
+        assert m.frobenius == pytest.approx(np.sqrt((expected ** 2).sum()), rel=1e-6)
 
 
 def test_svd_route_agrees(minilm_weights):
@@ -63,12 +63,16 @@ def test_conv1d_orientation_from_file_and_model():
         np.testing.assert_allclose(a.sigma, b.sigma, rtol=1e-9)
 
 
-def test_top_k_relative_error_on_real_weights():
+@pytest.mark.parametrize("k", [8, 12])
+def test_top_k_relative_error_on_real_weights(k):
+    from lamda_core.svd import krylov_dimension
+
+    assert krylov_dimension(k) < 384 // 2  # the randomized route, not the exact fallback
     exact = scan_spectra("default")
-    top = scan_spectra("default", top_k=64, cache=False)
-    worst = max(float(np.max(np.abs(t.sigma - e.sigma[:64]) / e.sigma[:64])) for t, e in zip(top.matrices, exact.matrices))
-    assert worst < TOP_K_RTOL
-    assert all(len(m.sigma) == 64 and not m.complete and m.effective_rank is None for m in top.matrices)
+    top = scan_spectra("default", top_k=k, cache=False)
+    worst = max(float(np.max(np.abs(t.sigma - e.sigma[:k]) / e.sigma[:k])) for t, e in zip(top.matrices, exact.matrices))
+    assert 0 < worst < TOP_K_RTOL
+    assert all(len(m.sigma) == k and not m.complete and m.effective_rank is None for m in top.matrices)
 
 
 @pytest.fixture()
