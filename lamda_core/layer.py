@@ -52,8 +52,9 @@ class LamdaLayer(nn.Module):
         self.lamda_A = nn.Parameter(torch.zeros(rank, d_in, **zeros), requires_grad=False)
         self.lamda_S = nn.Parameter(torch.zeros(rank, rank, **zeros))
         self.lamda_B = nn.Parameter(torch.zeros(d_out, rank, **zeros))
-        # B S at initialization: the learned update is s (B S - B0S0) A.
-        self.register_buffer("lamda_B0S0", torch.zeros(d_out, rank, **zeros))
+        # B S at initialization when it is not zero (svd-residual): the learned update is
+        # s (B S - B0S0) A. Empty otherwise, so it costs no memory.
+        self.register_buffer("lamda_B0S0", torch.zeros(0, **zeros))
         # Number of B's columns frozen so far (largest singular direction first).
         self.register_buffer("frozen_columns", torch.zeros((), dtype=torch.long, device=device))
 
@@ -80,7 +81,6 @@ class LamdaLayer(nn.Module):
         self.lamda_A.copy_(vh)
         self.lamda_B.copy_(u)
         self.lamda_S.zero_()
-        self.lamda_B0S0.zero_()
 
     @torch.no_grad()
     def init_svd_residual(self) -> None:
@@ -91,7 +91,7 @@ class LamdaLayer(nn.Module):
         self.lamda_A.copy_(root[:, None] * vh)
         self.lamda_B.copy_(u * root[None, :])
         self.lamda_S.copy_(torch.eye(self.rank))
-        self.lamda_B0S0.copy_(self.lamda_B @ self.lamda_S)
+        self.lamda_B0S0 = self.lamda_B @ self.lamda_S
         self.subtract_initial_update_from_base()
 
     @torch.no_grad()
@@ -100,7 +100,6 @@ class LamdaLayer(nn.Module):
         nn.init.kaiming_uniform_(self.lamda_A, a=math.sqrt(5))
         nn.init.kaiming_uniform_(self.lamda_S, a=math.sqrt(5))
         self.lamda_B.zero_()
-        self.lamda_B0S0.zero_()
 
     @torch.no_grad()
     def subtract_initial_update_from_base(self) -> None:
@@ -111,7 +110,8 @@ class LamdaLayer(nn.Module):
     @torch.no_grad()
     def learned_update(self) -> torch.Tensor:
         """The update relative to the original base, (B S - B0S0), as LoRA's B: (d_out, r), fp32."""
-        return self.lamda_B.float() @ self.lamda_S.float() - self.lamda_B0S0.float()
+        update = self.lamda_B.float() @ self.lamda_S.float()
+        return update - self.lamda_B0S0.float() if self.lamda_B0S0.numel() else update
 
     @torch.no_grad()
     def merged_base(self) -> nn.Module:

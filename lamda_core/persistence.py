@@ -1,7 +1,7 @@
 """Saving, loading, merging and exporting LaMDA adapters.
 
 Files of ``save_adapter``: ``lamda_config.json`` (LamdaConfig, per-matrix ranks and freeze
-state, base identity) and ``lamda_adapter.safetensors`` (A, S, B, B0S0 per matrix and the
+state, base identity) and ``lamda_adapter.safetensors`` (A, S, B per matrix, B0S0 for svd-residual, and the
 trained head). ``export_peft`` writes a standard PEFT LoRA adapter: since A is frozen, the
 learned update s (B S - B0S0) A is exactly rank r, so lora_A = A and lora_B = B S - B0S0.
 """
@@ -98,7 +98,10 @@ def load_adapter(model: nn.Module, folder: str | Path) -> nn.Module:
     with torch.no_grad():
         for name, layer in lamda_layers(model).items():
             for t in STORED_TENSORS:
-                getattr(layer, t).copy_(tensors[f"{name}.{t}"])
+                if t == "lamda_B0S0":  # empty unless svd-residual
+                    layer.lamda_B0S0 = tensors[f"{name}.{t}"].to(layer.lamda_A.device)
+                else:
+                    getattr(layer, t).copy_(tensors[f"{name}.{t}"])
             if config.init == "svd-residual":
                 layer.subtract_initial_update_from_base()
             layer.frozen_columns.fill_(meta["matrices"][name]["frozen_columns"])
