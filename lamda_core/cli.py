@@ -85,6 +85,52 @@ def _allocate(args) -> None:
     print(f"ranks written to {args.json}")
 
 
+def _mib(value: float) -> str:
+    return f"{value / 2 ** 20:,.2f}"
+
+
+def _estimate(args) -> None:
+    import json
+
+    from .costs import METHODS, CostBreakdown, estimate_costs
+
+    rank_pattern = None
+    if args.ranks:
+        from .allocation import Allocation
+
+        rank_pattern = Allocation.from_json(args.ranks).rank_pattern
+    shape = dict(batch_size=args.batch, seq_len=args.seq, dtype=args.dtype, optimizer=args.optimizer,
+                 gradient_checkpointing=args.gradient_checkpointing, task=args.task, device=args.device)
+    methods = [args.method] + [m for m in METHODS if m != args.method and (m != "lamda++" or rank_pattern)]
+    estimates = {m: estimate_costs(args.source, m, args.rank, rank_pattern, dropout=args.dropout, **shape)
+                 for m in methods}
+    columns = {f"{m} est": e for m, e in estimates.items()}
+    if args.measure:
+        from .measure import measure_costs
+
+        measured = measure_costs(args.source, args.method, args.rank, rank_pattern, batch_size=args.batch,
+                                 seq_len=args.seq, dtype=args.dtype, optimizer=args.optimizer, task=args.task,
+                                 dropout=args.dropout, device=args.device)
+        columns = {f"{args.method} est": estimates[args.method], f"{args.method} measured": measured,
+                   **{k: v for k, v in columns.items() if not k.startswith(args.method + " ")}}
+    names = list(columns)
+    print(f"training memory in MiB, batch {args.batch} x sequence {args.seq}, {args.dtype}, {args.optimizer}")
+    print(f"{'component':<22}" + "".join(f"{n:>18}" for n in names))
+    for component in CostBreakdown.COMPONENTS + ("total",):
+        print(f"{component:<22}" + "".join(f"{_mib(getattr(columns[n], component)):>18}" for n in names))
+    for counter in ("trainable_start", "trainable_end", "trainable_average", "adapter_start", "adapter_end"):
+        print(f"{counter:<22}" + "".join(f"{getattr(columns[n], counter):>18,.0f}" for n in names))
+    if args.measure:
+        estimate, measured = estimates[args.method], columns[f"{args.method} measured"]
+        errors = {c: (getattr(estimate, c) - getattr(measured, c)) / getattr(measured, c)
+                  for c in CostBreakdown.COMPONENTS + ("total",) if getattr(measured, c)}
+        print("relative error of the estimate: " + ", ".join(f"{c} {e:+.1%}" for c, e in errors.items()))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({n: b.as_dict() for n, b in columns.items()}, handle, indent=1)
+        print(f"breakdown written to {args.json}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lamda", description="LaMDA / LaMDA++ fine-tuning tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -117,6 +163,23 @@ def build_parser() -> argparse.ArgumentParser:
                           help="singular values to scan (default r_max = 4 x base rank; 0 = all)")
     allocate.add_argument("--json", required=True, help="write the allocation (ranks) to this file")
     allocate.set_defaults(run=_allocate)
+
+    estimate = commands.add_parser("estimate", help="parameters and training memory of each method")
+    estimate.add_argument("source", nargs="?", default="default")
+    estimate.add_argument("--method", default="lamda", choices=("lamda", "lamda++", "lora", "full"))
+    estimate.add_argument("--rank", type=int, default=8)
+    estimate.add_argument("--ranks", help="per-matrix ranks: a JSON file written by `lamda allocate` (for lamda++)")
+    estimate.add_argument("--batch", type=int, default=8)
+    estimate.add_argument("--seq", type=int, default=128)
+    estimate.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    estimate.add_argument("--optimizer", default="adamw", choices=("adamw", "sgd", "sgd-momentum"))
+    estimate.add_argument("--gradient-checkpointing", action="store_true")
+    estimate.add_argument("--dropout", type=float, default=0.0, help="adapter dropout (LoRA and LaMDA)")
+    estimate.add_argument("--task", default="classification", choices=("classification", "causal-lm", "encoder"))
+    estimate.add_argument("--device", default="cpu", help="cpu or cuda: which kernels the estimate assumes")
+    estimate.add_argument("--measure", action="store_true", help="also run one real training step and compare")
+    estimate.add_argument("--json", help="write the breakdowns as JSON to this file")
+    estimate.set_defaults(run=_estimate)
     return parser
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .allocation import Allocation
+from .costs import CostBreakdown
 from .spectrum import SpectrumReport, iter_kinds
 
 SCALARS = {"stable_rank": "stable rank ||W||_F^2 / sigma_1^2", "effective_rank": "effective rank exp(H)",
@@ -81,4 +82,21 @@ def allocation_figure(allocation: Allocation, labels: dict[str, str] | None = No
                                 name=f"uniform LaMDA (r={allocation.base_rank})", line=dict(dash="dash")))
     figure.update_layout(xaxis_title="matrix", yaxis_title="rank r", barmode="group",
                          margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.1))
+    return figure
+
+
+COST_LABELS = {"weights": "weights", "gradients": "gradients", "optimizer": "optimizer state",
+               "activations_base": "activations (base)", "activations_adapter": "activations (adapter path)",
+               "logits": "logits"}
+
+
+def cost_figure(breakdowns: dict[str, CostBreakdown], unit: float = 2 ** 20) -> go.Figure:
+    """Stacked training-memory bars, one per label (e.g. method, or "LaMDA estimated"), in MiB."""
+    figure = go.Figure()
+    labels = list(breakdowns)
+    for component, name in COST_LABELS.items():
+        figure.add_trace(go.Bar(x=labels, y=[getattr(breakdowns[k], component) / unit for k in labels], name=name,
+                                hovertemplate="%{x}<br>" + name + ": %{y:.2f} MiB<extra></extra>"))
+    figure.update_layout(barmode="stack", xaxis_title="method", yaxis_title="training memory (MiB)",
+                         legend_title="component", margin=dict(l=10, r=10, t=30, b=10))
     return figure

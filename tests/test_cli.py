@@ -45,3 +45,23 @@ def test_allocate_writes_ranks_that_sum_to_the_budget(tmp_path):
 def test_allocate_with_an_impossible_budget_is_a_message(tmp_path):
     result = run_cli("allocate", "default", "--base-rank", "8", "--budget", "5", "--json", str(tmp_path / "r.json"))
     assert result.returncode == 2 and "error: a rank budget of 5 is outside" in result.stderr
+
+
+def test_estimate_prints_methods_side_by_side_and_measures(tmp_path):
+    out = tmp_path / "costs.json"
+    result = run_cli("estimate", "tiny-gpt2", "--task", "causal-lm", "--batch", "2", "--seq", "16", "--measure",
+                     "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    header = next(line for line in result.stdout.splitlines() if line.startswith("component"))
+    assert header.split()[1:] == ["lamda", "est", "lamda", "measured", "full", "est", "lora", "est"]
+    assert "relative error of the estimate: weights +0.0%" in result.stdout
+    import json
+
+    data = json.loads(out.read_text())
+    assert data["lamda est"]["total"] == data["lamda est"]["weights"] + data["lamda est"]["gradients"] + \
+        data["lamda est"]["optimizer"] + data["lamda est"]["activations"]
+
+
+def test_estimate_bad_sequence_length_is_a_message():
+    result = run_cli("estimate", "default", "--seq", "100000")
+    assert result.returncode == 2 and "exceeds the model's maximum of 512 positions" in result.stderr

@@ -1,0 +1,331 @@
+"""Parameter and memory cost estimates from a model's config alone (no weights loaded).
+
+Components (bytes), for full fine-tuning, LoRA, LaMDA and LaMDA++:
+  weights      every parameter x bytes(dtype); adapters are float32 (LaMDA and PEFT keep them so)
+  gradients    trainable x bytes of their dtype
+  optimizer    AdamW: two moments in the parameter's dtype (torch's default), plus an fp32 master
+               copy and fp32 moments for half-precision parameters when mixed_precision is set;
+               SGD: none; SGD with momentum: one buffer
+  activations  what autograd keeps for backward, per layer, itemized after Korthikanti et al.
+               2022 ("Reducing Activation Recomputation in Large Transformer Models") and adapted
+               to each family as PyTorch eager actually runs it: attention on the CPU with dropout
+               > 0 takes the math path (s^2 scores, their dropout mask and the dropped copy);
+               without dropout, or on a GPU, SDPA keeps no s^2 tensor (q, k, v, output and the
+               log-sum-exp instead); dropout masks are float32 on the CPU and bool on a GPU;
+               SwiGLU widths, GQA K/V widths and RMSNorm's float32 upcast are counted.
+  adapter path LoRA keeps its input x (once per distinct input when dropout is 0; a dropped copy
+               and a mask per module otherwise) and A(x) (N x r); LaMDA keeps A(x) and S(A(x))
+               (N x r each), only A(x) once B is frozen, and never x.
+  logits       what the loss keeps: the log-softmax (N x V float32 for causal LMs, b x labels
+               otherwise) and the int64 targets.
+N = batch x sequence tokens. Trainable parameters are given at the start, after B is frozen and
+averaged over the freezing schedule (the paper's "parameter updates").
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .config import LamdaConfig
+from .errors import ConfigError
+from .freezing import frozen_column_count
+from .inject import head_module_names, resolve_ranks
+from .targets import MatrixInfo, model_family, resolve_targets
+
+METHODS = ("full", "lora", "lamda", "lamda++")
+OPTIMIZER_STATES = {"adamw": 2, "sgd": 0, "sgd-momentum": 1}
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+ADAPTER_BYTES = 4
+ATTENTION_INPUT_KINDS = {"q", "k", "v", "qkv"}
+MLP_INPUT_KINDS = {"gate", "up", "ffn_in", "gate_up"}
+
+
+@dataclass
+class CostBreakdown:
+    """Bytes per component and trainable parameter counts of one method (estimated or measured)."""
+
+    method: str
+    weights: int
+    gradients: int
+    optimizer: int
+    activations_base: int
+    activations_adapter: int
+    logits: int
+    trainable_start: int
+    trainable_end: int
+    trainable_average: float
+    adapter_start: int
+    adapter_end: int
+    peak: int | None = None  # torch.cuda.max_memory_allocated, measured on a GPU only
+
+    COMPONENTS = ("weights", "gradients", "optimizer", "activations_base", "activations_adapter", "logits")
+
+    @property
+    def activations(self) -> int:
+        return self.activations_base + self.activations_adapter + self.logits
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.gradients + self.optimizer + self.activations
+
+    def as_dict(self) -> dict:
+        data = {k: v for k, v in asdict(self).items()}
+        data.update(activations=self.activations, total=self.total)
+        return data
+
+
+def adapter_config(method: str, rank: int, rank_pattern: dict | None, dropout: float | None,
+                   targets: list[str] | None = None) -> LamdaConfig:
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; choose one of {METHODS}")
+    if method == "lamda++" and not rank_pattern:
+        raise ConfigError("lamda++ needs per-matrix ranks (rank_pattern, e.g. from allocate_ranks)")
+    return LamdaConfig(rank=rank, rank_pattern=dict(rank_pattern or {}), dropout=dropout or 0.0, targets=targets)
+
+
+def optimizer_for(name: str, parameters, lr: float = 1e-4) -> torch.optim.Optimizer:
+    if name not in OPTIMIZER_STATES:
+        raise ConfigError(f"unknown optimizer {name!r}; choose one of {tuple(OPTIMIZER_STATES)}")
+    if name == "adamw":
+        return torch.optim.AdamW(parameters, lr=lr)
+    return torch.optim.SGD(parameters, lr=lr, momentum=0.9 if name == "sgd-momentum" else 0.0)
+
+
+def max_positions(config) -> int | None:
+    for key in ("max_position_embeddings", "n_positions", "n_ctx"):
+        if getattr(config, key, None):
+            return int(getattr(config, key))
+    return None
+
+
+def validate_shape(config, batch_size: int, seq_len: int) -> None:
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ConfigError(f"batch size must be a positive integer, got {batch_size!r}")
+    if int(seq_len) != seq_len or seq_len < 1:
+        raise ConfigError(f"sequence length must be a positive integer, got {seq_len!r}")
+    limit = max_positions(config)
+    if limit is not None and seq_len > limit:
+        raise ConfigError(f"sequence length {seq_len} exceeds the model's maximum of {limit} positions")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the activation formulas need from a config, plus the token batch."""
+
+    family: str
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    intermediate: int
+    vocab: int
+    num_labels: int
+    p_hidden: float
+    p_attention: float
+    batch: int
+    seq: int
+
+    @property
+    def tokens(self) -> int:
+        return self.batch * self.seq
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+
+def _shape(config, family: str, batch: int, seq: int) -> Shape:
+    hidden = getattr(config, "hidden_size", None) or getattr(config, "n_embd")
+    heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head")
+    intermediate = (getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None) or 4 * hidden)
+    return Shape(
+        family=family, layers=getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer"),
+        hidden=hidden, heads=heads, kv_heads=getattr(config, "num_key_value_heads", None) or heads,
+        intermediate=intermediate, vocab=config.vocab_size, num_labels=getattr(config, "num_labels", 2),
+        p_hidden=float(getattr(config, "hidden_dropout_prob", None) or getattr(config, "resid_pdrop", None) or 0.0),
+        p_attention=float(getattr(config, "attention_probs_dropout_prob", None) or getattr(config, "attn_pdrop", None)
+                          or getattr(config, "attention_dropout", None) or 0.0),
+        batch=batch, seq=seq)
+
+
+def _math_attention(sh: Shape, on_gpu: bool) -> bool:
+    """Whether SDPA takes the math path (s^2 tensors): with attention dropout on the CPU."""
+    return sh.p_attention > 0 and not on_gpu
+
+
+def _attention(sh: Shape, act: int, mask: int, on_gpu: bool) -> float:
+    """Bytes the attention core keeps for one layer (q, k, v already projected). The fused
+    kernels' output is laid out as (b, s, heads, d), so it is also the o-projection's input."""
+    n, b, a, s = sh.tokens, sh.batch, sh.heads, sh.seq
+    kv = 2 * n * sh.kv_heads * sh.head_dim * act
+    if _math_attention(sh, on_gpu):  # q, k, v, softmax output, dropout mask, dropped
+        return n * sh.hidden * act + kv + b * a * s * s * (2 * act + mask)
+    return 2 * n * sh.hidden * act + kv + b * a * s * 4  # fused: q, k, v, output, log-sum-exp
+
+
+def _layer_base(sh: Shape, act: int, mask: int, full: bool, grad_in: bool, on_gpu: bool) -> float:
+    """Bytes one transformer block keeps for backward outside the adapter path."""
+    n, h, i = sh.tokens, sh.hidden, sh.intermediate
+    drop = n * h * mask if sh.p_hidden > 0 else 0
+    attention = _attention(sh, act, mask, on_gpu)
+    # inputs of the Linear layers, kept for their weight gradients (o's is the attention output
+    # when the attention is fused)
+    linear_inputs = ((3 if _math_attention(sh, on_gpu) else 2) * n * h + n * i) * act if full else 0
+    if sh.family == "llama":  # RMSNorm upcasts to fp32: input and 1/rms (+ normalized for the weight)
+        norms = (2 if grad_in else 1) * n * (h * 4 + 4) + (2 * n * h * 4 if full else 0)
+        return norms + attention + 3 * n * i * act + linear_inputs
+    if sh.family == "gpt2":  # pre-LN; gelu_new keeps 4 N x i tensors
+        norms = (2 if grad_in else 1) * n * (h * act + 8)
+        return norms + attention + 2 * drop + 4 * n * i * act + linear_inputs
+    # BERT-like (post-LN; also the fallback for other families)
+    norms = 2 * n * (h * act + 8)
+    return norms + attention + 2 * drop + n * i * act + linear_inputs
+
+
+def _outside_layers(sh: Shape, act: int, mask: int, full: bool, causal: bool) -> float:
+    """Embeddings, final norm and task head (the logits' log-softmax is counted apart)."""
+    n, h, b = sh.tokens, sh.hidden, sh.batch
+    if sh.family == "llama":
+        return n * (h * 4 + 4) + ((n * h * 4 + n * h * act + n * 8) if full else 0) + 2 * sh.seq * sh.head_dim * act
+    if sh.family == "gpt2":
+        final = n * (h * act + 8) + (n * h * act if full else 0)
+        embeddings = (n * h * mask if sh.p_hidden > 0 else 0) + 2 * n * 8 if full else 0
+        return final + embeddings
+    embeddings = (n * (h * act + 8) + (n * h * mask if sh.p_hidden > 0 else 0) + 2 * n * 8) if full else 0
+    pooler = 0 if causal else b * h * (2 * act + (mask if sh.p_hidden > 0 else 0)) + (b * h * act if full else 0)
+    return embeddings + pooler
+
+
+def _adapter_activations(method: str, matrices: list[MatrixInfo], ranks: dict[str, int], sh: Shape,
+                         act: int, mask: int, dropout: float, fused_attention: bool) -> float:
+    n = sh.tokens
+    first_layer = min((m.layer for m in matrices if m.layer is not None), default=None)
+
+    def input_needs_grad(m: MatrixInfo) -> bool:  # the first block's attention input is the frozen embeddings'
+        return not (m.layer == first_layer and m.kind in ATTENTION_INPUT_KINDS)
+
+    masks = sum(n * m.d_in * mask for m in matrices if input_needs_grad(m)) if dropout > 0 else 0
+    if method in ("lamda", "lamda++"):
+        return sum(2 * n * ranks[m.name] * ADAPTER_BYTES for m in matrices) + masks
+    total = sum(n * ranks[m.name] * ADAPTER_BYTES for m in matrices) + masks  # A(x), kept for lora_B
+    if dropout > 0:  # each module keeps its own dropped copy of x
+        return total + sum(n * m.d_in * ADAPTER_BYTES for m in matrices)
+    if act != ADAPTER_BYTES:  # x is cast to the adapter dtype: a copy per module
+        return total + sum(n * m.d_in * ADAPTER_BYTES for m in matrices)
+    inputs = {}
+    for m in matrices:  # one x per distinct input: q/k/v share one, gate/up share one
+        if m.kind == "o" and fused_attention:
+            continue  # the attention output, already kept by the attention
+        group = "attention" if m.kind in ATTENTION_INPUT_KINDS else "mlp" if m.kind in MLP_INPUT_KINDS else m.name
+        inputs[(m.layer, group)] = n * m.d_in * act
+    return total + sum(inputs.values())
+
+
+def average_lamda_parameters(rank: int, d_out: int, total_steps: int, fraction: float, rule: str = "linear") -> float:
+    """r^2 + d_out x (unfrozen columns of B averaged over the T steps of the freezing schedule)."""
+    unfrozen = sum(rank - frozen_column_count(rule, rank, t, total_steps, fraction) for t in range(total_steps))
+    return rank * rank + d_out * unfrozen / total_steps
+
+
+def _meta_model(config, task: str) -> nn.Module:
+    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    auto = {"classification": AutoModelForSequenceClassification, "causal-lm": AutoModelForCausalLM,
+            "encoder": AutoModel}
+    if task not in auto:
+        raise ConfigError(f"unknown task {task!r}; choose one of {tuple(auto)}")
+    with torch.device("meta"):
+        return auto[task].from_config(config)
+
+
+def load_config(source):
+    """A transformers config from a config object, "default", an alias, a folder or a hub id."""
+    from transformers import AutoConfig, PretrainedConfig
+
+    if isinstance(source, PretrainedConfig):
+        return source
+    from .loading import resolve_source
+
+    return AutoConfig.from_pretrained(resolve_source(source))
+
+
+def estimate_costs(source="default", method: str = "lamda", rank: int = 8, rank_pattern: dict | None = None,
+                   batch_size: int = 8, seq_len: int = 128, dtype: str = "float32", optimizer: str = "adamw",
+                   gradient_checkpointing: bool = False, task: str = "classification", dropout: float | None = None,
+                   device: str = "cpu", mixed_precision: bool = False, total_steps: int = 1000,
+                   freeze_fraction: float = 0.3, targets: list[str] | None = None) -> CostBreakdown:
+    """Estimate every component of training memory and the trainable parameters of one method.
+
+    source: a transformers config, or anything load_model takes (only config.json is read).
+    """
+    if dtype not in DTYPE_BYTES:
+        raise ConfigError(f"unknown dtype {dtype!r}; choose one of {tuple(DTYPE_BYTES)}")
+    if optimizer not in OPTIMIZER_STATES:
+        raise ConfigError(f"unknown optimizer {optimizer!r}; choose one of {tuple(OPTIMIZER_STATES)}")
+    config = adapter_config(method, rank, rank_pattern, dropout, targets)
+    model_config = load_config(source)
+    validate_shape(model_config, batch_size, seq_len)
+    meta = _meta_model(model_config, task)
+    family = model_family(meta)
+    sh = _shape(meta.config, family, batch_size, seq_len)
+    act = DTYPE_BYTES[dtype]
+    on_gpu = device.startswith("cuda")
+    mask = 1 if on_gpu else 4
+
+    base_params = sum(p.numel() for p in meta.parameters())
+    heads = head_module_names(meta, None)
+    head_params = sum(p.numel() for h in heads for p in meta.get_submodule(h).parameters())
+    matrices = resolve_targets(meta, config.targets) if method != "full" else []
+    ranks = resolve_ranks(matrices, config) if matrices else {}
+
+    adapter_frozen = adapter_start = adapter_end = 0
+    adapter_average = 0.0
+    for m in matrices:
+        r = ranks[m.name]
+        if method == "lora":
+            adapter_start += r * (m.d_in + m.d_out)
+        else:
+            adapter_frozen += r * m.d_in
+            adapter_start += r * r + r * m.d_out
+            adapter_end += r * r
+            adapter_average += average_lamda_parameters(r, m.d_out, total_steps, freeze_fraction, config.freeze_rule)
+    if method == "lora":
+        adapter_end, adapter_average = adapter_start, float(adapter_start)
+    head_copy = head_params if method == "lora" else 0  # PEFT's modules_to_save keeps a trainable copy
+    if method == "full":
+        trainable = base_params
+        weights = base_params * act
+    else:
+        trainable = adapter_start + head_params
+        weights = base_params * act + (adapter_frozen + adapter_start) * ADAPTER_BYTES + head_copy * act
+    trainable_native = trainable - adapter_start  # trainable parameters in the model's dtype
+    gradients = trainable_native * act + adapter_start * ADAPTER_BYTES
+    states = OPTIMIZER_STATES[optimizer]
+    if mixed_precision and act < 4:  # fp32 master copy and fp32 moments for half-precision parameters
+        optimizer_bytes = trainable_native * (4 + 4 * states) + adapter_start * ADAPTER_BYTES * states
+    else:
+        optimizer_bytes = (trainable_native * act + adapter_start * ADAPTER_BYTES) * states
+
+    full = method == "full"
+    per_layer = [_layer_base(sh, act, mask, full, grad_in=full or layer > 0, on_gpu=on_gpu) for layer in range(sh.layers)]
+    adapter_acts = (_adapter_activations(method, matrices, ranks, sh, act, mask, config.dropout,
+                                         not _math_attention(sh, on_gpu)) if matrices else 0)
+    if gradient_checkpointing:  # keep each block's input; one block's activations live again in backward
+        layer_share = adapter_acts / max(1, sh.layers)
+        base = sh.layers * sh.tokens * sh.hidden * act + max(per_layer)
+        adapter_acts = layer_share
+    else:
+        base = sum(per_layer)
+    causal = task == "causal-lm"
+    base += _outside_layers(sh, act, mask, full, causal)
+    rows = sh.tokens if causal else sh.batch  # log-softmax rows; the loss also keeps int64 targets
+    logits = rows * ((sh.vocab if causal else sh.num_labels) * 4 + 8) + 4
+    return CostBreakdown(
+        method=method, weights=int(weights), gradients=int(gradients), optimizer=int(optimizer_bytes),
+        activations_base=int(base), activations_adapter=int(adapter_acts), logits=int(logits),
+        trainable_start=int(trainable), trainable_end=int(trainable - adapter_start + adapter_end),
+        trainable_average=float(trainable - adapter_start + adapter_average),
+        adapter_start=int(adapter_start), adapter_end=int(adapter_end))
