@@ -35,3 +35,11 @@ class ScanCancelled(LamdaError):
 
 class AllocationError(LamdaError):
     """A rank budget that cannot be met under the given bounds."""
+
+
+class DataError(LamdaError):
+    """A dataset file that cannot be used as asked (empty, missing column, bad labels, encoding)."""
+
+
+class RunError(LamdaError):
+    """A run folder that cannot be started, stopped or resumed as asked."""

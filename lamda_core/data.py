@@ -1,0 +1,202 @@
+"""Datasets for short local fine-tunes.
+
+Classification: CSV, TSV (GLUE style, header ``sentence<TAB>label``) or JSONL, with the text and
+label columns given or detected among the usual names. Labels are class names or integer ids,
+mapped to 0..K-1 in sorted order. Causal LM: plain text or JSONL with a text field, tokenized and
+cut into blocks of ``block_size`` tokens. A validation split is taken from the data (seeded, 10%)
+when no validation file is given.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import DataError
+
+TEXT_COLUMNS = ("text", "sentence", "content", "review", "document", "sentence1")
+LABEL_COLUMNS = ("label", "labels", "sentiment", "class", "target", "category")
+DEMO_FOLDER = Path(__file__).resolve().parent.parent / "assets" / "demo"
+DEMO_DATASETS = {"demo-sentiment": (DEMO_FOLDER / "sentiment_train.tsv", DEMO_FOLDER / "sentiment_validation.tsv"),
+                 "demo-corpus": (DEMO_FOLDER / "corpus.txt", None)}
+VALIDATION_FRACTION = 0.1
+
+
+@dataclass
+class ClassificationData:
+    train_texts: list[str]
+    train_labels: list[int]
+    validation_texts: list[str]
+    validation_labels: list[int]
+    label_names: list[str]
+
+
+@dataclass
+class LanguageModelData:
+    train_blocks: torch.Tensor  # (n_train, block_size) token ids
+    validation_blocks: torch.Tensor  # (n_validation, block_size)
+
+
+def _read_text(path: Path) -> str:
+    if not path.is_file():
+        raise DataError(f"no such data file: {path}")
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path} is not valid UTF-8 text: undecodable byte 0x{raw[error.start]:02x} "
+                        f"at offset {error.start}; save it as UTF-8") from None
+
+
+def read_records(path: Path) -> list[dict]:
+    """Rows of a .csv, .tsv or .jsonl file as dicts."""
+    text = _read_text(path)
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        records = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise DataError(f"{path} line {number} is not valid JSON: {error.msg}") from None
+                if not isinstance(record, dict):
+                    raise DataError(f"{path} line {number} is not a JSON object")
+                records.append(record)
+        return records
+    if suffix not in (".csv", ".tsv"):
+        raise DataError(f"{path}: unsupported data format {suffix or '(none)'}; use .csv, .tsv or .jsonl")
+    reader = csv.DictReader(io.StringIO(text), delimiter="\t" if suffix == ".tsv" else ",")
+    return list(reader)
+
+
+def _pick_column(records: list[dict], given: str | None, candidates: tuple[str, ...], what: str, path: Path) -> str:
+    columns = list(records[0].keys())
+    if given is not None:
+        if given not in columns:
+            raise DataError(f"{path} has no {what} column {given!r}; its columns are {columns}")
+        return given
+    lowered = {c.lower().strip(): c for c in columns if c is not None}
+    for name in candidates:
+        if name in lowered:
+            return lowered[name]
+    raise DataError(f"{path} has no {what} column: looked for {list(candidates)}; its columns are {columns}; "
+                    f"name it with the {what}_column option")
+
+
+def _texts_and_labels(path: Path, text_column: str | None, label_column: str | None) -> tuple[list[str], list[str]]:
+    records = read_records(path)
+    if not records:
+        raise DataError(f"{path} is empty: no rows")
+    text_key = _pick_column(records, text_column, TEXT_COLUMNS, "text", path)
+    label_key = _pick_column(records, label_column, LABEL_COLUMNS, "label", path)
+    texts, labels = [], []
+    for number, record in enumerate(records, 2 if path.suffix.lower() != ".jsonl" else 1):
+        text, label = record.get(text_key), record.get(label_key)
+        if text is None or not str(text).strip():
+            raise DataError(f"{path} row {number} has an empty {text_key!r}")
+        if label is None or str(label).strip() == "":
+            raise DataError(f"{path} row {number} has no {label_key!r} value")
+        texts.append(str(text))
+        labels.append(str(label).strip())
+    return texts, labels
+
+
+def _label_names(labels: list[str], path: Path) -> list[str]:
+    """Sorted class names; integer ids sort numerically. Fractions or a mix of numbers and
+    names are errors."""
+    distinct = sorted(set(labels))
+    numeric = [label for label in distinct if _is_number(label)]
+    if numeric and len(numeric) != len(distinct):
+        names = [label for label in distinct if not _is_number(label)]
+        raise DataError(f"{path}: labels mix numbers {numeric[:3]} and names {names[:3]}; use one or the other")
+    if numeric:
+        fractional = [label for label in numeric if float(label) != int(float(label))]
+        if fractional:
+            raise DataError(f"{path}: label {fractional[0]!r} is not an integer class id "
+                            "(regression targets are not supported)")
+        distinct = sorted(distinct, key=lambda label: int(float(label)))
+    if len(distinct) < 2:
+        raise DataError(f"{path}: only one class ({distinct[0]!r}); classification needs at least two")
+    return distinct
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def resolve_dataset(train: str | Path, validation: str | Path | None) -> tuple[Path, Path | None]:
+    """Paths of a dataset given by name ("demo-sentiment", "demo-corpus") or by file."""
+    if str(train) in DEMO_DATASETS:
+        demo_train, demo_validation = DEMO_DATASETS[str(train)]
+        return demo_train, Path(validation) if validation else demo_validation
+    return Path(train), Path(validation) if validation else None
+
+
+def _split(count: int, seed: int) -> tuple[list[int], list[int]]:
+    order = list(range(count))
+    random.Random(seed).shuffle(order)
+    cut = max(1, round(count * VALIDATION_FRACTION))
+    return order[cut:], order[:cut]
+
+
+def load_classification(train: str | Path, validation: str | Path | None = None, text_column: str | None = None,
+                        label_column: str | None = None, seed: int = 0) -> ClassificationData:
+    train_path, validation_path = resolve_dataset(train, validation)
+    texts, labels = _texts_and_labels(train_path, text_column, label_column)
+    names = _label_names(labels, train_path)
+    if validation_path is not None:
+        validation_texts, validation_labels = _texts_and_labels(validation_path, text_column, label_column)
+        unseen = sorted(set(validation_labels) - set(names))
+        if unseen:
+            raise DataError(f"{validation_path}: labels {unseen[:3]} never occur in the training data {train_path}")
+    else:
+        if len(texts) < 2:
+            raise DataError(f"{train_path} has {len(texts)} row; a validation split needs at least 2")
+        train_index, validation_index = _split(len(texts), seed)
+        validation_texts, validation_labels = [texts[i] for i in validation_index], [labels[i] for i in validation_index]
+        texts, labels = [texts[i] for i in train_index], [labels[i] for i in train_index]
+    index = {name: i for i, name in enumerate(names)}
+    return ClassificationData(texts, [index[label] for label in labels], validation_texts,
+                              [index[label] for label in validation_labels], names)
+
+
+def _lm_text(path: Path) -> str:
+    if path.suffix.lower() in (".jsonl", ".json"):
+        records = read_records(path)
+        key = _pick_column(records, None, TEXT_COLUMNS, "text", path) if records else "text"
+        return "\n\n".join(str(r.get(key, "")) for r in records)
+    return _read_text(path)
+
+
+def load_language_model(train: str | Path, tokenizer, block_size: int, validation: str | Path | None = None,
+                        seed: int = 0) -> LanguageModelData:
+    train_path, validation_path = resolve_dataset(train, validation)
+
+    def blocks(path: Path) -> torch.Tensor:
+        text = _lm_text(path)
+        if not text.strip():
+            raise DataError(f"{path} is empty: no text")
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        count = len(ids) // block_size
+        if count == 0:
+            raise DataError(f"{path} has {len(ids)} tokens, shorter than one block of {block_size}; "
+                            "add text or lower the sequence length")
+        return torch.tensor(ids[: count * block_size]).view(count, block_size)
+
+    train_blocks = blocks(train_path)
+    if validation_path is not None:
+        return LanguageModelData(train_blocks, blocks(validation_path))
+    if len(train_blocks) < 2:
+        raise DataError(f"{train_path} makes only one block of {block_size} tokens; a validation split needs 2")
+    train_index, validation_index = _split(len(train_blocks), seed)
+    return LanguageModelData(train_blocks[train_index], train_blocks[validation_index])
