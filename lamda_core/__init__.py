@@ -2,8 +2,8 @@
 from .config import LamdaConfig
 from .costs import CostBreakdown, estimate_costs
 from .allocation import Allocation, allocate_ranks
-from .errors import (AdapterMismatchError, AllocationError, ConfigError, LamdaError, ModelSourceError, RankError,
-                     ScanCancelled, SpectrumError, TargetError)
+from .errors import (AdapterMismatchError, AllocationError, ConfigError, DataError, LamdaError, ModelSourceError,
+                     RankError, RunError, ScanCancelled, SpectrumError, TargetError)
 from .freezing import LamdaFreezeCallback, PMBFreezer, frozen_column_count
 from .inject import ParameterCount, adapt, apply_lamda, lamda_layers, trainable_parameters
 from .layer import LamdaLayer
@@ -15,7 +15,7 @@ from .targets import MatrixInfo, adaptable_matrices, default_targets, resolve_ta
 
 __all__ = [
     "Allocation", "AllocationError", "MatrixSpectrum", "ScanCancelled", "SpectrumError", "SpectrumReport",
-    "allocate_ranks", "scan_spectra", "CostBreakdown", "estimate_costs", "measure_costs",
+    "DataError", "RunError", "allocate_ranks", "scan_spectra", "CostBreakdown", "estimate_costs", "measure_costs",
     "AdapterMismatchError", "ConfigError", "LamdaConfig", "LamdaError", "LamdaFreezeCallback", "LamdaLayer",
     "MatrixInfo", "ModelSourceError", "PMBFreezer", "ParameterCount", "RankError", "TargetError",
     "adaptable_matrices", "adapt", "apply_lamda", "default_targets", "export_peft", "frozen_column_count",

@@ -131,6 +131,68 @@ def _estimate(args) -> None:
         print(f"breakdown written to {args.json}")
 
 
+def _train(args) -> None:
+    from .runs import TrainConfig, create_run, start_run
+    from .trainer import run
+
+    config = TrainConfig(
+        source=args.source, task=args.task, train_data=args.data, validation_data=args.validation,
+        text_column=args.text_column, label_column=args.label_column, method=args.method, rank=args.rank,
+        ranks_file=args.ranks, alpha=args.alpha, dropout=args.dropout, init=args.init,
+        freeze_fraction=args.freeze_fraction, freeze_rule=args.freeze_rule, learning_rate=args.lr,
+        lr_schedule=args.schedule, warmup_fraction=args.warmup, weight_decay=args.weight_decay,
+        batch_size=args.batch, grad_accumulation=args.accumulation, max_steps=args.max_steps, epochs=args.epochs,
+        eval_interval=args.eval_interval, checkpoint_interval=args.checkpoint_interval, seq_len=args.seq,
+        dtype=args.dtype, seed=args.seed)
+    folder = create_run(config, args.output)
+    _launch(folder, args.background, args.processes)
+
+
+def _launch(folder, background: bool, processes: int) -> None:
+    from .runs import read_status, start_run
+    from .trainer import run
+
+    if background or processes > 1:
+        process = start_run(folder, processes)
+        if background:
+            print(f"run started in the background (pid {process.pid}): {folder}")
+            return
+        process.wait()
+        state = read_status(folder)["state"]
+    else:
+        state = run(folder)
+    status = read_status(folder)
+    print(f"run {state}: {folder}" + (f" ({status['reason']})" if status.get("reason") else ""))
+    if state == "failed":
+        raise SystemExit(1)
+
+
+def _resume(args) -> None:
+    from .runs import read_status
+
+    read_status(args.run)  # a clear error when it is not a run folder
+    _launch(args.run, args.background, args.processes)
+
+
+def _stop(args) -> None:
+    from .runs import request_stop
+
+    request_stop(args.run)
+    print(f"stop requested: {args.run} checkpoints and stops at its next step")
+
+
+def _runs(args) -> None:
+    from .runs import list_runs, read_config, read_status
+    from .trainer import read_last_eval
+
+    print(f"{'run':<32} {'state':<9} {'method':<8} {'step':>9}  final eval")
+    for folder in list_runs(args.root):
+        status, config = read_status(folder), read_config(folder)
+        final = ", ".join(f"{k[5:]} {v:.4g}" for k, v in read_last_eval(folder).items())
+        print(f"{folder.name:<32} {status['state']:<9} {config.method:<8} "
+              f"{status.get('step', 0):>4}/{status.get('total_steps') or '?':<4}  {final}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lamda", description="LaMDA / LaMDA++ fine-tuning tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -180,6 +242,54 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.add_argument("--measure", action="store_true", help="also run one real training step and compare")
     estimate.add_argument("--json", help="write the breakdowns as JSON to this file")
     estimate.set_defaults(run=_estimate)
+
+    train = commands.add_parser("train", help="a short local fine-tune as a resumable run folder")
+    train.add_argument("--source", default="default", help="model: 'default', 'tiny-llama', 'tiny-gpt2', a folder or hub id")
+    train.add_argument("--task", default="classification", choices=("classification", "causal-lm"))
+    train.add_argument("--data", default="demo-sentiment",
+                       help="'demo-sentiment', 'demo-corpus' or a .csv/.tsv/.jsonl (.txt for causal-lm) file")
+    train.add_argument("--validation", help="validation file (default: 10%% of the data, seeded)")
+    train.add_argument("--text-column")
+    train.add_argument("--label-column")
+    train.add_argument("--method", default="lamda", choices=("lamda", "lamda++", "lora", "full"))
+    train.add_argument("--rank", type=int, default=8)
+    train.add_argument("--ranks", help="per-matrix ranks from `lamda allocate` (for lamda++)")
+    train.add_argument("--alpha", type=float, default=16.0)
+    train.add_argument("--dropout", type=float, default=None, help="adapter dropout (default 0 LaMDA, 0.05 LoRA)")
+    train.add_argument("--init", default="svd", choices=("svd", "svd-residual", "random"))
+    train.add_argument("--freeze-fraction", type=float, default=0.3)
+    train.add_argument("--freeze-rule", default="linear", choices=("linear", "grad-mask-stepwise"))
+    train.add_argument("--lr", type=float, default=None, help="default: 1e-2 LaMDA, 2e-3 LoRA, 1e-4 full")
+    train.add_argument("--schedule", default="linear", choices=("linear", "cosine", "constant"))
+    train.add_argument("--warmup", type=float, default=0.06, help="warm-up fraction of the steps")
+    train.add_argument("--weight-decay", type=float, default=0.0)
+    train.add_argument("--batch", type=int, default=16)
+    train.add_argument("--accumulation", type=int, default=1, help="gradient accumulation steps")
+    train.add_argument("--max-steps", type=int)
+    train.add_argument("--epochs", type=float, help="used when --max-steps is not given (default 3)")
+    train.add_argument("--eval-interval", type=int, default=25)
+    train.add_argument("--checkpoint-interval", type=int, default=25)
+    train.add_argument("--seq", type=int, default=64, help="maximum tokens per example (block size for causal-lm)")
+    train.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--output", required=True, help="the run folder to create")
+    train.add_argument("--background", action="store_true", help="start a separate process and return")
+    train.add_argument("--processes", type=int, default=1, help="processes under accelerate launch (CPU: gloo)")
+    train.set_defaults(run=_train)
+
+    resume = commands.add_parser("resume", help="resume a stopped, failed or killed run from its last checkpoint")
+    resume.add_argument("run")
+    resume.add_argument("--background", action="store_true")
+    resume.add_argument("--processes", type=int, default=1)
+    resume.set_defaults(run=_resume)
+
+    stop = commands.add_parser("stop", help="ask a running run to checkpoint and stop")
+    stop.add_argument("run")
+    stop.set_defaults(run=_stop)
+
+    runs = commands.add_parser("runs", help="list the runs in a folder")
+    runs.add_argument("root", nargs="?", default="runs")
+    runs.set_defaults(run=_runs)
     return parser
 
 

@@ -124,10 +124,22 @@ def create_run(config: TrainConfig, folder: str | Path) -> Path:
     return folder
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def trainer_command(folder: Path, processes: int = 1) -> list[str]:
+    """The trainer, alone or under ``accelerate launch`` with N processes. accelerate's --cpu flag
+    always starts a single process, so several processes go through its multi-process launcher
+    (torchrun) and the trainer's Accelerator(cpu=True) makes them a gloo group when there is no GPU."""
     if processes > 1:
-        return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes), "--cpu",
-                "-m", "lamda_core.trainer", str(folder)]
+        return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                "--main_process_port", str(_free_port()), "-m", "lamda_core.trainer", str(folder)]
     return [sys.executable, "-m", "lamda_core.trainer", str(folder)]
 
 

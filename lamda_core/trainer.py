@@ -276,7 +276,8 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=self.step, desc="training", unit="step",
                    disable=not self.main, file=sys.stderr, mininterval=0.5)
         if self.main:
-            write_status(self.folder, "running", step=self.step, total_steps=self.total_steps, pid=os.getpid())
+            write_status(self.folder, "running", step=self.step, total_steps=self.total_steps, pid=os.getpid(),
+                         started=time.time())
         while self.step < self.total_steps:
             if self._agree(self.main and stop_requested(self.folder)):
                 self.save_checkpoint()

@@ -1,0 +1,153 @@
+"""The training engine: a real short run, stop, SIGKILL and resume, two processes, failures."""
+import json
+import os
+import signal
+import time
+
+import pytest
+import torch
+from peft import PeftModel
+
+import lamda_core as lc
+from lamda_core.runs import TrainConfig, create_run, read_metrics, read_status, request_stop, start_run
+from lamda_core.trainer import run
+
+SAFETY_WAIT_S = 600  # a hang guard, not a speed check
+
+
+def wait_until(predicate, what: str):
+    deadline = time.monotonic() + SAFETY_WAIT_S
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.2)
+
+
+def finished(folder):
+    return lambda: read_status(folder)["state"] in ("finished", "stopped", "failed")
+
+
+def test_short_run_learns_and_leaves_a_complete_folder(tmp_path):
+    folder = create_run(TrainConfig(max_steps=40, eval_interval=20, checkpoint_interval=20, rank=8), tmp_path / "run")
+    assert run(folder) == "finished"
+    metrics = read_metrics(folder)
+    assert [m["step"] for m in metrics] == list(range(1, 41))
+    losses = [m["loss"] for m in metrics]
+    assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10  # the loss falls
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["eval_accuracy"] > 0.7 and summary["labels"] == ["negative", "positive"]  # chance is 0.5
+    assert metrics[-1]["adapter_parameters"] == 36 * 64  # B frozen: r^2 per matrix
+    assert metrics[0]["trainable_parameters"] > metrics[-1]["trainable_parameters"]
+    assert {"remaining", "elapsed", "learning_rate", "eval_f1"} <= set(metrics[-1])
+    for name in ("run_config.json", "status.json", "adapter/lamda_config.json", "peft/adapter_config.json"):
+        assert (folder / name).is_file(), name
+    assert read_status(folder)["state"] == "finished"
+
+    # the PEFT export reloads onto the original base with the trained model's outputs
+    lamda_model, tokenizer = lc.load_model("default", num_labels=2)
+    lc.load_adapter(lamda_model, folder / "adapter")
+    base, _ = lc.load_model("default", num_labels=2)
+    peft_model = PeftModel.from_pretrained(base, str(folder / "peft")).eval()
+    batch = tokenizer(["The film was a genuine delight.", "The app was a complete waste of time."],
+                      return_tensors="pt", padding=True)
+    with torch.no_grad():
+        expected = lamda_model.eval()(**batch).logits
+        assert torch.allclose(peft_model(**batch).logits, expected, atol=1e-4)
+    assert expected.argmax(-1).tolist() == [1, 0]
+
+
+def test_stop_request_checkpoints_and_stops(tmp_path):
+    folder = create_run(TrainConfig(max_steps=2000, eval_interval=1000, checkpoint_interval=1000, rank=4),
+                        tmp_path / "run")
+    process = start_run(folder)
+    wait_until(lambda: read_status(folder).get("step", 0) >= 3, "three steps")
+    request_stop(folder)
+    process.wait()
+    status = read_status(folder)
+    assert status["state"] == "stopped"
+    checkpoints = sorted((folder / "checkpoints").glob("step-*"))
+    assert checkpoints and checkpoints[-1].name == f"step-{status['step']:06d}"
+    assert len(read_metrics(folder)) == status["step"]
+
+
+def test_sigkill_then_resume_loses_and_repeats_no_step(tmp_path):
+    config = dict(source="tiny-gpt2", task="causal-lm", train_data="demo-corpus", seq_len=32, batch_size=4,
+                  max_steps=30, eval_interval=10, checkpoint_interval=5, rank=4, learning_rate=5e-3)
+    reference = create_run(TrainConfig(**config), tmp_path / "reference")
+    assert run(reference) == "finished"
+
+    folder = create_run(TrainConfig(**config), tmp_path / "killed")
+    process = start_run(folder)
+    wait_until(lambda: read_status(folder).get("step", 0) >= 13, "step 13")
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert read_status(folder)["state"] == "running"  # what a crash leaves behind
+    start_run(folder).wait()
+    assert read_status(folder)["state"] == "finished"
+    metrics = read_metrics(folder)
+    assert [m["step"] for m in metrics] == list(range(1, 31))
+    # resumed exactly: same losses and the same final adapter as the uninterrupted run
+    assert [m["loss"] for m in metrics] == pytest.approx([m["loss"] for m in read_metrics(reference)], rel=1e-5)
+    from safetensors.torch import load_file
+
+    resumed = load_file(str(folder / "adapter" / "lamda_adapter.safetensors"))
+    uninterrupted = load_file(str(reference / "adapter" / "lamda_adapter.safetensors"))
+    assert all(torch.allclose(resumed[k], uninterrupted[k], atol=1e-6) for k in uninterrupted)
+
+
+def test_two_process_accelerate_run_with_the_freezer(tmp_path):
+    folder = create_run(TrainConfig(max_steps=12, eval_interval=12, checkpoint_interval=6, rank=4, batch_size=8),
+                        tmp_path / "ddp")
+    start_run(folder, processes=2).wait()
+    status = read_status(folder)
+    assert status["state"] == "finished", (folder / "train.log").read_text()[-2000:]
+    metrics = read_metrics(folder)
+    assert metrics[-1]["epoch"] == pytest.approx(12 * 8 * 2 / 400)  # both processes consumed data
+    assert metrics[-1]["adapter_parameters"] == 36 * 16  # every B frozen under DDP
+    saved = json.loads((folder / "adapter" / "lamda_config.json").read_text())
+    assert all(m["frozen_columns"] == 4 and not m["b_trainable"] for m in saved["matrices"].values())
+
+
+def test_runs_wait_for_each_other_in_order(tmp_path):
+    first = create_run(TrainConfig(max_steps=15, eval_interval=100, checkpoint_interval=100, rank=4), tmp_path / "a")
+    second = create_run(TrainConfig(max_steps=5, eval_interval=100, checkpoint_interval=100, rank=4), tmp_path / "b")
+    one = start_run(first)
+    wait_until(lambda: read_status(first)["state"] == "running", "the first run to start")
+    two = start_run(second)
+    wait_until(lambda: read_status(first).get("step", 0) >= 2, "two steps of the first run")
+    assert read_status(second)["state"] == "queued"
+    one.wait(), two.wait()
+    a, b = read_status(first), read_status(second)
+    assert a["state"] == b["state"] == "finished"
+    assert b["started"] >= a["updated"] - 1.0  # the second began once the first had ended
+
+
+def test_nan_loss_fails_with_the_reason_and_keeps_the_last_good_checkpoint(tmp_path):
+    folder = create_run(TrainConfig(source="tiny-gpt2", task="causal-lm", train_data="demo-corpus", seq_len=32,
+                                    batch_size=4, method="full", learning_rate=1e30, max_grad_norm=0.0,
+                                    max_steps=20, checkpoint_interval=1, eval_interval=100), tmp_path / "nan")
+    assert run(folder) == "failed"
+    status = read_status(folder)
+    assert "the loss became nan" in status["reason"] and "last good checkpoint (step-" in status["reason"]
+    last = sorted((folder / "checkpoints").glob("step-*"))[-1]
+    assert (last / "trainable.safetensors").is_file()
+    assert int(last.name.split("-")[1]) == len(read_metrics(folder))
+
+
+def test_bad_dataset_fails_the_run_with_a_specific_reason(tmp_path):
+    data = tmp_path / "one_class.csv"
+    data.write_text("text,label\ngood,1\nfine,1\n")
+    folder = create_run(TrainConfig(train_data=str(data), max_steps=5), tmp_path / "bad")
+    assert run(folder) == "failed"
+    assert "only one class" in read_status(folder)["reason"]
+
+
+def test_run_folder_misuse_is_a_specific_error(tmp_path):
+    folder = create_run(TrainConfig(max_steps=5), tmp_path / "run")
+    with pytest.raises(lc.RunError, match="already holds a run"):
+        create_run(TrainConfig(), folder)
+    with pytest.raises(lc.RunError, match="not a run folder"):
+        read_status(tmp_path)
+    (folder / "status.json").write_text(json.dumps({"state": "finished"}))
+    with pytest.raises(lc.RunError, match="nothing to stop"):
+        request_stop(folder)
