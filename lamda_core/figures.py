@@ -100,3 +100,24 @@ def cost_figure(breakdowns: dict[str, CostBreakdown], unit: float = 2 ** 20) -> 
     figure.update_layout(barmode="stack", xaxis_title="method", yaxis_title="training memory (MiB)",
                          legend_title="component", margin=dict(l=10, r=10, t=30, b=10))
     return figure
+
+
+TRAINING_SERIES = {"loss": "training loss", "eval_loss": "eval loss", "eval_accuracy": "eval accuracy",
+                   "eval_f1": "eval macro F1", "eval_perplexity": "eval perplexity",
+                   "trainable_parameters": "trainable parameters", "adapter_parameters": "adapter parameters",
+                   "learning_rate": "learning rate"}
+
+
+def training_figure(runs: dict[str, list[dict]], series: list[str]) -> go.Figure:
+    """Curves over optimizer steps: one line per (run, series) from metrics.jsonl rows."""
+    figure = go.Figure()
+    for run_name, rows in runs.items():
+        for key in series:
+            points = [(row["step"], row[key]) for row in rows if key in row]
+            if points:
+                name = TRAINING_SERIES.get(key, key) + (f" · {run_name}" if len(runs) > 1 else "")
+                figure.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], name=name,
+                                            mode="lines+markers" if key.startswith("eval") else "lines"))
+    figure.update_layout(xaxis_title="optimizer step", yaxis_title=" / ".join(TRAINING_SERIES.get(k, k) for k in series),
+                         margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12))
+    return figure

@@ -23,5 +23,5 @@ def test_home_shows_a_bad_path_as_an_error_message(tmp_path):
 
 
 def test_about_page_renders():
-    app = AppTest.from_file(str(ROOT / "pages" / "1_About_LaMDA.py")).run()
+    app = AppTest.from_file(str(ROOT / "pages" / "6_About_LaMDA.py")).run()
     assert not app.exception and "About LaMDA" in app.title[0].value

@@ -1,0 +1,42 @@
+"""Normalized singular-value spectra of every adaptable matrix."""
+import json
+
+import pandas as pd
+import streamlit as st
+
+from lamda_core import figures
+from lamda_core.spectrum import iter_kinds
+from studio_ui.common import page_setup, report_or_stop, sidebar
+
+page_setup("Spectrum")
+source, task, dtype = sidebar()
+st.title("Spectrum")
+top_k = st.number_input("Singular values per matrix (0 = all; use 64 for big models)", 0, 4096, 0, step=16,
+                        key="spectrum_top_k")
+report = report_or_stop(source, top_k or None)
+st.caption(f"{len(report.matrices)} matrices of {report.source}; {report.cache_hits} read from the disk cache.")
+
+left, right = st.columns(2)
+with left:
+    scalar = st.selectbox("Heatmap of", list(figures.SCALARS), format_func=figures.SCALARS.get, key="heat_scalar")
+    base_rank = st.number_input("r0 for E(r0)", 1, 256, 8, key="heat_r0")
+    st.plotly_chart(figures.heatmap_figure(report, scalar, int(base_rank)), width="stretch")
+with right:
+    kinds = list(iter_kinds(report))
+    layers = sorted({m.layer for m in report.matrices if m.layer is not None})
+    chosen_kinds = st.multiselect("Kinds", kinds, default=kinds[:2], key="spec_kinds")
+    chosen_layers = st.multiselect("Layers", layers, default=[layers[0], layers[-1]] if layers else [], key="spec_layers")
+    c1, c2, c3 = st.columns(3)
+    x_axis = c1.radio("x", ["index", "relative"], format_func={"index": "i", "relative": "i / min(d)"}.get,
+                      key="spec_x", horizontal=True)
+    y_axis = c2.radio("y", ["normalized", "energy"], format_func={"normalized": "sigma_i / sigma_1",
+                                                                  "energy": "E(k)"}.get, key="spec_y", horizontal=True)
+    log_y = c3.checkbox("log y", key="spec_log")
+    st.plotly_chart(figures.spectra_figure(report, chosen_kinds, chosen_layers, x_axis, y_axis, log_y),
+                    width="stretch")
+
+table = pd.DataFrame(report.rows(base_rank=int(base_rank)))
+st.dataframe(table, hide_index=True, width="stretch")
+d1, d2 = st.columns(2)
+d1.download_button("Download table (CSV)", table.to_csv(index=False), "spectra.csv", "text/csv")
+d2.download_button("Download spectra (JSON)", report.to_json(), "spectra.json", "application/json")

@@ -1,0 +1,63 @@
+"""Training memory and trainable parameters of every method, estimated and measured."""
+import pandas as pd
+import streamlit as st
+
+import lamda_core as lc
+from lamda_core import figures
+from lamda_core.costs import CostBreakdown
+from studio_ui.common import page_setup, sidebar
+
+page_setup("Costs")
+source, task, dtype = sidebar()
+st.title("Costs")
+if not source:
+    st.info("Enter a local model folder or a hub id in the sidebar.")
+    st.stop()
+c1, c2, c3, c4, c5, c6 = st.columns(6)
+batch = c1.number_input("Batch size", 1, 4096, 16, key="cost_batch")
+seq = c2.number_input("Sequence length", 1, 131072, 128, key="cost_seq")
+rank = c3.number_input("Rank", 1, 1024, 8, key="cost_rank")
+optimizer = c4.selectbox("Optimizer", ["adamw", "sgd", "sgd-momentum"], key="cost_optimizer")
+device = c5.selectbox("Kernels of", ["cpu", "cuda"], key="cost_device")
+checkpointing = c6.checkbox("Gradient checkpointing", key="cost_gc")
+pattern = None
+if st.session_state.get("allocation_source") == source and "allocation_json" in st.session_state:
+    pattern = lc.Allocation.from_json(st.session_state["allocation_json"]).rank_pattern
+methods = ["full", "lora", "lamda"] + (["lamda++"] if pattern else [])
+try:
+    estimates = {m: lc.estimate_costs(source, m, int(rank), pattern if m == "lamda++" else None, batch_size=int(batch),
+                                      seq_len=int(seq), dtype=dtype, optimizer=optimizer, task=task, device=device,
+                                      gradient_checkpointing=checkpointing, mixed_precision=dtype != "float32")
+                 for m in methods}
+except lc.LamdaError as error:
+    st.error(str(error))
+    st.stop()
+if not pattern:
+    st.caption("LaMDA++ appears here after **Use for fine-tune** on the Rank budget page.")
+st.plotly_chart(figures.cost_figure(estimates), width="stretch")
+rows = {m: {"total (MiB)": e.total / 2 ** 20, "activations (MiB)": e.activations / 2 ** 20,
+            "trainable at start": e.trainable_start, "trainable after B freezes": e.trainable_end,
+            "trainable averaged": round(e.trainable_average)} for m, e in estimates.items()}
+st.dataframe(pd.DataFrame(rows).T, width="stretch")
+
+st.subheader("Measure on this machine")
+method = st.selectbox("Method to measure", methods, index=methods.index("lamda"), key="measure_method")
+if st.button("Run one training step and compare", key="measure"):
+    with st.spinner("Measuring one real training step…"):
+        try:
+            measured = lc.measure_costs(source, method, int(rank), pattern if method == "lamda++" else None,
+                                        batch_size=int(batch), seq_len=int(seq), dtype=dtype, optimizer=optimizer,
+                                        task=task, device="cuda" if device == "cuda" else "cpu")
+        except lc.LamdaError as error:
+            st.error(str(error))
+            st.stop()
+    estimate = estimates[method]
+    comparison = pd.DataFrame({
+        "estimated (MiB)": [getattr(estimate, c) / 2 ** 20 for c in CostBreakdown.COMPONENTS + ("total",)],
+        "measured (MiB)": [getattr(measured, c) / 2 ** 20 for c in CostBreakdown.COMPONENTS + ("total",)]},
+        index=list(CostBreakdown.COMPONENTS) + ["total"])
+    comparison["error"] = [f"{(e - m) / m:+.1%}" if m else "-" for e, m in
+                           zip(comparison["estimated (MiB)"], comparison["measured (MiB)"])]
+    st.session_state["measured_table"] = comparison
+if "measured_table" in st.session_state:
+    st.dataframe(st.session_state["measured_table"], width="stretch")

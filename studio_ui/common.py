@@ -1,0 +1,92 @@
+"""The sidebar every page shares, and what pages reuse across reruns (model, spectra)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from lamda_core import LamdaError, load_model, scan_spectra
+
+ROOT = Path(__file__).resolve().parent.parent
+LOGO = str(ROOT / "assets" / "logo.svg")
+SOURCES = {"Embedded MiniLM (all-MiniLM-L6-v2)": "default", "Tiny Llama (demo)": "tiny-llama",
+           "Tiny GPT-2 (demo)": "tiny-gpt2", "Local folder or hub id": None}
+TASKS = ["classification", "causal-lm", "encoder"]
+DTYPES = ["float32", "bfloat16", "float16"]
+SHARED_KEYS = ("model_choice", "model_path", "task", "dtype")
+
+
+def runs_root() -> Path:
+    return Path(os.environ.get("LAMDA_RUNS", Path.cwd() / "runs"))
+
+
+def page_setup(title: str) -> None:
+    st.set_page_config(page_title=f"{title} · LaMDA Studio", page_icon=LOGO, layout="wide")
+    # Widget values live per page; keep the sidebar's choices across pages in shadow keys.
+    for key in SHARED_KEYS:
+        if key not in st.session_state and f"_{key}" in st.session_state:
+            st.session_state[key] = st.session_state[f"_{key}"]
+
+
+def _remember(key: str) -> None:
+    st.session_state[f"_{key}"] = st.session_state[key]
+
+
+def sidebar() -> tuple[str | None, str, str]:
+    """(source, task, dtype) chosen in the sidebar; source is None until a path is typed."""
+    with st.sidebar:
+        st.image(LOGO, width=170)
+        choice = st.selectbox("Model", list(SOURCES), key="model_choice", on_change=_remember, args=("model_choice",))
+        source = SOURCES[choice]
+        if source is None:
+            source = st.text_input("Folder or hub id", key="model_path", placeholder="/path/to/model",
+                                   on_change=_remember, args=("model_path",)).strip() or None
+        task = st.selectbox("Task", TASKS, key="task", on_change=_remember, args=("task",))
+        dtype = st.selectbox("Weights dtype", DTYPES, key="dtype", on_change=_remember, args=("dtype",))
+    for key in SHARED_KEYS:
+        if key in st.session_state:
+            st.session_state[f"_{key}"] = st.session_state[key]
+    return source, task, dtype
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=3)
+def cached_model(source: str, task: str, dtype: str):
+    return load_model(source, task=task, dtype=dtype)
+
+
+def model_or_stop(source: str | None, task: str, dtype: str):
+    """The loaded (model, tokenizer), or an info / error message and the end of this run."""
+    if not source:
+        st.info("Enter a local model folder or a hub id in the sidebar.")
+        st.stop()
+    try:
+        return cached_model(source, task, dtype)
+    except LamdaError as error:
+        st.error(str(error))
+        st.stop()
+
+
+def report_or_stop(source: str | None, top_k: int | None = None):
+    """The spectrum report of a source, scanned once per session (and cached on disk), with a
+    progress bar while it scans."""
+    if not source:
+        st.info("Enter a local model folder or a hub id in the sidebar.")
+        st.stop()
+    key = ("report", source, top_k)
+    if key not in st.session_state:
+        bar = st.progress(0.0, text="Scanning spectra…")
+        try:
+            st.session_state[key] = scan_spectra(
+                source, top_k=top_k, progress=lambda done, total, name: bar.progress(
+                    done / total, text=f"Scanning spectra: {done}/{total} {name}"))
+        except LamdaError as error:
+            bar.empty()
+            st.error(str(error))
+            st.stop()
+        bar.empty()
+    return st.session_state[key]
+
+
+def matrix_labels(report) -> dict[str, str]:
+    return {m.name: (f"L{m.layer} {m.kind}" if m.layer is not None else m.name) for m in report.matrices}
