@@ -1,27 +1,106 @@
-"""The app through streamlit's AppTest (server-side script runs, no browser)."""
+"""Every page through streamlit's AppTest (server-side script runs, no browser)."""
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
+
+from lamda_core.runs import TrainConfig, create_run
+from lamda_core.trainer import run
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def page(name: str) -> AppTest:
+    path = ROOT / "app.py" if name == "app" else next((ROOT / "pages").glob(f"*_{name}.py"))
+    return AppTest.from_file(str(path), default_timeout=300)
+
+
+@pytest.fixture(autouse=True)
+def runs_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAMDA_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def metric(app: AppTest, label: str) -> str:
+    return next(m.value for m in app.metric if m.label == label)
+
+
 def test_home_renders_default_model_summary():
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    app = page("app").run()
     assert not app.exception
-    metrics = {m.label: m.value for m in app.metric}
-    assert metrics["Layers"] == "6" and metrics["Hidden size"] == "384"
-    assert metrics["Adaptable matrices"] == "36"
+    assert metric(app, "Layers") == "6" and metric(app, "Hidden size") == "384"
+    assert metric(app, "Adaptable matrices") == "36"
+    assert [s.label for s in app.sidebar.selectbox] == ["Model", "Task", "Weights dtype"]
 
 
-def test_home_shows_a_bad_path_as_an_error_message(tmp_path):
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+def test_bad_model_path_shows_an_error_message_not_an_exception(tmp_path):
+    app = page("app").run()
     app.selectbox(key="model_choice").set_value("Local folder or hub id").run()
     app.text_input(key="model_path").input(str(tmp_path / "missing")).run()
     assert not app.exception
     assert "no such model folder" in app.error[0].value
 
 
+def test_spectrum_page_shows_heatmap_spectra_table_and_downloads():
+    app = page("Spectrum").run()
+    assert not app.exception
+    assert len(app.get("plotly_chart")) == 2
+    assert len(app.dataframe[0].value) == 36
+    assert {b.label for b in app.get("download_button")} == {"Download table (CSV)", "Download spectra (JSON)"}
+    app.radio(key="spec_y").set_value("energy").run()
+    assert not app.exception
+
+
+def test_rank_budget_slider_changes_allocation_and_costs():
+    app = page("Rank_budget").run()
+    assert not app.exception
+    assert metric(app, "Total rank") == "288"
+    params_before = metric(app, "LaMDA++ adapter params (start)")
+    memory_before = metric(app, "Training memory (batch 16 x 128)")
+    app.slider(key="budget_rank").set_value(400).run()
+    assert not app.exception
+    assert metric(app, "Total rank") == "400"
+    assert metric(app, "LaMDA++ adapter params (start)") != params_before
+    assert metric(app, "Training memory (batch 16 x 128)") != memory_before
+    assert int(app.dataframe[0].value["rank"].sum()) == 400
+    app.button(key="use_ranks").click().run()
+    assert app.session_state["allocation_source"] == "default"
+
+
+def test_costs_page_responds_to_the_batch_size():
+    app = page("Costs").run()
+    assert not app.exception
+    before = app.dataframe[0].value["total (MiB)"].to_dict()
+    app.number_input(key="cost_batch").set_value(64).run()
+    after = app.dataframe[0].value["total (MiB)"].to_dict()
+    assert all(after[m] > before[m] for m in ("full", "lora", "lamda"))
+    app.button(key="measure").click().run()
+    assert not app.exception
+    table = app.dataframe[1].value
+    assert table.loc["total", "error"].endswith("%")
+
+
+def test_fine_tune_page_renders_and_refuses_the_encoder_task():
+    app = page("Fine_tune").run()
+    assert not app.exception
+    assert app.get("form") and "No run yet" in app.caption[0].value
+    app.selectbox(key="task").set_value("encoder").run()
+    assert "Choose the classification or causal-lm task" in app.warning[0].value
+
+
+def test_runs_page_lists_runs_and_deletes_with_confirmation(runs_folder):
+    folder = create_run(TrainConfig(max_steps=2, eval_interval=2, checkpoint_interval=10, rank=2), runs_folder / "r1")
+    assert run(folder) == "finished"
+    app = page("Runs").run()
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert table.loc[0, "run"] == "r1" and table.loc[0, "state"] == "finished" and "accuracy" in table
+    assert app.button(key="delete").disabled
+    app.checkbox(key="confirm_delete").check().run()
+    app.button(key="delete").click().run()
+    assert not folder.exists()
+
+
 def test_about_page_renders():
-    app = AppTest.from_file(str(ROOT / "pages" / "6_About_LaMDA.py")).run()
+    app = page("About_LaMDA").run()
     assert not app.exception and "About LaMDA" in app.title[0].value
