@@ -132,8 +132,7 @@ def _estimate(args) -> None:
 
 
 def _train(args) -> None:
-    from .runs import TrainConfig, create_run, start_run
-    from .trainer import run
+    from .runs import TrainConfig, create_run
 
     config = TrainConfig(
         source=args.source, task=args.task, train_data=args.data, validation_data=args.validation,

@@ -23,7 +23,6 @@ averaged over the freezing schedule (the paper's "parameter updates").
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch

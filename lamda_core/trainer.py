@@ -164,16 +164,18 @@ class Trainer:
         self._latest = checkpoints[-1]
         state = json.loads((self._latest / "trainer_state.json").read_text())
         tensors = load_file(str(self._latest / "trainable.safetensors"))
+        parameters = dict(self.model.named_parameters())
         with torch.no_grad():
             for name, value in tensors.items():
-                target = self.model.get_parameter(name) if name in dict(self.model.named_parameters()) else None
-                if target is None:
-                    parent, _, attribute = name.rpartition(".")
-                    module = self.model.get_submodule(parent)
-                    setattr(module, attribute, value.to(getattr(module, attribute).device)) if attribute == "lamda_B0S0" \
-                        else getattr(module, attribute).copy_(value)
+                if name in parameters:
+                    parameters[name].copy_(value)
+                    continue
+                owner, _, attribute = name.rpartition(".")
+                module = self.model.get_submodule(owner)
+                if attribute == "lamda_B0S0":  # empty unless svd-residual: take its saved shape
+                    setattr(module, attribute, value.to(module.lamda_A.device))
                 else:
-                    target.copy_(value)
+                    getattr(module, attribute).copy_(value)
         from .inject import lamda_layers
 
         for layer in lamda_layers(self.model).values():

@@ -1,5 +1,4 @@
 """Normalized singular-value spectra of every adaptable matrix."""
-import json
 
 import pandas as pd
 import streamlit as st

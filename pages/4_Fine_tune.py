@@ -7,7 +7,6 @@ import streamlit as st
 import lamda_core as lc
 from lamda_core import figures
 from lamda_core.runs import TrainConfig, create_run, read_config, read_metrics, read_status, request_stop, start_run
-from lamda_core.trainer import DEFAULT_LEARNING_RATES
 from studio_ui.common import page_setup, runs_root, sidebar
 from studio_ui.runs_view import active_run, export_merged, zip_folder
 
