@@ -151,3 +151,22 @@ def test_run_folder_misuse_is_a_specific_error(tmp_path):
     (folder / "status.json").write_text(json.dumps({"state": "finished"}))
     with pytest.raises(lc.RunError, match="nothing to stop"):
         request_stop(folder)
+
+
+def test_merged_export_of_a_finished_run_matches_the_adapter(tmp_path):
+    from studio_ui.runs_view import export_merged, zip_folder
+
+    folder = create_run(TrainConfig(max_steps=4, eval_interval=4, checkpoint_interval=10, rank=4), tmp_path / "run")
+    assert run(folder) == "finished"
+    merged_folder = export_merged(folder)
+    merged, tokenizer = lc.load_model(str(merged_folder), num_labels=2)
+    adapted, _ = lc.load_model("default", num_labels=2)
+    lc.load_adapter(adapted, folder / "adapter")
+    batch = tokenizer(["The tour was money well spent."], return_tensors="pt")
+    with torch.no_grad():
+        assert torch.allclose(merged.eval()(**batch).logits, adapted.eval()(**batch).logits, atol=1e-4)
+    import io
+    import zipfile
+
+    names = zipfile.ZipFile(io.BytesIO(zip_folder(folder / "peft"))).namelist()
+    assert "peft/adapter_config.json" in names and "peft/adapter_model.safetensors" in names
