@@ -67,9 +67,13 @@ if start:
     except lc.LamdaError as error:
         st.error(str(error))
 
-attached = st.session_state.get("run_folder") or (str(active_run(root)) if active_run(root) else None)
-if attached:
-    st.session_state["run_folder"] = attached
+attached = st.session_state.get("run_folder")
+if attached and not (Path(attached) / "status.json").is_file():  # deleted meanwhile
+    attached = None
+if not attached:
+    newest_active = active_run(root)  # after a reload: re-attach to the job that is still going
+    attached = str(newest_active) if newest_active else None
+st.session_state["run_folder"] = attached
 
 
 @st.fragment(run_every=1.0)
