@@ -1,26 +1,17 @@
-"""LaMDA Studio home: pick a model and see its summary. Run with `./studio app`."""
+"""LaMDA Studio: the page router. Run with `./studio app` (streamlit run app.py)."""
+from pathlib import Path
+
 import streamlit as st
 
-from lamda_core.summary import summarize_model
-from studio_ui.common import model_or_stop, page_setup, sidebar
+PAGES = Path(__file__).resolve().parent / "pages"
 
-page_setup("Model")
-source, task, dtype = sidebar()
-st.title("LaMDA Studio")
-st.caption("Understand a transformer's weights and adapt it cheaply with LaMDA and LaMDA++.")
-model, tokenizer = model_or_stop(source, task, dtype)
-
-summary = summarize_model(model)
-cols = st.columns(4)
-cols[0].metric("Parameters", f"{summary.parameters / 1e6:.1f} M")
-cols[1].metric("Layers", summary.layers if summary.layers is not None else "?")
-cols[2].metric("Hidden size", summary.hidden_size if summary.hidden_size is not None else "?")
-cols[3].metric("Adaptable matrices", summary.target_count)
-st.write(f"**{summary.architecture}** ({summary.family} family, {summary.dtype} weights)")
-st.dataframe({"kind": list(summary.targets_by_kind), "matrices": list(summary.targets_by_kind.values())},
-             hide_index=True)
-st.markdown("""
-**Next:** explore the normalized singular-value spectra (**Spectrum**), set a LaMDA++ rank budget and
-watch the allocation and its cost change (**Rank budget**, **Costs**), then run a short fine-tune
-(**Fine-tune**) and compare runs (**Runs**).
-""")
+navigation = st.navigation([
+    st.Page(PAGES / "0_Model.py", title="Model", icon=":material/memory:", url_path="Model", default=True),
+    st.Page(PAGES / "1_Spectrum.py", title="Spectrum", icon=":material/ssid_chart:", url_path="Spectrum"),
+    st.Page(PAGES / "2_Rank_budget.py", title="Rank budget", icon=":material/tune:", url_path="Rank_budget"),
+    st.Page(PAGES / "3_Costs.py", title="Costs", icon=":material/stacked_bar_chart:", url_path="Costs"),
+    st.Page(PAGES / "4_Fine_tune.py", title="Fine-tune", icon=":material/model_training:", url_path="Fine_tune"),
+    st.Page(PAGES / "5_Runs.py", title="Runs", icon=":material/history:", url_path="Runs"),
+    st.Page(PAGES / "6_About_LaMDA.py", title="About LaMDA", icon=":material/info:", url_path="About_LaMDA"),
+])
+navigation.run()

@@ -79,6 +79,8 @@ def metric_text(page, label: str) -> str:
 
 
 def test_every_page_renders(page, server):
+    page.goto(server)
+    page.locator('[data-testid="stDataFrame"] canvas').first.wait_for()  # the matrices-by-kind table
     visit(page, server, "", "Adaptable matrices", "1-home")
     assert "36" in metric_text(page, "Adaptable matrices")
     page.goto(f"{server}/Spectrum")
