@@ -38,7 +38,8 @@ def test_short_run_learns_and_leaves_a_complete_folder(tmp_path):
     assert summary["eval_accuracy"] > 0.7 and summary["labels"] == ["negative", "positive"]  # chance is 0.5
     assert metrics[-1]["adapter_parameters"] == 36 * 64  # B frozen: r^2 per matrix
     assert metrics[0]["trainable_parameters"] > metrics[-1]["trainable_parameters"]
-    assert {"remaining", "elapsed", "learning_rate", "eval_f1"} <= set(metrics[-1])
+    expected_fields = {"remaining", "elapsed", "learning_rate", "eval_f1"}  # progress fields, not a timing check
+    assert expected_fields <= set(metrics[-1])
     for name in ("run_config.json", "status.json", "adapter/lamda_config.json", "peft/adapter_config.json"):
         assert (folder / name).is_file(), name
     assert read_status(folder)["state"] == "finished"
