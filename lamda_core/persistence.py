@@ -17,7 +17,7 @@ from torch import nn
 from .config import LamdaConfig
 from .errors import AdapterMismatchError, ConfigError
 from .identity import base_identity, identity_mismatch
-from .inject import _set_submodule, apply_lamda, lamda_layers
+from .inject import apply_lamda, lamda_layers, set_submodule
 from .targets import resolve_targets
 
 CONFIG_FILE = "lamda_config.json"
@@ -115,7 +115,7 @@ def load_adapter(model: nn.Module, folder: str | Path) -> nn.Module:
 def merge_adapter(model: nn.Module) -> nn.Module:
     """Fold every LaMDA path into its base weight (W + s B S A) and remove the adapter layers."""
     for name, layer in _require_lamda(model).items():
-        _set_submodule(model, name, layer.merged_base())
+        set_submodule(model, name, layer.merged_base())
     for attribute in ("lamda_config", "lamda_ranks", "lamda_heads", "lamda_base_identity"):
         if hasattr(model, attribute):
             delattr(model, attribute)

@@ -154,9 +154,9 @@ def start_run(folder: str | Path, processes: int = 1) -> subprocess.Popen:
         raise RunError(f"{folder} has finished; start a new run")
     (folder / "STOP").unlink(missing_ok=True)
     write_status(folder, "queued", reason=None)
-    log = open(folder / "train.log", "ab")
-    return subprocess.Popen(trainer_command(folder, processes), stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True, cwd=os.getcwd())
+    with open(folder / "train.log", "ab") as log:  # the child keeps its own copy of the handle
+        return subprocess.Popen(trainer_command(folder, processes), stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=os.getcwd())
 
 
 def request_stop(folder: str | Path) -> None:

@@ -251,8 +251,9 @@ def weight_refs(source, targets=None) -> tuple[str, list[_WeightRef]]:
 # ---- the scan --------------------------------------------------------------------------
 
 def cache_dir() -> Path:
-    root = Path(os.environ.get("LAMDA_CACHE", Path.home() / ".cache" / "lamda-studio"))
-    return root / "spectra"
+    from .loading import cache_root
+
+    return cache_root() / "spectra"
 
 
 def _cache_path(ref: _WeightRef, method: str) -> Path | None:

@@ -3,7 +3,6 @@ architectures. They reuse the MiniLM WordPiece tokenizer (vocabulary 30522), so 
 offline with no downloaded files; weights are seeded, so a rebuild is identical."""
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -42,7 +41,9 @@ def build_tiny_model(family: str, folder: str | Path) -> Path:
 
 def tiny_model_path(family: str) -> Path:
     """The cached folder of a tiny model, built on first use (atomically)."""
-    root = Path(os.environ.get("LAMDA_CACHE", Path.home() / ".cache" / "lamda-studio"))
+    from .loading import cache_root
+
+    root = cache_root()
     folder = root / f"tiny-{family}"
     if not (folder / "config.json").is_file():
         root.mkdir(parents=True, exist_ok=True)

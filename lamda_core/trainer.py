@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import nullcontext
 import os
 import shutil
 import sys
@@ -288,7 +289,7 @@ class Trainer:
             total_loss = 0.0
             for micro in range(c.grad_accumulation):
                 index = self.step * c.grad_accumulation + micro
-                with self.accelerator.no_sync(model) if micro < c.grad_accumulation - 1 else _nothing():
+                with self.accelerator.no_sync(model) if micro < c.grad_accumulation - 1 else nullcontext():
                     loss = model(**self.micro_batch(index)).loss / c.grad_accumulation
                     self.accelerator.backward(loss)
                 total_loss += float(loss.detach())
@@ -350,14 +351,6 @@ class Trainer:
         (self.folder / "summary.json").write_text(json.dumps(summary, indent=1))
 
 
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 def accuracy(predictions: list[int], labels: list[int]) -> float:
     return sum(p == t for p, t in zip(predictions, labels)) / len(labels)
 
@@ -386,7 +379,7 @@ def run(folder: str | Path) -> str:
     try:
         if os.environ.get("LOCAL_RANK", "0") == "0":
             write_status(folder, "queued", pid=os.getpid())
-        with TrainingSlot(folder) if int(os.environ.get("WORLD_SIZE", "1")) == 1 else _nothing():
+        with TrainingSlot(folder) if int(os.environ.get("WORLD_SIZE", "1")) == 1 else nullcontext():
             trainer = Trainer(folder)
             trainer.build()
             state = trainer.train()
