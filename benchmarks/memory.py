@@ -17,7 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 warnings.filterwarnings("ignore")
 
 import lamda_core as lc  # noqa: E402
-from lamda_core.costs import CostBreakdown  # noqa: E402
+from lamda_core.costs.estimate import CostBreakdown  # noqa: E402
 
 MODELS = {"MiniLM-L6": ("default", "classification"), "tiny Llama": ("tiny-llama", "causal-lm"),
           "tiny GPT-2": ("tiny-gpt2", "causal-lm")}
@@ -42,10 +42,10 @@ def main() -> None:
         for batch, seq in SHAPES:
             measured = {}
             for label, method, dropout in METHODS:
-                kwargs = dict(batch_size=batch, seq_len=seq, task=task, dropout=dropout)
-                ranks = pattern if method == "lamda++" else None
-                estimate = lc.estimate_costs(source, method, RANK, ranks, **kwargs)
-                measure = lc.measure_costs(source, method, RANK, ranks, **kwargs)
+                query = lc.CostQuery(source, method, RANK, pattern if method == "lamda++" else None,
+                                     batch_size=batch, seq_len=seq, task=task, dropout=dropout)
+                estimate = lc.estimate_costs(query)
+                measure = lc.measure_costs(query)
                 measured[label] = measure
                 errors = {c: (getattr(estimate, c) - getattr(measure, c)) / getattr(measure, c)
                           for c in CostBreakdown.COMPONENTS + ("total",) if getattr(measure, c)}

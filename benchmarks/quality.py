@@ -1,12 +1,23 @@
-"""Quality benchmark on the demo sentiment data with the default MiniLM.
+"""Quality on real data: PEFT LoRA, LaMDA, LaMDA++ and full fine-tuning on MiniLM.
 
-    python benchmarks/quality.py [--steps 100] [--seeds 3]
+    python benchmarks/quality.py SECTION [SECTION ...] [--seeds 3] [--steps 300] [--batch 32]
 
-LaMDA r=8, LaMDA++ at the same total rank, PEFT LoRA r=8 (dropout 0.05) and full fine-tuning, the
-same number of steps and batch size for all. Learning rates are tuned per method on seed 0 over a
-small grid (picked by validation accuracy, ties by eval loss: the demo set has no separate test split, so these
-numbers are optimistic for every method alike), then three seeds are run at the chosen rate.
-Also LaMDA per init variant, so the default init is chosen by measurement. Prints markdown tables.
+Sections (each reuses the runs already in the cache, so they can be run one at a time):
+  sweep    each method over a small learning-rate grid, seed 0, trained on 90% of each task's
+           train file and scored on the other 10% (never on the validation file); per method the
+           rate with the best mean accuracy over both tasks is the one the defaults must hold
+  final    each method at its defaults (CLI / app / Python API), several seeds, on SST-2 and AG
+           News, evaluated on the validation file; the demo set as a smoke row
+  factors  LaMDA on SST-2 (train split): one factor changed at a time from the defaults
+  pareto   accuracy against averaged adapter parameters and peak memory: LaMDA r in
+           {4, 8, 16, 32, 64} and LoRA r in {2, 4, 8, 16}, on SST-2's validation file
+  report   print the markdown tables and write benchmarks/results/quality.json (and the Pareto
+           figure as HTML)
+
+Every run goes through the product's own trainer: a run folder and ``python -m
+lamda_core.training.trainer`` as a child process, whose peak resident memory (ru_maxrss from os.wait4) is
+the "peak RSS" column. Runs are cached in benchmarks/results/quality_runs.jsonl, keyed by their
+settings. The real data is read from ../shared/data (or --data-dir); it is never copied here.
 """
 from __future__ import annotations
 
@@ -14,99 +25,295 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
-import warnings
+import threading
+import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-warnings.filterwarnings("ignore")
 
-import lamda_core as lc  # noqa: E402
-from lamda_core.runs import TrainConfig, create_run, read_metrics  # noqa: E402
-from lamda_core.trainer import run  # noqa: E402
+from lamda_core.adapter.config import LamdaConfig  # noqa: E402
+from lamda_core.choices import DEFAULT_DROPOUT, DEFAULT_LEARNING_RATES  # noqa: E402
+from lamda_core.training.config import TrainConfig  # noqa: E402
+from lamda_core.training.runs import create_run, read_metrics  # noqa: E402
 
-GRID = {"lamda": [5e-3, 1e-2, 2e-2], "lamda++": [5e-3, 1e-2, 2e-2], "lora": [5e-4, 1e-3, 2e-3],
-        "full": [5e-5, 1e-4, 2e-4]}
-LABELS = {"lamda": "LaMDA r=8", "lamda++": "LaMDA++ (same total rank)", "lora": "PEFT LoRA r=8", "full": "full fine-tuning"}
-BATCH, SEQ, RANK = 16, 64, 8
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+CACHE = RESULTS / "quality_runs.jsonl"
+METHODS = ("lora", "lamda", "lamda++", "full")
+LABELS = {"lamda": "LaMDA r=8", "lamda++": "LaMDA++ (same total rank)", "lora": "PEFT LoRA r=8",
+          "full": "full fine-tuning"}
+# task: (train file, validation file, sequence length). SST-2 phrases fit in 64 MiniLM tokens,
+# 95% of AG News texts in 72.
+TASKS = {"sst2": ("sst2_phrases_train.tsv", "sst2_phrases_validation.tsv", 64),
+         "agnews": ("agnews_train.tsv", "agnews_validation.tsv", 72),
+         "demo": ("demo-sentiment", None, 64)}
+GRID = {"lamda": [3e-3, 1e-2, 3e-2], "lamda++": [3e-3, 1e-2, 3e-2], "lora": [3e-4, 1e-3, 3e-3],
+        "full": [3e-5, 1e-4, 3e-4]}
+# one factor at a time, LaMDA on SST-2's train split; each entry is a TrainConfig change
+FACTORS = {
+    "defaults": {},
+    "head: classifier + pooler": {"head_modules": ["classifier", "pooler"]},
+    "init random": {"init": "random"},
+    "freeze fraction 1.0": {"freeze_fraction": 1.0},
+    "rank 32": {"rank": 32},
+    "2x steps": {"max_steps": 2},  # a multiplier, applied in factor_runs
+    "alpha 64 (scale 8)": {"alpha": 64.0},
+    "alpha 4 (scale 0.5)": {"alpha": 4.0},
+    "init svd-residual": {"init": "svd-residual"},
+    "learning rate 3e-3": {"learning_rate": 3e-3},
+    "learning rate 3e-2": {"learning_rate": 3e-2},
+    "head learning rate 1e-3": {"head_learning_rate": 1e-3},
+    "schedule constant": {"lr_schedule": "constant"},
+    "schedule cosine": {"lr_schedule": "cosine"},
+    "freeze fraction 0.1": {"freeze_fraction": 0.1},
+    "freeze rule grad-mask-stepwise": {"freeze_rule": "grad-mask-stepwise"},
+    "rank 4": {"rank": 4},
+    "dropout 0.05": {"dropout": 0.05},
+    "no gradient clipping": {"max_grad_norm": 0.0},
+}
+ADAPTER_SETTINGS = ("rank", "alpha", "dropout", "init", "freeze_fraction", "freeze_rule")  # LamdaConfig fields
+PARETO_RANKS = {"lamda": [4, 8, 16, 32, 64], "lora": [2, 4, 8, 16]}
 
 
-def train(root: Path, method: str, lr: float, seed: int, steps: int, ranks_file: str | None, init: str = "svd") -> dict:
-    folder = root / f"{method}-{init}-{lr:g}-{seed}"
-    create_run(TrainConfig(method=method, learning_rate=lr, seed=seed, max_steps=steps, batch_size=BATCH, seq_len=SEQ,
-                           rank=RANK, ranks_file=ranks_file if method == "lamda++" else None, init=init,
-                           eval_interval=steps, checkpoint_interval=10 * steps), folder)
-    if run(folder) != "finished":
-        raise RuntimeError((folder / "status.json").read_text())
+# ---- running and caching ------------------------------------------------------------------
+def data_paths(task: str, data_dir: Path, split: bool) -> tuple[str, str | None]:
+    train, validation, _ = TASKS[task]
+    if task == "demo":
+        return train, None
+    return str(data_dir / train), None if split else str(data_dir / validation)
+
+
+def run_key(spec: dict) -> str:
+    return json.dumps(spec, sort_keys=True)
+
+
+def load_cache() -> dict[str, dict]:
+    if not CACHE.is_file():
+        return {}
+    rows = [json.loads(line) for line in CACHE.read_text().splitlines() if line.strip()]
+    return {run_key(row["spec"]): row for row in rows}
+
+
+_ranks_lock = threading.Lock()
+
+
+_ranks: dict[int, dict[str, int]] = {}
+
+
+def lamda_plus_plus_ranks(rank: int) -> dict[str, int]:
+    """LaMDA++ ranks at the same total rank as uniform rank ``rank``."""
+    import lamda_core as lc
+
+    with _ranks_lock:
+        if rank not in _ranks:
+            _ranks[rank] = lc.allocate_ranks(lc.scan_spectra("default"), base_rank=rank).rank_pattern
+    return _ranks[rank]
+
+
+def train(spec: dict, data_dir: Path, work: Path) -> dict:
+    """One run through the product's trainer in a child process; its metrics and peak RSS."""
+    spec = dict(spec)
+    task, split = spec.pop("task"), spec.pop("split")
+    train_data, validation = data_paths(task, data_dir, split)
+    method = spec["method"]
+    adapter = {k: spec.pop(k) for k in ADAPTER_SETTINGS if k in spec}
+    adapter.setdefault("dropout", DEFAULT_DROPOUT[method])
+    if "head_modules" in spec:
+        adapter["trainable_modules"] = spec.pop("head_modules")
+    if method == "lamda++":
+        adapter["rank_pattern"] = lamda_plus_plus_ranks(adapter.get("rank", LamdaConfig().rank))
+    steps = spec.pop("steps")
+    folder = Path(tempfile.mkdtemp(dir=work)) / "run"
+    create_run(TrainConfig(max_steps=steps, batch_size=spec.pop("batch"), seq_len=TASKS[task][2],
+                           train_data=train_data, validation_data=validation, adapter=LamdaConfig(**adapter),
+                           eval_interval=steps, checkpoint_interval=10 * steps, **spec), folder)
+    with open(folder / "train.log", "wb") as log:
+        child = subprocess.Popen([sys.executable, "-m", "lamda_core.training.trainer", str(folder)], stdout=log,
+                                 stderr=subprocess.STDOUT, env={**os.environ, "TQDM_DISABLE": "1"})
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise RuntimeError(f"run {settings} failed: {(folder / 'status.json').read_text()}")
     metrics = read_metrics(folder)
     summary = json.loads((folder / "summary.json").read_text())
-    return {"accuracy": summary["eval_accuracy"], "eval_loss": summary["eval_loss"], "seconds_per_step": metrics[-1]["elapsed"] / steps,
+    steps = len(metrics)
+    return {"accuracy": summary["eval_accuracy"], "f1": summary["eval_f1"], "eval_loss": summary["eval_loss"],
+            "seconds_per_step": (metrics[-1]["elapsed"] - metrics[0]["elapsed"]) / max(1, steps - 1),
             "adapter_start": metrics[0]["adapter_parameters"], "adapter_end": metrics[-1]["adapter_parameters"],
-            "trainable_start": metrics[0]["trainable_parameters"], "trainable_end": metrics[-1]["trainable_parameters"]}
+            "adapter_average": statistics.mean(r["adapter_parameters"] for r in metrics),
+            "trainable_start": metrics[0]["trainable_parameters"], "trainable_end": metrics[-1]["trainable_parameters"],
+            "trainable_average": statistics.mean(r["trainable_parameters"] for r in metrics),
+            "peak_rss_mib": usage.ru_maxrss / 1024}
 
 
-def mean_spread(values: list[float]) -> str:
-    return f"{100 * statistics.mean(values):.1f} ± {100 * (statistics.stdev(values) if len(values) > 1 else 0):.1f}"
+def ensure(specs: list[dict], data_dir: Path, workers: int) -> None:
+    """Run every spec not yet in the cache, ``workers`` at a time (each child on
+    cores / workers threads), appending each result as it finishes."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    done = load_cache()
+    todo = [s for s in specs if run_key(s) not in done]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(workers) as pool:
+        started = time.time()
+        futures = {pool.submit(train, s, data_dir, Path(tmp)): s for s in todo}
+        for number, future in enumerate(as_completed(futures), 1):
+            spec_, result = futures[future], future.result()
+            with open(CACHE, "a") as handle:
+                handle.write(json.dumps({"spec": spec_, **result}) + "\n")
+            print(f"[{number}/{len(todo)}, {time.time() - started:.0f} s] {run_key(spec_)}: "
+                  f"accuracy {result['accuracy']:.4f}", flush=True)
+
+
+def spec(task: str, method: str, args, seed: int = 0, split: bool = False, **changes) -> dict:
+    base = {"task": task, "method": method, "seed": seed, "split": split, "steps": args.steps, "batch": args.batch}
+    return {**base, **changes}
+
+
+# ---- sections -----------------------------------------------------------------------------
+def sweep_spec(task: str, method: str, lr: float, args) -> dict:
+    """A sweep run; at the method's default rate it is the same run as the defaults' (one key)."""
+    return spec(task, method, args, split=True, **({} if lr == DEFAULT_LEARNING_RATES[method] else {"learning_rate": lr}))
+
+
+def sweep_runs(args) -> list[dict]:
+    return [sweep_spec(task, method, lr, args) for task in args.sweep_tasks for method in METHODS for lr in GRID[method]]
+
+
+def best_rates(cache: dict, args) -> dict[str, float]:
+    """Per method, the grid rate with the best mean split accuracy over both tasks."""
+    chosen = {}
+    for method in METHODS:
+        def score(lr):
+            rows = [cache[run_key(sweep_spec(t, method, lr, args))] for t in args.sweep_tasks]
+            return statistics.mean(r["accuracy"] for r in rows), -statistics.mean(r["eval_loss"] for r in rows)
+        chosen[method] = max(GRID[method], key=score)
+    return chosen
+
+
+def final_runs(args) -> list[dict]:
+    return [spec(task, method, args, seed=seed) for task in ("sst2", "agnews", "demo") for method in METHODS
+            for seed in range(args.seeds)]
+
+
+def factor_runs(args) -> dict[str, dict]:
+    runs = {}
+    for name, change in FACTORS.items():
+        change = dict(change)
+        steps = args.steps * change.pop("max_steps", 1)
+        runs[name] = {**spec("sst2", "lamda", args, split=True), "steps": steps, **change}
+    return runs
+
+
+def pareto_runs(args) -> list[dict]:
+    return [spec("sst2", method, args, seed=seed, **({"rank": rank} if rank != 8 else {}))
+            for method, ranks in PARETO_RANKS.items() for rank in ranks for seed in range(args.pareto_seeds)]
+
+
+# ---- report -------------------------------------------------------------------------------
+def mean_sd(values: list[float], scale: float = 100) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{scale * statistics.mean(values):.1f} ± {scale * sd:.1f}"
+
+
+def report(cache: dict, args) -> dict:
+    out = {"settings": {"steps": args.steps, "batch": args.batch, "seeds": args.seeds, "grid": GRID,
+                        "defaults": DEFAULT_LEARNING_RATES}}
+    if all(run_key(s) in cache for s in sweep_runs(args)):
+        chosen = best_rates(cache, args)
+        out["sweep"] = {m: {f"{lr:g}": {t: cache[run_key(sweep_spec(t, m, lr, args))]["accuracy"]
+                                        for t in args.sweep_tasks} for lr in GRID[m]} for m in METHODS}
+        out["chosen_rates"] = chosen
+        print("### Learning-rate sweep (seed 0, accuracy % on a 10% split of each train file)\n")
+        print("| method | " + " | ".join(f"rate {k + 1}" for k in range(3)) + " | chosen | default |")
+        print("|---|---|---|---|---:|---:|")
+        for m in METHODS:
+            cells = [f"{lr:g}: " + " / ".join(f"{100 * out['sweep'][m][f'{lr:g}'][t]:.1f}" for t in args.sweep_tasks)
+                     for lr in GRID[m]]
+            print(f"| {LABELS[m]} | " + " | ".join(cells) + f" | {chosen[m]:g} | {DEFAULT_LEARNING_RATES[m]:g} |")
+        print(f"\n(cells: {' / '.join(args.sweep_tasks)})\n")
+    out["final"] = {}
+    for task in ("sst2", "agnews", "demo"):
+        rows = {m: [cache.get(run_key(spec(task, m, args, seed=s))) for s in range(args.seeds)] for m in METHODS}
+        if not all(all(rows[m]) for m in METHODS):
+            continue
+        out["final"][task] = {m: rows[m] for m in METHODS}
+        print(f"### {task}: {args.steps} steps of batch {args.batch}, {args.seeds} seeds, each method at its defaults\n")
+        print("| method | lr | accuracy % | macro F1 % | adapter params start / end / averaged | trainable with head "
+              "(averaged) | s / step | peak RSS (MiB) |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for m in METHODS:
+            r = rows[m]
+            print(f"| {LABELS[m]} | {DEFAULT_LEARNING_RATES[m]:g} | {mean_sd([x['accuracy'] for x in r])} "
+                  f"| {mean_sd([x['f1'] for x in r])} | {r[0]['adapter_start']:,} / {r[0]['adapter_end']:,} / "
+                  f"{r[0]['adapter_average']:,.0f} | {r[0]['trainable_average']:,.0f} "
+                  f"| {statistics.mean(x['seconds_per_step'] for x in r):.3f} "
+                  f"| {statistics.mean(x['peak_rss_mib'] for x in r):,.0f} |")
+        gap = statistics.mean(x["accuracy"] for x in rows["lora"]) - statistics.mean(x["accuracy"] for x in rows["lamda"])
+        ratio = rows["lora"][0]["adapter_average"] / rows["lamda"][0]["adapter_average"]
+        worst = min(x["accuracy"] for m in METHODS for x in rows[m])
+        print(f"\nLoRA - LaMDA: {100 * gap:+.1f} points; averaged adapter parameters LoRA / LaMDA: {ratio:.1f}x; "
+              f"lowest single-seed accuracy of any method: {100 * worst:.1f}%\n")
+    factors = factor_runs(args)
+    if all(run_key(s) in cache for s in factors.values()):
+        base = cache[run_key(factors["defaults"])]["accuracy"]
+        out["factors"] = {name: cache[run_key(s)]["accuracy"] for name, s in factors.items()}
+        print("### What each factor does to LaMDA (SST-2, seed 0, accuracy % on the train file's 10% split)\n")
+        print("| change from the defaults | accuracy % | vs defaults | averaged adapter params |")
+        print("|---|---:|---:|---:|")
+        for name, s in factors.items():
+            row = cache[run_key(s)]
+            print(f"| {name} | {100 * row['accuracy']:.1f} | {100 * (row['accuracy'] - base):+.1f} "
+                  f"| {row['adapter_average']:,.0f} |")
+        print()
+    pareto = pareto_runs(args)
+    if all(run_key(s) in cache for s in pareto):
+        points = []
+        for method, ranks in PARETO_RANKS.items():
+            for rank in ranks:
+                rows = [cache[run_key(s)] for s in pareto if s["method"] == method and s.get("rank", 8) == rank]
+                points.append({"method": method, "rank": rank, "accuracy": statistics.mean(r["accuracy"] for r in rows),
+                               "adapter_average": rows[0]["adapter_average"],
+                               "peak_rss_mib": statistics.mean(r["peak_rss_mib"] for r in rows)})
+        out["pareto"] = points
+        print(f"### Pareto: SST-2 validation accuracy against averaged adapter parameters ({args.pareto_seeds} seed(s))\n")
+        print("| method | rank | accuracy % | averaged adapter params | peak RSS (MiB) |")
+        print("|---|---:|---:|---:|---:|")
+        for p in points:
+            print(f"| {p['method']} | {p['rank']} | {100 * p['accuracy']:.1f} | {p['adapter_average']:,.0f} "
+                  f"| {p['peak_rss_mib']:,.0f} |")
+        from lamda_core.figures import pareto_figure
+
+        pareto_figure(points).write_html(RESULTS / "pareto.html", include_plotlyjs="cdn")
+    (RESULTS / "quality.json").write_text(json.dumps(out, indent=1))
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("sections", nargs="+", choices=("sweep", "final", "factors", "pareto", "report"))
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--pareto-seeds", type=int, default=1)
+    parser.add_argument("--sweep-tasks", nargs="+", default=["sst2"], choices=("sst2", "agnews"),
+                        help="tasks the learning-rate sweep runs on (AG News costs about twice as much per run)")
+    parser.add_argument("--workers", type=int, default=2, help="runs at a time (2 single-threaded children "
+                        "use two cores better than one two-threaded child on these small matrices)")
+    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     args = parser.parse_args()
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        allocation = lc.allocate_ranks(lc.scan_spectra("default"), base_rank=RANK)
-        ranks_file = str(root / "ranks.json")
-        allocation.to_json(ranks_file)
-        results, chosen, sweep = {}, {}, []
-        for method, grid in GRID.items():
-            scores = {lr: train(root, method, lr, 0, args.steps, ranks_file) for lr in grid}
-            # best validation accuracy; ties (frequent on this easy set) go to the lower eval loss
-            chosen[method] = max(grid, key=lambda lr: (scores[lr]["accuracy"], -scores[lr]["eval_loss"]))
-            sweep.append((LABELS[method], ", ".join(f"{lr:g}: {100 * s['accuracy']:.0f}" for lr, s in scores.items())))
-            results[method] = [scores[chosen[method]]] + [train(root, method, chosen[method], seed, args.steps, ranks_file)
-                                                          for seed in range(1, args.seeds)]
-        inits = {"svd": results["lamda"]}
-        for init in ("svd-residual", "random"):
-            inits[init] = [train(root, "lamda", chosen["lamda"], seed, args.steps, ranks_file, init)
-                           for seed in range(args.seeds)]
-        memory = {m: lc.measure_costs("default", m, RANK, allocation.rank_pattern if m == "lamda++" else None,
-                                      batch_size=BATCH, seq_len=SEQ, dropout=0.05 if m == "lora" else 0.0)
-                  for m in GRID}
-
-    print(f"### Demo sentiment (400 train / 100 validation), MiniLM, {args.steps} steps of batch {BATCH}, "
-          f"{args.seeds} seeds\n")
-    print("| method | learning rate | accuracy % (mean ± sd) | adapter params start / end / averaged "
-          "| with the head (770) | s per step | training memory (MiB) |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for method, runs in results.items():
-        first = runs[0]
-        cost = memory[method]
-        head = first["trainable_start"] - first["adapter_start"]
-        average = cost.trainable_average - head
-        print(f"| {LABELS[method]} | {chosen[method]:g} | {mean_spread([r['accuracy'] for r in runs])} "
-              f"| {first['adapter_start']:,} / {first['adapter_end']:,} / {average:,.0f} "
-              f"| {cost.trainable_average:,.0f} | {statistics.mean(r['seconds_per_step'] for r in runs):.3f} "
-              f"| {cost.total / 2 ** 20:.1f} |")
-    lamda, lora = memory["lamda"], memory["lora"]
-    head = lamda.trainable_start - lamda.adapter_start
-    print(f"\nAveraged adapter parameters, LoRA / LaMDA: {lora.adapter_start / (lamda.trainable_average - head):.1f}x; "
-          f"accuracy gap LoRA - LaMDA: "
-          f"{100 * (statistics.mean(r['accuracy'] for r in results['lora']) - statistics.mean(r['accuracy'] for r in results['lamda'])):.1f} points.")
-    print("\nLearning-rate sweep on seed 0 (validation accuracy %):\n")
-    print("| method | lr: accuracy |")
-    print("|---|---|")
-    for label, text in sweep:
-        print(f"| {label} | {text} |")
-    print(f"\n### LaMDA r=8 by init variant (lr {chosen['lamda']:g}, {args.seeds} seeds)\n")
-    print("| init | accuracy % (mean ± sd) |")
-    print("|---|---:|")
-    for init, runs in inits.items():
-        print(f"| {init} | {mean_spread([r['accuracy'] for r in runs])} |")
+    if not (args.data_dir / TASKS["sst2"][0]).is_file():
+        parser.error(f"no SST-2 train file in {args.data_dir}; pass --data-dir")
+    wanted = {"sweep": sweep_runs, "final": final_runs, "factors": lambda a: list(factor_runs(a).values()),
+              "pareto": pareto_runs}
+    for section in args.sections:
+        if section in wanted:
+            ensure(wanted[section](args), args.data_dir, args.workers)
+    report(load_cache(), args)
 
 
 if __name__ == "__main__":

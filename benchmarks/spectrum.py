@@ -28,7 +28,7 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import lamda_core as lc  # noqa: E402
-from lamda_core.targets import default_targets, weight_as_linear  # noqa: E402
+from lamda_core.models.targets import default_targets, weight_as_linear  # noqa: E402
 
 
 def timed(fn, repeats: int = 1) -> float:

@@ -5,12 +5,13 @@ import argparse
 import sys
 from collections import Counter
 
+from . import choices
 from .errors import LamdaError
 
 
 def _matrices(args) -> None:
-    from .loading import load_model
-    from .targets import adaptable_matrices, default_targets
+    from .models.loading import load_model
+    from .models.targets import adaptable_matrices, default_targets
 
     model, _ = load_model(args.source, task=args.task)
     defaults = {m.name for m in default_targets(model)}
@@ -44,7 +45,7 @@ def _format_number(value) -> str:
 
 
 def _spectrum(args) -> None:
-    from .spectrum import scan_spectra
+    from .spectra.spectrum import scan_spectra
 
     report = scan_spectra(args.source, top_k=args.top_k or None, device=args.device, cache=not args.no_cache,
                           progress=_progress_bar("scanning spectra"))
@@ -66,8 +67,8 @@ def _spectrum(args) -> None:
 
 
 def _allocate(args) -> None:
-    from .allocation import allocate_ranks
-    from .spectrum import scan_spectra
+    from .spectra.allocation import allocate_ranks
+    from .spectra.spectrum import scan_spectra
 
     top_k = args.top_k if args.top_k is not None else (args.r_max or 4 * args.base_rank)
     report = scan_spectra(args.source, top_k=top_k or None, progress=_progress_bar("scanning spectra"))
@@ -92,25 +93,20 @@ def _mib(value: float) -> str:
 def _estimate(args) -> None:
     import json
 
-    from .costs import METHODS, CostBreakdown, estimate_costs
+    from .costs.estimate import CostBreakdown, estimate_costs
+    from .costs.query import CostQuery
 
-    rank_pattern = None
-    if args.ranks:
-        from .allocation import Allocation
-
-        rank_pattern = Allocation.from_json(args.ranks).rank_pattern
-    shape = dict(batch_size=args.batch, seq_len=args.seq, dtype=args.dtype, optimizer=args.optimizer,
-                 gradient_checkpointing=args.gradient_checkpointing, task=args.task, device=args.device)
-    methods = [args.method] + [m for m in METHODS if m != args.method and (m != "lamda++" or rank_pattern)]
-    estimates = {m: estimate_costs(args.source, m, args.rank, rank_pattern, dropout=args.dropout, **shape)
-                 for m in methods}
+    rank_pattern = _read_ranks(args.ranks)
+    query = CostQuery(args.source, args.method, args.rank, rank_pattern, batch_size=args.batch, seq_len=args.seq,
+                      dtype=args.dtype, optimizer=args.optimizer, gradient_checkpointing=args.gradient_checkpointing,
+                      task=args.task, dropout=args.dropout, device=args.device)
+    methods = [args.method] + [m for m in choices.DISPLAY_ORDER if m != args.method and (m != "lamda++" or rank_pattern)]
+    estimates = {m: estimate_costs(query.replace(method=m)) for m in methods}
     columns = {f"{m} est": e for m, e in estimates.items()}
     if args.measure:
-        from .measure import measure_costs
+        from .costs.measure import measure_costs
 
-        measured = measure_costs(args.source, args.method, args.rank, rank_pattern, batch_size=args.batch,
-                                 seq_len=args.seq, dtype=args.dtype, optimizer=args.optimizer, task=args.task,
-                                 dropout=args.dropout, device=args.device)
+        measured = measure_costs(query)
         columns = {f"{args.method} est": estimates[args.method], f"{args.method} measured": measured,
                    **{k: v for k, v in columns.items() if not k.startswith(args.method + " ")}}
     names = list(columns)
@@ -131,16 +127,34 @@ def _estimate(args) -> None:
         print(f"breakdown written to {args.json}")
 
 
-def _train(args) -> None:
-    from .runs import TrainConfig, create_run
+def _read_ranks(path: str | None) -> dict | None:
+    """Per-matrix ranks from a `lamda allocate` file, or None."""
+    if not path:
+        return None
+    from pathlib import Path
 
+    from .spectra.allocation import Allocation
+
+    if not Path(path).is_file():
+        raise LamdaError(f"no such ranks file: {path} (write one with `lamda allocate ... --json {path}`)")
+    return Allocation.from_json(path).rank_pattern
+
+
+def _train(args) -> None:
+    from .adapter.config import LamdaConfig
+    from .training.config import TrainConfig
+    from .training.runs import create_run
+
+    dropout = args.dropout if args.dropout is not None else choices.DEFAULT_DROPOUT[args.method]
+    adapter = LamdaConfig(rank=args.rank, rank_pattern=_read_ranks(args.ranks) or {}, alpha=args.alpha,
+                          dropout=dropout, init=args.init, freeze_fraction=args.freeze_fraction,
+                          freeze_rule=args.freeze_rule, trainable_modules=args.head_modules)
     config = TrainConfig(
         source=args.source, task=args.task, train_data=args.data, validation_data=args.validation,
-        text_column=args.text_column, label_column=args.label_column, method=args.method, rank=args.rank,
-        ranks_file=args.ranks, alpha=args.alpha, dropout=args.dropout, init=args.init,
-        freeze_fraction=args.freeze_fraction, freeze_rule=args.freeze_rule, learning_rate=args.lr,
-        lr_schedule=args.schedule, warmup_fraction=args.warmup, weight_decay=args.weight_decay,
-        batch_size=args.batch, grad_accumulation=args.accumulation, max_steps=args.max_steps, epochs=args.epochs,
+        text_column=args.text_column, label_column=args.label_column, method=args.method, adapter=adapter,
+        learning_rate=args.lr, head_learning_rate=args.head_lr, lr_schedule=args.schedule,
+        warmup_fraction=args.warmup, weight_decay=args.weight_decay, batch_size=args.batch,
+        grad_accumulation=args.accumulation, max_steps=args.max_steps, epochs=args.epochs,
         eval_interval=args.eval_interval, checkpoint_interval=args.checkpoint_interval, seq_len=args.seq,
         dtype=args.dtype, seed=args.seed)
     folder = create_run(config, args.output)
@@ -148,8 +162,8 @@ def _train(args) -> None:
 
 
 def _launch(folder, background: bool, processes: int) -> None:
-    from .runs import read_status, start_run
-    from .trainer import run
+    from .training.runs import read_status, start_run
+    from .training.trainer import run
 
     if background or processes > 1:
         process = start_run(folder, processes)
@@ -167,29 +181,36 @@ def _launch(folder, background: bool, processes: int) -> None:
 
 
 def _resume(args) -> None:
-    from .runs import read_status
+    from .training.runs import read_status
 
     read_status(args.run)  # a clear error when it is not a run folder
     _launch(args.run, args.background, args.processes)
 
 
 def _stop(args) -> None:
-    from .runs import request_stop
+    from .training.runs import request_stop
 
     request_stop(args.run)
     print(f"stop requested: {args.run} checkpoints and stops at its next step")
 
 
 def _runs(args) -> None:
-    from .runs import list_runs, read_config, read_status
-    from .trainer import read_last_eval
+    from .training.runs import RunFolder, list_runs
 
     print(f"{'run':<32} {'state':<9} {'method':<8} {'step':>9}  final eval")
     for folder in list_runs(args.root):
-        status, config = read_status(folder), read_config(folder)
-        final = ", ".join(f"{k[5:]} {v:.4g}" for k, v in read_last_eval(folder).items())
+        run = RunFolder(folder)
+        status, config = run.status(), run.config
+        final = ", ".join(f"{k[5:]} {v:.4g}" for k, v in run.last_eval().items())
         print(f"{folder.name:<32} {status['state']:<9} {config.method:<8} "
               f"{status.get('step', 0):>4}/{status.get('total_steps') or '?':<4}  {final}")
+
+
+def _export(args) -> None:
+    from .training.export import export_merged
+
+    target = export_merged(args.run, args.merged)
+    print(f"merged model written to {target}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -198,8 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     matrices = commands.add_parser("matrices", help="list the adaptable matrices of a model")
     matrices.add_argument("source", nargs="?", default="default",
                           help="'default', 'tiny-llama', 'tiny-gpt2', a local folder or a hub id")
-    matrices.add_argument("--task", default="classification", choices=("classification", "causal-lm", "encoder"))
-    matrices.set_defaults(run=_matrices)
+    matrices.add_argument("--task", default="classification", choices=choices.TASKS)
+    matrices.set_defaults(handler=_matrices)
 
     spectrum = commands.add_parser("spectrum", help="singular-value spectra of every adaptable matrix")
     spectrum.add_argument("source", nargs="?", default="default")
@@ -208,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     spectrum.add_argument("--device", default="cpu")
     spectrum.add_argument("--no-cache", action="store_true", help="recompute instead of reading the cache")
     spectrum.add_argument("--json", help="write the spectra as JSON to this file")
-    spectrum.set_defaults(run=_spectrum)
+    spectrum.set_defaults(handler=_spectrum)
 
     allocate = commands.add_parser("allocate", help="LaMDA++ per-matrix ranks from the spectra")
     allocate.add_argument("source", nargs="?", default="default")
@@ -216,50 +237,56 @@ def build_parser() -> argparse.ArgumentParser:
     group = allocate.add_mutually_exclusive_group()
     group.add_argument("--budget", type=int, help="total rank (default: base rank x matrices)")
     group.add_argument("--budget-params", type=int, help="trainable adapter parameters instead of total rank")
-    allocate.add_argument("--strategy", default="equal-energy", choices=("equal-energy", "energy-deficit"))
+    allocate.add_argument("--strategy", default=choices.ALLOCATION_STRATEGIES[0], choices=choices.ALLOCATION_STRATEGIES)
     allocate.add_argument("--r-min", type=int, default=None)
     allocate.add_argument("--r-max", type=int, default=None)
     allocate.add_argument("--multiple", type=int, default=1)
     allocate.add_argument("--top-k", type=int, default=None,
                           help="singular values to scan (default r_max = 4 x base rank; 0 = all)")
     allocate.add_argument("--json", required=True, help="write the allocation (ranks) to this file")
-    allocate.set_defaults(run=_allocate)
+    allocate.set_defaults(handler=_allocate)
 
     estimate = commands.add_parser("estimate", help="parameters and training memory of each method")
     estimate.add_argument("source", nargs="?", default="default")
-    estimate.add_argument("--method", default="lamda", choices=("lamda", "lamda++", "lora", "full"))
-    estimate.add_argument("--rank", type=int, default=8)
+    estimate.add_argument("--method", default=choices.DEFAULT_METHOD, choices=choices.METHODS)
+    estimate.add_argument("--rank", type=int, default=choices.DEFAULT_RANK)
     estimate.add_argument("--ranks", help="per-matrix ranks: a JSON file written by `lamda allocate` (for lamda++)")
     estimate.add_argument("--batch", type=int, default=8)
     estimate.add_argument("--seq", type=int, default=128)
-    estimate.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
-    estimate.add_argument("--optimizer", default="adamw", choices=("adamw", "sgd", "sgd-momentum"))
+    estimate.add_argument("--dtype", default="float32", choices=choices.MODEL_DTYPES)
+    estimate.add_argument("--optimizer", default="adamw", choices=choices.OPTIMIZERS)
     estimate.add_argument("--gradient-checkpointing", action="store_true")
     estimate.add_argument("--dropout", type=float, default=0.0, help="adapter dropout (LoRA and LaMDA)")
-    estimate.add_argument("--task", default="classification", choices=("classification", "causal-lm", "encoder"))
+    estimate.add_argument("--task", default="classification", choices=choices.TASKS)
     estimate.add_argument("--device", default="cpu", help="cpu or cuda: which kernels the estimate assumes")
     estimate.add_argument("--measure", action="store_true", help="also run one real training step and compare")
     estimate.add_argument("--json", help="write the breakdowns as JSON to this file")
-    estimate.set_defaults(run=_estimate)
+    estimate.set_defaults(handler=_estimate)
 
     train = commands.add_parser("train", help="a short local fine-tune as a resumable run folder")
     train.add_argument("--source", default="default", help="model: 'default', 'tiny-llama', 'tiny-gpt2', a folder or hub id")
-    train.add_argument("--task", default="classification", choices=("classification", "causal-lm"))
+    train.add_argument("--task", default="classification", choices=choices.TRAIN_TASKS)
     train.add_argument("--data", default="demo-sentiment",
                        help="'demo-sentiment', 'demo-corpus' or a .csv/.tsv/.jsonl (.txt for causal-lm) file")
     train.add_argument("--validation", help="validation file (default: 10%% of the data, seeded)")
     train.add_argument("--text-column")
     train.add_argument("--label-column")
-    train.add_argument("--method", default="lamda", choices=("lamda", "lamda++", "lora", "full"))
-    train.add_argument("--rank", type=int, default=8)
+    train.add_argument("--method", default=choices.DEFAULT_METHOD, choices=choices.METHODS)
+    train.add_argument("--rank", type=int, default=choices.DEFAULT_RANK)
     train.add_argument("--ranks", help="per-matrix ranks from `lamda allocate` (for lamda++)")
-    train.add_argument("--alpha", type=float, default=16.0)
-    train.add_argument("--dropout", type=float, default=None, help="adapter dropout (default 0 LaMDA, 0.05 LoRA)")
-    train.add_argument("--init", default="svd", choices=("svd", "svd-residual", "random"))
-    train.add_argument("--freeze-fraction", type=float, default=0.3)
-    train.add_argument("--freeze-rule", default="linear", choices=("linear", "grad-mask-stepwise"))
-    train.add_argument("--lr", type=float, default=None, help="default: 1e-2 LaMDA, 2e-3 LoRA, 1e-4 full")
-    train.add_argument("--schedule", default="linear", choices=("linear", "cosine", "constant"))
+    train.add_argument("--alpha", type=float, default=choices.DEFAULT_ALPHA)
+    train.add_argument("--dropout", type=float, default=None,
+                       help="adapter dropout (default: " + _per_method(choices.DEFAULT_DROPOUT) + ")")
+    train.add_argument("--init", default=choices.DEFAULT_INIT, choices=choices.INIT_VARIANTS)
+    train.add_argument("--freeze-fraction", type=float, default=choices.DEFAULT_FREEZE_FRACTION)
+    train.add_argument("--freeze-rule", default=choices.DEFAULT_FREEZE_RULE, choices=choices.FREEZE_RULES)
+    train.add_argument("--lr", type=float, default=None,
+                       help="default: " + _per_method(choices.DEFAULT_LEARNING_RATES))
+    train.add_argument("--head-lr", type=float, default=None,
+                       help="the task head's rate (default: " + _per_method(choices.DEFAULT_HEAD_LEARNING_RATES) + ")")
+    train.add_argument("--head-modules", nargs="+", default=None,
+                       help="modules trained in full beside the adapter (default: the classification head)")
+    train.add_argument("--schedule", default=choices.DEFAULT_LR_SCHEDULE, choices=choices.LR_SCHEDULES)
     train.add_argument("--warmup", type=float, default=0.06, help="warm-up fraction of the steps")
     train.add_argument("--weight-decay", type=float, default=0.0)
     train.add_argument("--batch", type=int, default=16)
@@ -269,33 +296,42 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--eval-interval", type=int, default=25)
     train.add_argument("--checkpoint-interval", type=int, default=25)
     train.add_argument("--seq", type=int, default=64, help="maximum tokens per example (block size for causal-lm)")
-    train.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    train.add_argument("--dtype", default="float32", choices=choices.MODEL_DTYPES)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--output", required=True, help="the run folder to create")
     train.add_argument("--background", action="store_true", help="start a separate process and return")
     train.add_argument("--processes", type=int, default=1, help="processes under accelerate launch (CPU: gloo)")
-    train.set_defaults(run=_train)
+    train.set_defaults(handler=_train)
 
     resume = commands.add_parser("resume", help="resume a stopped, failed or killed run from its last checkpoint")
     resume.add_argument("run")
     resume.add_argument("--background", action="store_true")
     resume.add_argument("--processes", type=int, default=1)
-    resume.set_defaults(run=_resume)
+    resume.set_defaults(handler=_resume)
 
     stop = commands.add_parser("stop", help="ask a running run to checkpoint and stop")
     stop.add_argument("run")
-    stop.set_defaults(run=_stop)
+    stop.set_defaults(handler=_stop)
 
     runs = commands.add_parser("runs", help="list the runs in a folder")
     runs.add_argument("root", nargs="?", default="runs")
-    runs.set_defaults(run=_runs)
+    runs.set_defaults(handler=_runs)
+
+    export = commands.add_parser("export", help="export a finished run as a merged model")
+    export.add_argument("run")
+    export.add_argument("--merged", required=True, help="the folder to write the merged model to")
+    export.set_defaults(handler=_export)
     return parser
+
+
+def _per_method(values: dict) -> str:
+    return ", ".join(f"{m} {v:g}" if v is not None else f"{m} as --lr" for m, v in values.items())
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        args.handler(args)
     except LamdaError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

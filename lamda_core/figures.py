@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from .allocation import Allocation
-from .costs import CostBreakdown
-from .spectrum import SpectrumReport, iter_kinds
+from .spectra.allocation import Allocation
+from .costs.estimate import CostBreakdown
+from .spectra.spectrum import SpectrumReport, iter_kinds
 
 SCALARS = {"stable_rank": "stable rank ||W||_F^2 / sigma_1^2", "effective_rank": "effective rank exp(H)",
            "sigma_1": "largest singular value sigma_1", "frobenius": "Frobenius norm ||W||_F",
@@ -120,4 +120,24 @@ def training_figure(runs: dict[str, list[dict]], series: list[str]) -> go.Figure
                                             mode="lines+markers" if key.startswith("eval") else "lines"))
     figure.update_layout(xaxis_title="optimizer step", yaxis_title=" / ".join(TRAINING_SERIES.get(k, k) for k in series),
                          margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12))
+    return figure
+
+
+def pareto_figure(points: list[dict], x: str = "adapter_average") -> go.Figure:
+    """Accuracy against cost, one line per method through its rank sweep, ranks as labels.
+    points: [{"method", "rank", "accuracy", "adapter_average", "peak_rss_mib"}, ...];
+    x: "adapter_average" (averaged trainable adapter parameters, log axis) or "peak_rss_mib"."""
+    figure = go.Figure()
+    for method in dict.fromkeys(p["method"] for p in points):
+        mine = sorted((p for p in points if p["method"] == method), key=lambda p: p[x])
+        figure.add_trace(go.Scatter(
+            x=[p[x] for p in mine], y=[100 * p["accuracy"] for p in mine], mode="lines+markers+text",
+            name=method, text=[f"r={p['rank']}" for p in mine], textposition="top center",
+            hovertemplate=f"<b>{method}</b> %{{text}}<br>accuracy %{{y:.1f}}%<br>x=%{{x:,.0f}}<extra></extra>"))
+    log = x == "adapter_average"
+    figure.update_layout(
+        xaxis_title="averaged trainable adapter parameters" if log else "peak training memory (MiB)",
+        yaxis_title="accuracy (%)", legend_title="method", margin=dict(l=10, r=10, t=30, b=10))
+    if log:
+        figure.update_xaxes(type="log")
     return figure

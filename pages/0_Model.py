@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from lamda_core.summary import summarize_model
+from lamda_core.models.summary import summarize_model
 from studio_ui.common import model_or_stop, page_setup, sidebar
 
 page_setup("Model")

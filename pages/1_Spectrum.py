@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from lamda_core import figures
-from lamda_core.spectrum import iter_kinds
+from lamda_core.spectra.spectrum import iter_kinds
 from studio_ui.common import page_setup, report_or_stop, sidebar
 
 page_setup("Spectrum")

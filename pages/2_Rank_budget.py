@@ -4,6 +4,7 @@ import streamlit as st
 
 import lamda_core as lc
 from lamda_core import figures
+from lamda_core.choices import ALLOCATION_STRATEGIES
 from studio_ui.common import matrix_labels, page_setup, report_or_stop, sidebar
 
 page_setup("Rank budget")
@@ -14,7 +15,7 @@ matrices = len(report.matrices)
 
 c1, c2, c3, c4 = st.columns(4)
 base_rank = c1.slider("Base rank r0", 1, 64, 8, key="base_rank")
-strategy = c2.selectbox("Strategy", ["equal-energy", "energy-deficit"], key="strategy")
+strategy = c2.selectbox("Strategy", ALLOCATION_STRATEGIES, key="strategy")
 r_min = c3.number_input("r min", 1, 256, max(1, base_rank // 4), key="r_min")
 r_max = c4.number_input("r max", 1, 1024, 4 * base_rank, key="r_max")
 c5, c6 = st.columns([1, 3])
@@ -35,8 +36,9 @@ except lc.LamdaError as error:
     st.error(str(error))
     st.stop()
 
-costs = {m: lc.estimate_costs(source, m, base_rank, allocation.rank_pattern if m == "lamda++" else None,
-                              batch_size=16, seq_len=128, task=task, dtype=dtype) for m in ("lamda", "lamda++", "lora")}
+query = lc.CostQuery(source, rank=base_rank, batch_size=16, seq_len=128, task=task, dtype=dtype)
+costs = {m: lc.estimate_costs(query.replace(method=m, rank_pattern=allocation.rank_pattern if m == "lamda++" else None))
+         for m in ("lamda", "lamda++", "lora")}
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Total rank", allocation.total_rank, f"{allocation.total_rank - base_rank * matrices:+d} vs uniform")
 m2.metric("LaMDA++ adapter params (start)", f"{allocation.parameters:,}",
@@ -56,6 +58,6 @@ st.dataframe(table, hide_index=True, width="stretch")
 s1, s2 = st.columns(2)
 s1.download_button("Save ranks (JSON)", allocation.to_json(), "ranks.json", "application/json")
 if s2.button("Use for fine-tune", key="use_ranks"):
-    st.session_state["allocation_json"] = allocation.to_json()
+    st.session_state["allocation"] = allocation  # the object itself; Costs and Fine-tune read it
     st.session_state["allocation_source"] = source
     st.success("The Fine-tune page will offer LaMDA++ with these ranks.")

@@ -4,7 +4,9 @@ import streamlit as st
 
 import lamda_core as lc
 from lamda_core import figures
-from lamda_core.costs import CostBreakdown
+from lamda_core import choices
+from lamda_core.choices import OPTIMIZERS
+from lamda_core.costs.estimate import CostBreakdown
 from studio_ui.common import page_setup, sidebar
 
 page_setup("Costs")
@@ -17,17 +19,18 @@ c1, c2, c3, c4, c5, c6 = st.columns(6)
 batch = c1.number_input("Batch size", 1, 4096, 16, key="cost_batch")
 seq = c2.number_input("Sequence length", 1, 131072, 128, key="cost_seq")
 rank = c3.number_input("Rank", 1, 1024, 8, key="cost_rank")
-optimizer = c4.selectbox("Optimizer", ["adamw", "sgd", "sgd-momentum"], key="cost_optimizer")
+optimizer = c4.selectbox("Optimizer", OPTIMIZERS, key="cost_optimizer")
 device = c5.selectbox("Kernels of", ["cpu", "cuda"], key="cost_device")
 checkpointing = c6.checkbox("Gradient checkpointing", key="cost_gc")
 pattern = None
-if st.session_state.get("allocation_source") == source and "allocation_json" in st.session_state:
-    pattern = lc.Allocation.from_json(st.session_state["allocation_json"]).rank_pattern
-methods = ["full", "lora", "lamda"] + (["lamda++"] if pattern else [])
+if st.session_state.get("allocation_source") == source and "allocation" in st.session_state:
+    pattern = st.session_state["allocation"].rank_pattern
+methods = [m for m in choices.DISPLAY_ORDER if m != "lamda++" or pattern]
 try:
-    estimates = {m: lc.estimate_costs(source, m, int(rank), pattern if m == "lamda++" else None, batch_size=int(batch),
-                                      seq_len=int(seq), dtype=dtype, optimizer=optimizer, task=task, device=device,
-                                      gradient_checkpointing=checkpointing, mixed_precision=dtype != "float32")
+    query = lc.CostQuery(source, rank=int(rank), batch_size=int(batch), seq_len=int(seq), dtype=dtype,
+                         optimizer=optimizer, task=task, device=device, gradient_checkpointing=checkpointing,
+                         mixed_precision=dtype != "float32")
+    estimates = {m: lc.estimate_costs(query.replace(method=m, rank_pattern=pattern if m == "lamda++" else None))
                  for m in methods}
 except lc.LamdaError as error:
     st.error(str(error))
@@ -45,9 +48,9 @@ method = st.selectbox("Method to measure", methods, index=methods.index("lamda")
 if st.button("Run one training step and compare", key="measure"):
     with st.spinner("Measuring one real training step…"):
         try:
-            measured = lc.measure_costs(source, method, int(rank), pattern if method == "lamda++" else None,
-                                        batch_size=int(batch), seq_len=int(seq), dtype=dtype, optimizer=optimizer,
-                                        task=task, device="cuda" if device == "cuda" else "cpu")
+            measured = lc.measure_costs(query.replace(method=method, gradient_checkpointing=False,
+                                                      mixed_precision=False,
+                                                      rank_pattern=pattern if method == "lamda++" else None))
         except lc.LamdaError as error:
             st.error(str(error))
             st.stop()

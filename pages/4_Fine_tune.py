@@ -6,9 +6,12 @@ import streamlit as st
 
 import lamda_core as lc
 from lamda_core import figures
-from lamda_core.runs import TrainConfig, create_run, read_config, read_metrics, read_status, request_stop, start_run
+from lamda_core import choices
+from lamda_core.training.config import TrainConfig
+from lamda_core.training.export import export_merged
+from lamda_core.training.runs import active_run, create_run, read_config, read_metrics, read_status, request_stop, start_run
 from studio_ui.common import page_setup, runs_root, sidebar
-from studio_ui.runs_view import active_run, export_merged, zip_folder
+from studio_ui.runs_view import zip_folder
 
 page_setup("Fine-tune")
 source, task, dtype = sidebar()
@@ -17,30 +20,30 @@ root = runs_root()
 
 with st.form("launch"):
     st.subheader("New run")
-    if task not in ("classification", "causal-lm"):
+    if task not in choices.TRAIN_TASKS:
         st.warning("Choose the classification or causal-lm task in the sidebar to fine-tune.")
     demo = "demo-sentiment" if task == "classification" else "demo-corpus"
     c1, c2 = st.columns(2)
     data_choice = c1.radio("Data", [f"Built-in demo ({demo})", "Upload a file"], key="data_choice")
     upload = c2.file_uploader("CSV, TSV, JSONL (classification) or TXT (causal LM)", type=["csv", "tsv", "jsonl", "txt"],
                               key="upload")
-    has_allocation = st.session_state.get("allocation_source") == source and "allocation_json" in st.session_state
-    methods = ["lamda"] + (["lamda++"] if has_allocation else []) + ["lora", "full"]
+    allocation = st.session_state.get("allocation") if st.session_state.get("allocation_source") == source else None
+    methods = [m for m in choices.METHODS if m != "lamda++" or allocation is not None]
     c3, c4, c5, c6 = st.columns(4)
     method = c3.selectbox("Method", methods, key="ft_method")
-    rank = c4.number_input("Rank", 1, 256, 8, key="ft_rank")
+    rank = c4.number_input("Rank", 1, 256, choices.DEFAULT_RANK, key="ft_rank")
     steps = c5.number_input("Steps", 1, 100000, 60, key="ft_steps")
     batch = c6.number_input("Batch size", 1, 1024, 16, key="ft_batch")
     c7, c8, c9, c10 = st.columns(4)
     lr = c7.number_input("Learning rate (0 = method default)", 0.0, 1.0, 0.0, format="%.5f", key="ft_lr")
     seq = c8.number_input("Sequence length", 8, 4096, 64, key="ft_seq")
-    init = c9.selectbox("Init (LaMDA)", ["svd", "svd-residual", "random"], key="ft_init")
-    freeze = c10.slider("Freeze fraction eta", 0.05, 1.0, 0.3, key="ft_freeze")
+    init = c9.selectbox("Init (LaMDA)", choices.INIT_VARIANTS, key="ft_init")
+    freeze = c10.slider("Freeze fraction eta", 0.05, 1.0, choices.DEFAULT_FREEZE_FRACTION, key="ft_freeze")
     start = st.form_submit_button("Start", type="primary")
 
 if start:
     try:
-        if task not in ("classification", "causal-lm") or not source:
+        if task not in choices.TRAIN_TASKS or not source:
             raise lc.LamdaError("pick a model and the classification or causal-lm task first")
         folder = root / f"{time.strftime('%Y%m%d-%H%M%S')}-{method}"
         train_data = demo
@@ -51,14 +54,11 @@ if start:
             uploads.mkdir(parents=True, exist_ok=True)
             train_data = str(uploads / Path(upload.name).name)
             Path(train_data).write_bytes(upload.getvalue())
-        ranks_file = None
-        if method == "lamda++":
-            folder.mkdir(parents=True)
-            ranks_file = str(folder / "ranks.json")
-            Path(ranks_file).write_text(st.session_state["allocation_json"])
-        config = TrainConfig(source=source, task=task, train_data=train_data, method=method, rank=int(rank),
-                             ranks_file=ranks_file, learning_rate=lr or None, max_steps=int(steps),
-                             batch_size=int(batch), seq_len=int(seq), init=init, freeze_fraction=float(freeze),
+        adapter = lc.LamdaConfig(rank=int(rank), init=init, freeze_fraction=float(freeze),
+                                 rank_pattern=allocation.rank_pattern if method == "lamda++" else {},
+                                 dropout=choices.DEFAULT_DROPOUT[method])
+        config = TrainConfig(source=source, task=task, train_data=train_data, method=method, adapter=adapter,
+                             learning_rate=lr or None, max_steps=int(steps), batch_size=int(batch), seq_len=int(seq),
                              eval_interval=max(1, int(steps) // 6), checkpoint_interval=max(1, int(steps) // 3),
                              dtype=dtype)
         create_run(config, folder)

@@ -1,12 +1,9 @@
 """The run history: status, method, final metrics; overlay curves; files; delete."""
-import shutil
-
 import pandas as pd
 import streamlit as st
 
 from lamda_core import figures
-from lamda_core.runs import ACTIVE_STATES, list_runs, read_config, read_metrics, read_status
-from lamda_core.trainer import read_last_eval
+from lamda_core.training.runs import RunFolder, list_runs
 from studio_ui.common import page_setup, runs_root, sidebar
 
 page_setup("Runs")
@@ -19,11 +16,11 @@ if not runs:
     st.stop()
 rows = []
 for folder in runs:
-    status, config = read_status(folder), read_config(folder)
+    run = RunFolder(folder)
+    status, config = run.status(), run.config
     rows.append({"run": folder.name, "state": status["state"], "method": config.method, "model": config.source,
-                 "rank": config.rank if config.method != "lamda++" else "per matrix",
-                 "steps": f"{status.get('step', 0)}/{status.get('total_steps') or '?'}",
-                 **{k.replace("eval_", ""): round(v, 4) for k, v in read_last_eval(folder).items()}})
+                 "rank": config.rank_label, "steps": f"{status.get('step', 0)}/{status.get('total_steps') or '?'}",
+                 **{k.replace("eval_", ""): round(v, 4) for k, v in run.last_eval().items()}})
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 names = [folder.name for folder in runs]
@@ -31,7 +28,7 @@ chosen = st.multiselect("Overlay runs", names, default=names[-2:], key="overlay"
 series = st.multiselect("Curves", list(figures.TRAINING_SERIES), default=["loss", "eval_loss"], key="series",
                         format_func=figures.TRAINING_SERIES.get)
 if chosen and series:
-    st.plotly_chart(figures.training_figure({n: read_metrics(root / n) for n in chosen}, series),
+    st.plotly_chart(figures.training_figure({n: RunFolder(root / n).metrics() for n in chosen}, series),
                     width="stretch")
 
 st.subheader("Run folder")
@@ -39,10 +36,10 @@ selected = st.selectbox("Run", names, index=len(names) - 1, key="inspect")
 folder = root / selected
 files = [{"file": str(p.relative_to(folder)), "bytes": p.stat().st_size} for p in sorted(folder.rglob("*")) if p.is_file()]
 st.dataframe(pd.DataFrame(files), hide_index=True, width="stretch")
-active = read_status(folder)["state"] in ACTIVE_STATES
+active = RunFolder(folder).is_active()
 confirm = st.checkbox(f"Yes, delete {selected} and all its files", key="confirm_delete", disabled=active)
 if st.button("Delete run", key="delete", disabled=active or not confirm):
-    shutil.rmtree(folder)
+    RunFolder(folder).delete()
     st.session_state.pop("run_folder", None)
     st.success(f"Deleted {selected}")
     st.rerun()

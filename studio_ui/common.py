@@ -7,13 +7,12 @@ from pathlib import Path
 import streamlit as st
 
 from lamda_core import LamdaError, load_model, scan_spectra
+from lamda_core.choices import MODEL_DTYPES, TASKS
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGO = str(ROOT / "assets" / "logo.svg")
 SOURCES = {"Embedded MiniLM (all-MiniLM-L6-v2)": "default", "Tiny Llama (demo)": "tiny-llama",
            "Tiny GPT-2 (demo)": "tiny-gpt2", "Local folder or hub id": None}
-TASKS = ["classification", "causal-lm", "encoder"]
-DTYPES = ["float32", "bfloat16", "float16"]
 SHARED_KEYS = ("model_choice", "model_path", "task", "dtype")
 
 
@@ -43,7 +42,7 @@ def sidebar() -> tuple[str | None, str, str]:
             source = st.text_input("Folder or hub id", key="model_path", placeholder="/path/to/model",
                                    on_change=_remember, args=("model_path",)).strip() or None
         task = st.selectbox("Task", TASKS, key="task", on_change=_remember, args=("task",))
-        dtype = st.selectbox("Weights dtype", DTYPES, key="dtype", on_change=_remember, args=("dtype",))
+        dtype = st.selectbox("Weights dtype", MODEL_DTYPES, key="dtype", on_change=_remember, args=("dtype",))
     for key in SHARED_KEYS:
         if key in st.session_state:
             st.session_state[f"_{key}"] = st.session_state[key]

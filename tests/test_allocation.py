@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 import lamda_core as lc
 from conftest import load
-from lamda_core.spectrum import MatrixSpectrum, SpectrumReport
+from lamda_core.spectra.spectrum import MatrixSpectrum, SpectrumReport
 
 
 def synthetic_report(spectra: list[np.ndarray], d_out: list[int] | None = None) -> SpectrumReport:

@@ -4,8 +4,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lamda_core.runs import TrainConfig, create_run
-from lamda_core.trainer import run
+import lamda_core as lc
+from lamda_core.training.config import TrainConfig
+from lamda_core.training.runs import create_run
+from lamda_core.training.trainer import run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,7 +91,7 @@ def test_fine_tune_page_renders_and_refuses_the_encoder_task():
 
 
 def test_runs_page_lists_runs_and_deletes_with_confirmation(runs_folder):
-    folder = create_run(TrainConfig(max_steps=2, eval_interval=2, checkpoint_interval=10, rank=2), runs_folder / "r1")
+    folder = create_run(TrainConfig(max_steps=2, eval_interval=2, checkpoint_interval=10, adapter=lc.LamdaConfig(rank=2)), runs_folder / "r1")
     assert run(folder) == "finished"
     app = page("Runs").run()
     assert not app.exception

@@ -65,3 +65,23 @@ def test_estimate_prints_methods_side_by_side_and_measures(tmp_path):
 def test_estimate_bad_sequence_length_is_a_message():
     result = run_cli("estimate", "default", "--seq", "100000")
     assert result.returncode == 2 and "exceeds the model's maximum of 512 positions" in result.stderr
+
+
+def test_stop_resume_and_export_through_the_command_line(tmp_path):
+    run_folder, merged = tmp_path / "run", tmp_path / "merged"
+    trained = run_cli("train", "--method", "lamda", "--rank", "4", "--max-steps", "3", "--eval-interval", "3",
+                      "--output", str(run_folder))
+    assert trained.returncode == 0, trained.stderr
+    stopped = run_cli("stop", str(run_folder))  # finished: nothing to stop, a message and status 2
+    assert stopped.returncode == 2 and stopped.stderr.startswith("error:") and "nothing to stop" in stopped.stderr
+    resumed = run_cli("resume", str(tmp_path / "missing"))
+    assert resumed.returncode == 2 and "not a run folder" in resumed.stderr and "Traceback" not in resumed.stderr
+    exported = run_cli("export", str(run_folder), "--merged", str(merged))
+    assert exported.returncode == 0, exported.stderr
+    assert (merged / "config.json").is_file() and (merged / "model.safetensors").is_file()
+
+
+def test_train_refuses_a_config_typo_before_creating_the_run(tmp_path):
+    result = run_cli("train", "--lr", "-1", "--output", str(tmp_path / "run"))
+    assert result.returncode == 2 and "learning_rate must be positive" in result.stderr
+    assert not (tmp_path / "run").exists()

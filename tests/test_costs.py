@@ -3,7 +3,7 @@ import pytest
 from transformers import LlamaConfig
 
 import lamda_core as lc
-from lamda_core.costs import CostBreakdown
+from lamda_core.costs.estimate import CostBreakdown
 from lamda_core import figures
 
 SOURCES = {"minilm": ("default", "classification"), "llama": ("tiny-llama", "causal-lm"),
@@ -21,8 +21,8 @@ def test_estimate_matches_measurement(family, method, dropout):
     source, task = SOURCES[family]
     pattern = rank_pattern(source) if method == "lamda++" else None
     shape = dict(batch_size=2, seq_len=24, task=task, dropout=dropout)
-    estimate = lc.estimate_costs(source, method, 4, pattern, **shape)
-    measured = lc.measure_costs(source, method, 4, pattern, **shape)
+    estimate = lc.estimate_costs(lc.CostQuery(source, method, 4, pattern, **shape))
+    measured = lc.measure_costs(lc.CostQuery(source, method, 4, pattern, **shape))
     # parameter counts are exact
     for count in ("trainable_start", "trainable_end", "adapter_start", "adapter_end"):
         assert getattr(estimate, count) == getattr(measured, count), count
@@ -37,8 +37,8 @@ def test_estimate_matches_measurement(family, method, dropout):
 
 
 def test_lamda_keeps_less_than_lora_and_averages_fewer_parameters():
-    lamda = lc.estimate_costs("default", "lamda", 8, batch_size=8, seq_len=128)
-    lora = lc.estimate_costs("default", "lora", 8, batch_size=8, seq_len=128)
+    lamda = lc.estimate_costs(lc.CostQuery("default", "lamda", 8, batch_size=8, seq_len=128))
+    lora = lc.estimate_costs(lc.CostQuery("default", "lora", 8, batch_size=8, seq_len=128))
     assert lamda.activations_adapter < lora.activations_adapter / 10
     assert lamda.total < lora.total
     assert lamda.adapter_start == 36 * (64 + 8 * 384) + 6 * 8 * (1536 - 384)
@@ -52,9 +52,9 @@ def test_llama_7b_config_estimates_without_allocating_weights():
     config = LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
                          num_key_value_heads=32, vocab_size=32000, max_position_embeddings=4096)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    lamda = lc.estimate_costs(config, "lamda", 16, batch_size=1, seq_len=2048, dtype="bfloat16",
-                              task="causal-lm", device="cuda", mixed_precision=True)
-    full = lc.estimate_costs(config, "full", batch_size=1, seq_len=2048, dtype="bfloat16", task="causal-lm")
+    lamda = lc.estimate_costs(lc.CostQuery(config, "lamda", 16, batch_size=1, seq_len=2048, dtype="bfloat16",
+                              task="causal-lm", device="cuda", mixed_precision=True))
+    full = lc.estimate_costs(lc.CostQuery(config, "full", batch_size=1, seq_len=2048, dtype="bfloat16", task="causal-lm"))
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mib < 500  # its bf16 weights alone are 12.6 GiB
     assert full.weights == 6_738_415_616 * 2  # Llama-2-7B's parameter count
@@ -63,8 +63,8 @@ def test_llama_7b_config_estimates_without_allocating_weights():
 
 
 def test_gradient_checkpointing_keeps_block_inputs_only():
-    plain = lc.estimate_costs("default", "lamda", 8, batch_size=8, seq_len=128)
-    checkpointed = lc.estimate_costs("default", "lamda", 8, batch_size=8, seq_len=128, gradient_checkpointing=True)
+    plain = lc.estimate_costs(lc.CostQuery("default", "lamda", 8, batch_size=8, seq_len=128))
+    checkpointed = lc.estimate_costs(lc.CostQuery("default", "lamda", 8, batch_size=8, seq_len=128, gradient_checkpointing=True))
     assert checkpointed.activations_base < plain.activations_base / 2
 
 
@@ -80,11 +80,11 @@ def test_gradient_checkpointing_keeps_block_inputs_only():
 def test_bad_input_is_a_specific_error(kwargs, error, message):
     arguments = dict(source="default", method="lamda", rank=8, batch_size=4, seq_len=64) | kwargs
     with pytest.raises(error, match=message):
-        lc.estimate_costs(**arguments)
+        lc.estimate_costs(lc.CostQuery(**arguments))
 
 
 def test_cost_figure_stacks_the_breakdown():
-    breakdowns = {m: lc.estimate_costs("default", m, 8, batch_size=4, seq_len=64) for m in ("full", "lora", "lamda")}
+    breakdowns = {m: lc.estimate_costs(lc.CostQuery("default", m, 8, batch_size=4, seq_len=64)) for m in ("full", "lora", "lamda")}
     figure = figures.cost_figure(breakdowns)
     assert [t.name for t in figure.data][:2] == ["weights", "gradients"] and figure.layout.barmode == "stack"
     for trace, component in zip(figure.data, CostBreakdown.COMPONENTS):

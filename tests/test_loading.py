@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import lamda_core as lc
-from lamda_core.loading import hub_reachable
+from lamda_core.models.loading import hub_reachable
 
 
 def test_default_model_is_pretrained_minilm_with_tokenizer():

@@ -8,8 +8,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import lamda_core as lc
-from lamda_core.loading import default_model_path
-from lamda_core.spectrum import scan_spectra
+from lamda_core.models.loading import default_model_path
+from lamda_core.spectra.spectrum import scan_spectra
 
 EXACT_RTOL = 1e-5  # per singular value, Gram route (float64) against numpy's float64 SVD
 TOP_K_RTOL = 1e-3  # per singular value, randomized top-k against exact
@@ -65,7 +65,7 @@ def test_conv1d_orientation_from_file_and_model():
 
 @pytest.mark.parametrize("k", [8, 12])
 def test_top_k_relative_error_on_real_weights(k):
-    from lamda_core.svd import krylov_dimension
+    from lamda_core.spectra.svd import krylov_dimension
 
     assert krylov_dimension(k) < 384 // 2  # the randomized route, not the exact fallback
     exact = scan_spectra("default")

@@ -9,8 +9,9 @@ import torch
 from peft import PeftModel
 
 import lamda_core as lc
-from lamda_core.runs import TrainConfig, create_run, read_metrics, read_status, request_stop, start_run
-from lamda_core.trainer import run
+from lamda_core.training.config import TrainConfig
+from lamda_core.training.runs import create_run, read_config, read_metrics, read_status, request_stop, start_run
+from lamda_core.training.trainer import run
 
 SAFETY_WAIT_S = 600  # a hang guard, not a speed check
 
@@ -28,7 +29,7 @@ def finished(folder):
 
 
 def test_short_run_learns_and_leaves_a_complete_folder(tmp_path):
-    folder = create_run(TrainConfig(max_steps=40, eval_interval=20, checkpoint_interval=20, rank=8), tmp_path / "run")
+    folder = create_run(TrainConfig(max_steps=40, eval_interval=20, checkpoint_interval=20, adapter=lc.LamdaConfig(rank=8)), tmp_path / "run")
     assert run(folder) == "finished"
     metrics = read_metrics(folder)
     assert [m["step"] for m in metrics] == list(range(1, 41))
@@ -58,7 +59,7 @@ def test_short_run_learns_and_leaves_a_complete_folder(tmp_path):
 
 
 def test_stop_request_checkpoints_and_stops(tmp_path):
-    folder = create_run(TrainConfig(max_steps=2000, eval_interval=1000, checkpoint_interval=1000, rank=4),
+    folder = create_run(TrainConfig(max_steps=2000, eval_interval=1000, checkpoint_interval=1000, adapter=lc.LamdaConfig(rank=4)),
                         tmp_path / "run")
     process = start_run(folder)
     wait_until(lambda: read_status(folder).get("step", 0) >= 3, "three steps")
@@ -73,7 +74,8 @@ def test_stop_request_checkpoints_and_stops(tmp_path):
 
 def test_sigkill_then_resume_loses_and_repeats_no_step(tmp_path):
     config = dict(source="tiny-gpt2", task="causal-lm", train_data="demo-corpus", seq_len=32, batch_size=4,
-                  max_steps=30, eval_interval=10, checkpoint_interval=5, rank=4, learning_rate=5e-3)
+                  max_steps=30, eval_interval=10, checkpoint_interval=5, adapter=lc.LamdaConfig(rank=4),
+                  learning_rate=5e-3)
     reference = create_run(TrainConfig(**config), tmp_path / "reference")
     assert run(reference) == "finished"
 
@@ -97,7 +99,7 @@ def test_sigkill_then_resume_loses_and_repeats_no_step(tmp_path):
 
 
 def test_two_process_accelerate_run_with_the_freezer(tmp_path):
-    folder = create_run(TrainConfig(max_steps=12, eval_interval=12, checkpoint_interval=6, rank=4, batch_size=8),
+    folder = create_run(TrainConfig(max_steps=12, eval_interval=12, checkpoint_interval=6, batch_size=8, adapter=lc.LamdaConfig(rank=4)),
                         tmp_path / "ddp")
     start_run(folder, processes=2).wait()
     status = read_status(folder)
@@ -110,8 +112,8 @@ def test_two_process_accelerate_run_with_the_freezer(tmp_path):
 
 
 def test_runs_wait_for_each_other_in_order(tmp_path):
-    first = create_run(TrainConfig(max_steps=15, eval_interval=100, checkpoint_interval=100, rank=4), tmp_path / "a")
-    second = create_run(TrainConfig(max_steps=5, eval_interval=100, checkpoint_interval=100, rank=4), tmp_path / "b")
+    first = create_run(TrainConfig(max_steps=15, eval_interval=100, checkpoint_interval=100, adapter=lc.LamdaConfig(rank=4)), tmp_path / "a")
+    second = create_run(TrainConfig(max_steps=5, eval_interval=100, checkpoint_interval=100, adapter=lc.LamdaConfig(rank=4)), tmp_path / "b")
     one = start_run(first)
     wait_until(lambda: read_status(first)["state"] == "running", "the first run to start")
     two = start_run(second)
@@ -155,9 +157,10 @@ def test_run_folder_misuse_is_a_specific_error(tmp_path):
 
 
 def test_merged_export_of_a_finished_run_matches_the_adapter(tmp_path):
-    from studio_ui.runs_view import export_merged, zip_folder
+    from lamda_core.training.export import export_merged
+    from studio_ui.runs_view import zip_folder
 
-    folder = create_run(TrainConfig(max_steps=4, eval_interval=4, checkpoint_interval=10, rank=4), tmp_path / "run")
+    folder = create_run(TrainConfig(max_steps=4, eval_interval=4, checkpoint_interval=10, adapter=lc.LamdaConfig(rank=4)), tmp_path / "run")
     assert run(folder) == "finished"
     merged_folder = export_merged(folder)
     merged, tokenizer = lc.load_model(str(merged_folder), num_labels=2)
@@ -171,3 +174,25 @@ def test_merged_export_of_a_finished_run_matches_the_adapter(tmp_path):
 
     names = zipfile.ZipFile(io.BytesIO(zip_folder(folder / "peft"))).namelist()
     assert "peft/adapter_config.json" in names and "peft/adapter_model.safetensors" in names
+
+
+@pytest.mark.parametrize("changes,message", [
+    (dict(lr_schedule="cosin"), "unknown lr_schedule 'cosin'"),
+    (dict(method="dora"), "unknown method 'dora'"),
+    (dict(batch_size=0), "batch_size must be a positive integer"),
+    (dict(method="lamda++"), "lamda\\+\\+ needs per-matrix ranks"),
+    (dict(warmup_fraction=1.5), "warmup_fraction must be in"),
+])
+def test_train_config_is_validated_on_construction(changes, message):
+    with pytest.raises(lc.ConfigError, match=message):
+        TrainConfig(**changes)
+
+
+def test_run_config_holds_the_whole_config_with_ranks_inline(tmp_path):
+    ranks = {"bert.encoder.layer.0.attention.self.query": 12}
+    config = TrainConfig(method="lamda++", adapter=lc.LamdaConfig(rank=4, rank_pattern=ranks), head_learning_rate=1e-3)
+    folder = create_run(config, tmp_path / "run")
+    stored = json.loads((folder / "run_config.json").read_text())
+    assert stored["adapter"]["rank_pattern"] == ranks and stored["adapter"]["rank"] == 4
+    assert read_config(folder) == config  # rebuilt once, typed, equal
+    assert not list(folder.glob("ranks*.json"))

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from transformers import TrainerCallback
 
-from .errors import ConfigError
-from .inject import lamda_layers
+from ..errors import ConfigError
+from .inject import lamda_layers, lamda_state
 from .layer import LamdaLayer
 
 
@@ -54,7 +54,7 @@ class PMBFreezer:
             raise ConfigError("the model has no LaMDA layers to freeze; call apply_lamda first")
         if total_steps < 1:
             raise ConfigError(f"total_steps must be at least 1, got {total_steps}")
-        config = getattr(model, "lamda_config", None)
+        config = lamda_state(model).config
         self.fraction = fraction if fraction is not None else config.freeze_fraction
         self.rule = rule or config.freeze_rule
         self.total_steps = total_steps

@@ -18,9 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
-from .targets import linear_shape, weight_as_linear
+from ..models.targets import linear_shape, weight_as_linear
 
-ADAPTER_PARAMETER_NAMES = ("lamda_A", "lamda_S", "lamda_B")
 FULL_SVD_MAX_DIM = 1024  # below this, an exact SVD is as cheap as a randomized one
 
 
@@ -40,6 +39,9 @@ class LamdaLayer(nn.Module):
     """A base Linear / Conv1D wrapped with the LaMDA path. The base keeps its dtype; the adapter
     keeps ``adapter_dtype`` (float32 by default, see LamdaConfig)."""
 
+    PARAMETER_NAMES = ("lamda_A", "lamda_S", "lamda_B")
+    STATE_NAMES = PARAMETER_NAMES + ("lamda_B0S0", "frozen_columns")  # everything a checkpoint keeps
+
     def __init__(self, base: nn.Module, rank: int, alpha: float, dropout: float = 0.0,
                  adapter_dtype: torch.dtype = torch.float32):
         super().__init__()
@@ -57,6 +59,10 @@ class LamdaLayer(nn.Module):
         self.register_buffer("lamda_B0S0", torch.zeros(0, **zeros))
         # Number of B's columns frozen so far (largest singular direction first).
         self.register_buffer("frozen_columns", torch.zeros((), dtype=torch.long, device=device))
+
+    def adapter_params(self) -> list[str]:
+        """Names of the adapter's parameters (A frozen, S trained, B trained then frozen)."""
+        return list(self.PARAMETER_NAMES)
 
     @property
     def d_in(self) -> int:

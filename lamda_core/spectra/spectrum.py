@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import ModelSourceError, ScanCancelled, SpectrumError
+from ..errors import ModelSourceError, ScanCancelled, SpectrumError
 from .svd import singular_values
-from .targets import MatrixInfo, resolve_targets, weight_as_linear
+from ..models.targets import MatrixInfo, resolve_targets, weight_as_linear
 
 CACHE_VERSION = 2
 RANK_DEFICIENT = 1e-7  # sigma_min / sigma_1 below this: condition number not meaningful
@@ -167,12 +167,10 @@ class _WeightRef:
 
 def _meta_model(folder: Path) -> nn.Module:
     """The module structure of a checkpoint without allocating weights."""
-    from transformers import AutoConfig, AutoModel
+    from ..models.loading import load_config, meta_model
 
     try:
-        config = AutoConfig.from_pretrained(folder)
-        with torch.device("meta"):
-            return AutoModel.from_config(config)
+        return meta_model(load_config(folder), "encoder")
     except (OSError, ValueError, KeyError) as error:
         raise ModelSourceError(f"cannot read the model structure of {folder}: {error}") from None
 
@@ -234,7 +232,7 @@ def weight_refs(source, targets=None) -> tuple[str, list[_WeightRef]]:
     """(description of the source, matrices to scan) for a model object, alias, folder or hub id."""
     if isinstance(source, nn.Module):
         return type(source).__name__, _model_refs(source, targets)
-    from .loading import load_model, resolve_source
+    from ..models.loading import load_model, resolve_source
 
     resolved = resolve_source(source)
     folder = Path(resolved)
@@ -251,7 +249,7 @@ def weight_refs(source, targets=None) -> tuple[str, list[_WeightRef]]:
 # ---- the scan --------------------------------------------------------------------------
 
 def cache_dir() -> Path:
-    from .loading import cache_root
+    from ..models.paths import cache_root
 
     return cache_root() / "spectra"
 

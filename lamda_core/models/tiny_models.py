@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from .paths import cache_root, default_model_path
+
 TINY_FAMILIES = ("llama", "gpt2")
 
 
@@ -29,8 +31,6 @@ def build_tiny_model(family: str, folder: str | Path) -> Path:
     """Write a seeded tiny causal LM of ``family`` and the MiniLM tokenizer into ``folder``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .loading import default_model_path
-
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(tiny_config(family))
     folder = Path(folder)
@@ -41,8 +41,6 @@ def build_tiny_model(family: str, folder: str | Path) -> Path:
 
 def tiny_model_path(family: str) -> Path:
     """The cached folder of a tiny model, built on first use (atomically)."""
-    from .loading import cache_root
-
     root = cache_root()
     folder = root / f"tiny-{family}"
     if not (folder / "config.json").is_file():

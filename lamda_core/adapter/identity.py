@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .targets import MatrixInfo, weight_as_linear
+from ..models.targets import MatrixInfo, weight_as_linear
 
 SAMPLES_PER_MATRIX = 64
 TOLERANCE = 2e-2  # relative, generous enough for a bf16/fp16 copy of the same weights

@@ -3,13 +3,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .errors import ConfigError
-
-INIT_VARIANTS = ("svd", "svd-residual", "random")
-# "linear": SPEC's schedule, k(t) = min(r, floor(r t / t_i)) columns truly frozen, B dropped at r.
-# "grad-mask-stepwise": the authors' released rule, zero the gradients of floor(t / t_i) columns.
-FREEZE_RULES = ("linear", "grad-mask-stepwise")
-ADAPTER_DTYPES = ("float32", "bfloat16", "float16")
+from .. import choices
+from ..choices import ADAPTER_DTYPES, FREEZE_RULES, INIT_VARIANTS, check_choice
+from ..errors import ConfigError
 
 
 @dataclass
@@ -31,14 +27,14 @@ class LamdaConfig:
         overflow; inputs are cast to it and the update cast back to the base output dtype.
     """
 
-    rank: int = 8
-    alpha: float = 16.0
+    rank: int = choices.DEFAULT_RANK
+    alpha: float = choices.DEFAULT_ALPHA
     dropout: float = 0.0
     targets: list[str] | None = None
     rank_pattern: dict[str, int] = field(default_factory=dict)
-    init: str = "svd"
-    freeze_fraction: float = 0.3
-    freeze_rule: str = "linear"
+    init: str = choices.DEFAULT_INIT
+    freeze_fraction: float = choices.DEFAULT_FREEZE_FRACTION
+    freeze_rule: str = choices.DEFAULT_FREEZE_RULE
     trainable_modules: list[str] | None = None
     adapter_dtype: str = "float32"
 
@@ -49,19 +45,26 @@ class LamdaConfig:
             raise ConfigError(f"alpha must be positive, got {self.alpha!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if self.init not in INIT_VARIANTS:
-            raise ConfigError(f"init must be one of {INIT_VARIANTS}, got {self.init!r}")
-        if self.freeze_rule not in FREEZE_RULES:
-            raise ConfigError(f"freeze_rule must be one of {FREEZE_RULES}, got {self.freeze_rule!r}")
+        check_choice(self.init, INIT_VARIANTS, "init")
+        check_choice(self.freeze_rule, FREEZE_RULES, "freeze_rule")
         if not 0.0 < self.freeze_fraction <= 1.0:
             raise ConfigError(f"freeze_fraction must be in (0, 1], got {self.freeze_fraction!r}")
-        if self.adapter_dtype not in ADAPTER_DTYPES:
-            raise ConfigError(f"adapter_dtype must be one of {ADAPTER_DTYPES}, got {self.adapter_dtype!r}")
+        check_choice(self.adapter_dtype, ADAPTER_DTYPES, "adapter_dtype")
         for pattern, r in self.rank_pattern.items():
             if int(r) != r or r < 1:
                 raise ConfigError(f"rank_pattern[{pattern!r}] must be a positive integer, got {r!r}")
         if isinstance(self.targets, str):
             self.targets = [self.targets]
+
+    @classmethod
+    def for_method(cls, method: str, rank: int = choices.DEFAULT_RANK, rank_pattern: dict | None = None,
+                   dropout: float = 0.0, targets: list[str] | None = None, **options) -> "LamdaConfig":
+        """The adapter config of one of METHODS (LoRA and full fine-tuning read targets, ranks,
+        dropout and heads from it too); lamda++ needs per-matrix ranks."""
+        check_choice(method, choices.METHODS, "method")
+        if method == "lamda++" and not rank_pattern:
+            raise ConfigError("lamda++ needs per-matrix ranks (rank_pattern, e.g. from allocate_ranks)")
+        return cls(rank=rank, rank_pattern=dict(rank_pattern or {}), dropout=dropout or 0.0, targets=targets, **options)
 
     def to_dict(self) -> dict:
         return asdict(self)

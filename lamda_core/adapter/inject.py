@@ -2,25 +2,77 @@
 through ``adapt``; and counting what trains."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from ..choices import METHODS, check_choice
 from .config import LamdaConfig
-from .errors import ConfigError, RankError, TargetError
+from ..errors import ConfigError, RankError, TargetError
 from .identity import base_identity
 from .layer import LamdaLayer
-from .targets import MatrixInfo, pattern_matches, resolve_targets
+from ..models.targets import MatrixInfo, pattern_matches, resolve_targets
 from transformers.pytorch_utils import Conv1D
 
-METHODS = ("lamda", "lamda++", "lora", "full")
 CLASSIFICATION_HEADS = ("classifier", "score")
+
+
+@dataclass
+class LamdaState:
+    """What apply_lamda put on a model, kept as ``model.lamda_state``: the adapter config, the
+    per-matrix ranks, the head modules trained beside it and the base's identity (identity.py)."""
+
+    config: LamdaConfig
+    ranks: dict[str, int]
+    heads: list[str]
+    base_identity: dict = field(default_factory=dict)
+
+
+def lamda_state(model: nn.Module) -> LamdaState:
+    state = getattr(model, "lamda_state", None)
+    if state is None:
+        raise ConfigError("the model has no LaMDA adapter (apply_lamda or load_adapter first)")
+    return state
 
 
 def lamda_layers(model: nn.Module) -> dict[str, LamdaLayer]:
     """{module name: LamdaLayer} of a model (names as in model.named_modules())."""
     return {name: m for name, m in model.named_modules() if isinstance(m, LamdaLayer)}
+
+
+def adapter_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
+    """{name: parameter} of every adapter parameter, trainable or not: LaMDA's A, S, B and PEFT
+    LoRA's lora_A / lora_B (each layer names its own, as torchtune's adapter_params())."""
+    from peft.tuners.lora import LoraLayer
+
+    found = {}
+    for module_name, module in model.named_modules():
+        if isinstance(module, LamdaLayer):
+            names = module.adapter_params()
+        elif isinstance(module, LoraLayer):
+            names = [n for n in module.adapter_layer_names]
+        else:
+            continue
+        for local, parameter in module.named_parameters():
+            if local.split(".")[0] in names:
+                found[f"{module_name}.{local}" if module_name else local] = parameter
+    return found
+
+
+def adapter_state_names(model: nn.Module) -> set[str]:
+    """state_dict names of every LaMDA tensor and buffer (A, S, B, B0S0, frozen columns)."""
+    return {f"{name}.{t}" for name, layer in lamda_layers(model).items() for t in layer.STATE_NAMES}
+
+
+def lora_config(config: LamdaConfig, ranks: dict[str, int], heads: list[str], conv1d: bool, **extra):
+    """The PEFT LoraConfig with LaMDA's targets, ranks, alpha, dropout and heads (used to train
+    LoRA and to export a LaMDA adapter as LoRA)."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
+                      target_modules=list(ranks), rank_pattern={n: r for n, r in ranks.items() if r != config.rank},
+                      modules_to_save=list(heads) or None, fan_in_fan_out=conv1d, **extra)
 
 
 def resolve_ranks(matrices: list[MatrixInfo], config: LamdaConfig) -> dict[str, int]:
@@ -80,28 +132,19 @@ def apply_lamda(model: nn.Module, config: LamdaConfig | None = None, initialize:
     for name in heads:
         model.get_submodule(name).requires_grad_(True)
 
-    model.lamda_config = config
-    model.lamda_ranks = ranks
-    model.lamda_heads = heads
-    model.lamda_base_identity = identity
+    model.lamda_state = LamdaState(config, ranks, heads, identity)
     return model
 
 
 def apply_lora(model: nn.Module, config: LamdaConfig) -> nn.Module:
     """Standard LoRA through PEFT with the same targets, ranks, alpha, dropout and head."""
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
     matrices = resolve_targets(model, config.targets)
     ranks = resolve_ranks(matrices, config)
     heads = head_module_names(model, config.trainable_modules)
-    lora = LoraConfig(
-        r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
-        target_modules=[m.name for m in matrices],
-        rank_pattern={n: r for n, r in ranks.items() if r != config.rank},
-        modules_to_save=heads or None,
-        fan_in_fan_out=any(m.module_type == Conv1D.__name__ for m in matrices),
-    )
-    return get_peft_model(model, lora)
+    conv1d = any(m.module_type == Conv1D.__name__ for m in matrices)
+    return get_peft_model(model, lora_config(config, ranks, heads, conv1d))
 
 
 def adapt(model: nn.Module, method: str = "lamda", config: LamdaConfig | None = None) -> nn.Module:
@@ -112,8 +155,7 @@ def adapt(model: nn.Module, method: str = "lamda", config: LamdaConfig | None = 
     targets / ranks / alpha / dropout / head; full: every parameter trains.
     """
     config = config or LamdaConfig()
-    if method not in METHODS:
-        raise ConfigError(f"unknown method {method!r}; choose one of {METHODS}")
+    check_choice(method, METHODS, "method")
     if method == "lamda++" and not config.rank_pattern:
         raise ConfigError("lamda++ needs per-matrix ranks: set LamdaConfig.rank_pattern (from allocate_ranks)")
     if method in ("lamda", "lamda++"):
@@ -136,11 +178,11 @@ class ParameterCount:
 
 
 def trainable_parameters(model: nn.Module) -> ParameterCount:
+    adapter_ids = {id(p) for p in adapter_parameters(model).values()}
     total = trainable = adapter = 0
-    for name, p in model.named_parameters():
+    for p in model.parameters():
         total += p.numel()
         if p.requires_grad:
             trainable += p.numel()
-            if "lamda_" in name or "lora_" in name:
-                adapter += p.numel()
+            adapter += p.numel() if id(p) in adapter_ids else 0
     return ParameterCount(total, trainable, adapter, trainable - adapter)

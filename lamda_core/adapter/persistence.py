@@ -15,16 +15,16 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import LamdaConfig
-from .errors import AdapterMismatchError, ConfigError
+from ..errors import AdapterMismatchError, ConfigError
 from .identity import base_identity, identity_mismatch
-from .inject import apply_lamda, lamda_layers, set_submodule
-from .targets import resolve_targets
+from .inject import apply_lamda, lamda_layers, lamda_state, lora_config, set_submodule
+from ..models.targets import resolve_targets
 
 CONFIG_FILE = "lamda_config.json"
 WEIGHTS_FILE = "lamda_adapter.safetensors"
 FORMAT = "lamda-adapter/1"
 HEAD_PREFIX = "head."
-STORED_TENSORS = ("lamda_A", "lamda_S", "lamda_B", "lamda_B0S0")
+STORED_TENSORS = ("lamda_A", "lamda_S", "lamda_B", "lamda_B0S0")  # frozen_columns goes to the JSON
 
 
 def _require_lamda(model: nn.Module) -> dict:
@@ -41,19 +41,20 @@ def save_adapter(model: nn.Module, folder: str | Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {f"{name}.{t}": getattr(layer, t).detach().contiguous().cpu()
                for name, layer in layers.items() for t in STORED_TENSORS}
-    for head in model.lamda_heads:
+    state = lamda_state(model)
+    for head in state.heads:
         for pname, p in model.get_submodule(head).named_parameters():
             tensors[f"{HEAD_PREFIX}{head}.{pname}"] = p.detach().contiguous().cpu()
     meta = {
         "format": FORMAT,
-        "config": model.lamda_config.to_dict(),
-        "heads": model.lamda_heads,
+        "config": state.config.to_dict(),
+        "heads": state.heads,
         "matrices": {name: {"rank": layer.rank, "d_out": layer.d_out, "d_in": layer.d_in,
                             "base_type": type(layer.base).__name__,
                             "frozen_columns": int(layer.frozen_columns),
                             "b_trainable": bool(layer.lamda_B.requires_grad)}
                      for name, layer in layers.items()},
-        "base_model": model.lamda_base_identity,
+        "base_model": state.base_identity,
     }
     save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
     (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
@@ -92,7 +93,7 @@ def load_adapter(model: nn.Module, folder: str | Path) -> nn.Module:
     config.rank_pattern = {name: m["rank"] for name, m in meta["matrices"].items()}
     config.trainable_modules = meta["heads"] or None
     apply_lamda(model, config, initialize=False)
-    model.lamda_base_identity = saved_identity
+    model.lamda_state.base_identity = saved_identity
 
     tensors = load_file(str(Path(folder) / WEIGHTS_FILE))
     with torch.no_grad():
@@ -116,9 +117,7 @@ def merge_adapter(model: nn.Module) -> nn.Module:
     """Fold every LaMDA path into its base weight (W + s B S A) and remove the adapter layers."""
     for name, layer in _require_lamda(model).items():
         set_submodule(model, name, layer.merged_base())
-    for attribute in ("lamda_config", "lamda_ranks", "lamda_heads", "lamda_base_identity"):
-        if hasattr(model, attribute):
-            delattr(model, attribute)
+    del model.lamda_state
     return model
 
 
@@ -129,30 +128,23 @@ _TASK_TYPES = {"ForSequenceClassification": "SEQ_CLS", "ForCausalLM": "CAUSAL_LM
 def export_peft(model: nn.Module, folder: str | Path, base_model_name_or_path: str | None = None) -> Path:
     """Write a standard PEFT LoRA adapter (adapter_config.json, adapter_model.safetensors) that
     ``peft.PeftModel.from_pretrained(original_base, folder)`` loads with the same outputs."""
-    from peft import LoraConfig
-
     layers = _require_lamda(model)
+    state = lamda_state(model)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    config: LamdaConfig = model.lamda_config
     tensors = {}
     for name, layer in layers.items():
         tensors[f"base_model.model.{name}.lora_A.weight"] = layer.lamda_A.detach().float().contiguous().cpu()
         tensors[f"base_model.model.{name}.lora_B.weight"] = layer.learned_update().contiguous().cpu()
-    for head in model.lamda_heads:
+    for head in state.heads:
         for pname, p in model.get_submodule(head).named_parameters():
             tensors[f"base_model.model.{head}.{pname}"] = p.detach().contiguous().cpu()
     architecture = type(model).__name__
     task_type = next((t for suffix, t in _TASK_TYPES.items() if architecture.endswith(suffix)), None)
-    lora = LoraConfig(
-        r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
-        target_modules=list(layers),
-        rank_pattern={name: layer.rank for name, layer in layers.items() if layer.rank != config.rank},
-        modules_to_save=list(model.lamda_heads) or None,
-        fan_in_fan_out=any(type(layer.base).__name__ == "Conv1D" for layer in layers.values()),
-        task_type=task_type,
-        base_model_name_or_path=base_model_name_or_path or model.lamda_base_identity["name_or_path"] or None,
-    )
+    lora = lora_config(state.config, {name: layer.rank for name, layer in layers.items()}, state.heads,
+                       conv1d=any(type(layer.base).__name__ == "Conv1D" for layer in layers.values()),
+                       task_type=task_type,
+                       base_model_name_or_path=base_model_name_or_path or state.base_identity["name_or_path"] or None)
     lora.save_pretrained(str(folder))
     save_file(tensors, str(folder / "adapter_model.safetensors"), metadata={"format": "pt"})
     return folder

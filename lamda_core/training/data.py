@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from .errors import DataError
+from ..errors import DataError
 
 TEXT_COLUMNS = ("text", "sentence", "content", "review", "document", "sentence1")
 LABEL_COLUMNS = ("label", "labels", "sentiment", "class", "target", "category")
-DEMO_FOLDER = Path(__file__).resolve().parent.parent / "assets" / "demo"
+DEMO_FOLDER = Path(__file__).resolve().parent / "demo"  # package data
 DEMO_DATASETS = {"demo-sentiment": (DEMO_FOLDER / "sentiment_train.tsv", DEMO_FOLDER / "sentiment_validation.tsv"),
                  "demo-corpus": (DEMO_FOLDER / "corpus.txt", None)}
 VALIDATION_FRACTION = 0.1

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
-from .errors import TargetError
+from ..errors import TargetError
 
 HEAD_NAMES = ("classifier", "score", "lm_head", "pooler", "cls", "qa_outputs")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AllocationError
+from ..errors import AllocationError
 from .spectrum import SpectrumReport
 
 STRATEGIES = ("equal-energy", "energy-deficit")

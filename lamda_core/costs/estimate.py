@@ -28,14 +28,14 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .config import LamdaConfig
-from .errors import ConfigError
-from .freezing import frozen_column_count
-from .inject import head_module_names, resolve_ranks
-from .targets import MatrixInfo, model_family, resolve_targets
+from ..errors import ConfigError
+from ..models.loading import load_config, meta_model
+from .query import CostQuery
+from ..adapter.freezing import frozen_column_count
+from ..adapter.inject import head_module_names, resolve_ranks
+from ..models.targets import MatrixInfo, model_family, resolve_targets
 
-METHODS = ("full", "lora", "lamda", "lamda++")
-OPTIMIZER_STATES = {"adamw": 2, "sgd": 0, "sgd-momentum": 1}
+OPTIMIZER_STATES = {"adamw": 2, "sgd": 0, "sgd-momentum": 1}  # fp32 moments per trainable parameter
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 ADAPTER_BYTES = 4
 ATTENTION_INPUT_KINDS = {"q", "k", "v", "qkv"}
@@ -74,15 +74,6 @@ class CostBreakdown:
         data = {k: v for k, v in asdict(self).items()}
         data.update(activations=self.activations, total=self.total)
         return data
-
-
-def adapter_config(method: str, rank: int, rank_pattern: dict | None, dropout: float | None,
-                   targets: list[str] | None = None) -> LamdaConfig:
-    if method not in METHODS:
-        raise ConfigError(f"unknown method {method!r}; choose one of {METHODS}")
-    if method == "lamda++" and not rank_pattern:
-        raise ConfigError("lamda++ needs per-matrix ranks (rank_pattern, e.g. from allocate_ranks)")
-    return LamdaConfig(rank=rank, rank_pattern=dict(rank_pattern or {}), dropout=dropout or 0.0, targets=targets)
 
 
 def optimizer_for(name: str, parameters, lr: float = 1e-4) -> torch.optim.Optimizer:
@@ -229,45 +220,15 @@ def average_lamda_parameters(rank: int, d_out: int, total_steps: int, fraction: 
     return rank * rank + d_out * unfrozen / total_steps
 
 
-def _meta_model(config, task: str) -> nn.Module:
-    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
-
-    auto = {"classification": AutoModelForSequenceClassification, "causal-lm": AutoModelForCausalLM,
-            "encoder": AutoModel}
-    if task not in auto:
-        raise ConfigError(f"unknown task {task!r}; choose one of {tuple(auto)}")
-    with torch.device("meta"):
-        return auto[task].from_config(config)
-
-
-def load_config(source):
-    """A transformers config from a config object, "default", an alias, a folder or a hub id."""
-    from transformers import AutoConfig, PretrainedConfig
-
-    if isinstance(source, PretrainedConfig):
-        return source
-    from .loading import resolve_source
-
-    return AutoConfig.from_pretrained(resolve_source(source))
-
-
-def estimate_costs(source="default", method: str = "lamda", rank: int = 8, rank_pattern: dict | None = None,
-                   batch_size: int = 8, seq_len: int = 128, dtype: str = "float32", optimizer: str = "adamw",
-                   gradient_checkpointing: bool = False, task: str = "classification", dropout: float | None = None,
-                   device: str = "cpu", mixed_precision: bool = False, total_steps: int = 1000,
-                   freeze_fraction: float = 0.3, targets: list[str] | None = None) -> CostBreakdown:
-    """Estimate every component of training memory and the trainable parameters of one method.
-
-    source: a transformers config, or anything load_model takes (only config.json is read).
-    """
-    if dtype not in DTYPE_BYTES:
-        raise ConfigError(f"unknown dtype {dtype!r}; choose one of {tuple(DTYPE_BYTES)}")
-    if optimizer not in OPTIMIZER_STATES:
-        raise ConfigError(f"unknown optimizer {optimizer!r}; choose one of {tuple(OPTIMIZER_STATES)}")
-    config = adapter_config(method, rank, rank_pattern, dropout, targets)
-    model_config = load_config(source)
+def estimate_costs(query: CostQuery) -> CostBreakdown:
+    """Estimate every component of training memory and the trainable parameters of one method,
+    from the model's config alone (query.source: only config.json is read)."""
+    q = query
+    method, batch_size, seq_len, dtype, device, task = q.method, q.batch_size, q.seq_len, q.dtype, q.device, q.task
+    config = q.adapter_config()
+    model_config = load_config(q.source)
     validate_shape(model_config, batch_size, seq_len)
-    meta = _meta_model(model_config, task)
+    meta = meta_model(model_config, task)
     family = model_family(meta)
     sh = _shape(meta.config, family, batch_size, seq_len)
     act = DTYPE_BYTES[dtype]
@@ -290,7 +251,7 @@ def estimate_costs(source="default", method: str = "lamda", rank: int = 8, rank_
             adapter_frozen += r * m.d_in
             adapter_start += r * r + r * m.d_out
             adapter_end += r * r
-            adapter_average += average_lamda_parameters(r, m.d_out, total_steps, freeze_fraction, config.freeze_rule)
+            adapter_average += average_lamda_parameters(r, m.d_out, q.total_steps, q.freeze_fraction, q.freeze_rule)
     if method == "lora":
         adapter_end, adapter_average = adapter_start, float(adapter_start)
     head_copy = head_params if method == "lora" else 0  # PEFT's modules_to_save keeps a trainable copy
@@ -302,8 +263,8 @@ def estimate_costs(source="default", method: str = "lamda", rank: int = 8, rank_
         weights = base_params * act + (adapter_frozen + adapter_start) * ADAPTER_BYTES + head_copy * act
     trainable_native = trainable - adapter_start  # trainable parameters in the model's dtype
     gradients = trainable_native * act + adapter_start * ADAPTER_BYTES
-    states = OPTIMIZER_STATES[optimizer]
-    if mixed_precision and act < 4:  # fp32 master copy and fp32 moments for half-precision parameters
+    states = OPTIMIZER_STATES[q.optimizer]
+    if q.mixed_precision and act < 4:  # fp32 master copy and fp32 moments for half-precision parameters
         optimizer_bytes = trainable_native * (4 + 4 * states) + adapter_start * ADAPTER_BYTES * states
     else:
         optimizer_bytes = (trainable_native * act + adapter_start * ADAPTER_BYTES) * states
@@ -312,7 +273,7 @@ def estimate_costs(source="default", method: str = "lamda", rank: int = 8, rank_
     per_layer = [_layer_base(sh, act, mask, full, grad_in=full or layer > 0, on_gpu=on_gpu) for layer in range(sh.layers)]
     adapter_acts = (_adapter_activations(method, matrices, ranks, sh, act, mask, config.dropout,
                                          not _math_attention(sh, on_gpu)) if matrices else 0)
-    if gradient_checkpointing:  # keep each block's input; one block's activations live again in backward
+    if q.gradient_checkpointing:  # keep each block's input; one block's activations live again in backward
         layer_share = adapter_acts / max(1, sh.layers)
         base = sh.layers * sh.tokens * sh.hidden * act + max(per_layer)
         adapter_acts = layer_share

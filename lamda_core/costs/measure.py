@@ -14,10 +14,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .costs import CostBreakdown, adapter_config, average_lamda_parameters, optimizer_for
-from .errors import ConfigError
-from .inject import adapt, lamda_layers, trainable_parameters
-from .layer import LamdaLayer
+from .query import CostQuery
+from .estimate import CostBreakdown, average_lamda_parameters, optimizer_for
+from ..errors import ConfigError
+from ..adapter.inject import adapt, lamda_layers, trainable_parameters
+from ..adapter.layer import LamdaLayer
 
 ADAPTER_MODULE_MARKERS = (".lora_A.", ".lora_B.", ".lora_dropout.")
 
@@ -86,27 +87,25 @@ def _tensor_bytes(tensors) -> int:
     return total
 
 
-def measure_costs(source="default", method: str = "lamda", rank: int = 8, rank_pattern: dict | None = None,
-                  batch_size: int = 8, seq_len: int = 128, dtype: str = "float32", optimizer: str = "adamw",
-                  task: str = "classification", dropout: float | None = None, device: str = "cpu",
-                  total_steps: int = 1000, freeze_fraction: float = 0.3, seed: int = 0) -> CostBreakdown:
+def measure_costs(query: CostQuery) -> CostBreakdown:
     """Run one real training step (forward, backward, optimizer step) on random tokens and
-    measure every component of CostBreakdown. ``source`` is anything load_model takes."""
-    from .costs import validate_shape
-    from .loading import load_model
+    measure every component of CostBreakdown. query.source is anything load_model takes."""
+    from ..models.loading import load_model
+    from .estimate import validate_shape
 
+    method, batch_size, seq_len, device, task = query.method, query.batch_size, query.seq_len, query.device, query.task
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' was asked for but no GPU is available")
-    model, _ = load_model(source, task=task, dtype=dtype, device=device)
+    model, _ = load_model(query.source, task=task, dtype=query.dtype, device=device)
     validate_shape(model.config, batch_size, seq_len)
-    model = adapt(model, method, adapter_config(method, rank, rank_pattern, dropout))
+    model = adapt(model, method, query.adapter_config())
     model.train()
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(query.seed)
     vocab = model.config.vocab_size
     input_ids = torch.randint(min(1000, vocab // 2), vocab, (batch_size, seq_len), generator=generator).to(device)
     labels = input_ids if task == "causal-lm" else (torch.arange(batch_size) % model.config.num_labels).to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    opt = optimizer_for(optimizer, trainable)
+    opt = optimizer_for(query.optimizer, trainable)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     with SavedTensorCensus(model) as census:
@@ -121,7 +120,8 @@ def measure_costs(source="default", method: str = "lamda", rank: int = 8, rank_p
     # after B freezes and over the schedule: counted on the built layers (the step runs unfrozen)
     layers = lamda_layers(model).values()
     b_columns = sum(layer.lamda_B.numel() for layer in layers)
-    average = sum(average_lamda_parameters(layer.rank, layer.d_out, total_steps, freeze_fraction) for layer in layers)
+    average = sum(average_lamda_parameters(layer.rank, layer.d_out, query.total_steps, query.freeze_fraction,
+                                           query.freeze_rule) for layer in layers)
     adapter_average = average if layers else count.adapter
     return CostBreakdown(
         method=method, weights=weights, gradients=gradients, optimizer=state,

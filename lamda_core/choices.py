@@ -1,0 +1,42 @@
+"""Every allowed value and default, defined once; configs, argparse and the app's widgets read them
+from here. Defaults that a benchmark chose say so next to them (README, "Quality on real data")."""
+from __future__ import annotations
+
+# Fine-tuning methods: LaMDA, LaMDA++ (per-matrix ranks), PEFT LoRA, full fine-tuning.
+METHODS = ("lamda", "lamda++", "lora", "full")
+LAMDA_METHODS = ("lamda", "lamda++")
+DISPLAY_ORDER = ("full", "lora", "lamda", "lamda++")  # cost tables and figures: the baselines first
+# What a model is loaded as; training takes the first two.
+TASKS = ("classification", "causal-lm", "encoder")
+TRAIN_TASKS = ("classification", "causal-lm")
+MODEL_DTYPES = ("float32", "bfloat16", "float16")
+ADAPTER_DTYPES = MODEL_DTYPES
+# LaMDA initializations (SPEC section 1).
+INIT_VARIANTS = ("svd", "svd-residual", "random")
+# "linear": SPEC's schedule, k(t) = min(r, floor(r t / t_i)) columns truly frozen, B dropped at r.
+# "grad-mask-stepwise": the authors' released rule, zero the gradients of floor(t / t_i) columns.
+FREEZE_RULES = ("linear", "grad-mask-stepwise")
+LR_SCHEDULES = ("linear", "cosine", "constant")
+OPTIMIZERS = ("adamw", "sgd", "sgd-momentum")
+ALLOCATION_STRATEGIES = ("equal-energy", "energy-deficit")
+
+DEFAULT_METHOD = "lamda"
+DEFAULT_RANK = 8
+DEFAULT_ALPHA = 16.0
+DEFAULT_INIT = "svd"
+DEFAULT_FREEZE_FRACTION = 0.3
+DEFAULT_FREEZE_RULE = "linear"
+DEFAULT_LR_SCHEDULE = "linear"
+# Adapter dropout: LaMDA's input mask would cost a d_in-wide tensor per module, so 0 (SPEC 1).
+DEFAULT_DROPOUT = {"lamda": 0.0, "lamda++": 0.0, "lora": 0.05, "full": 0.0}
+DEFAULT_LEARNING_RATES = {"lamda": 1e-2, "lamda++": 1e-2, "lora": 2e-3, "full": 1e-4}
+# The task head's rate; None: the method's rate.
+DEFAULT_HEAD_LEARNING_RATES = {"lamda": None, "lamda++": None, "lora": None, "full": None}
+
+
+def check_choice(value, allowed, what: str) -> None:
+    """A ConfigError naming the allowed values when ``value`` is not one of them."""
+    from .errors import ConfigError
+
+    if value not in allowed:
+        raise ConfigError(f"unknown {what} {value!r}: {what} must be one of {tuple(allowed)}")

@@ -1,0 +1,1 @@
+"""Fine-tuning runs: data files, the run-folder contract, and the trainer process."""

@@ -1,0 +1,281 @@
+"""Runs as folders: the contract between a trainer process and its watchers (CLI, app).
+
+A run folder holds:
+  run_config.json   the whole TrainConfig (adapter config and per-matrix ranks inline)
+  status.json       {"state": queued | running | stopping | stopped | finished | failed, "reason",
+                     "step", "total_steps", "pid", "updated"}, written atomically
+  metrics.jsonl     one JSON object per optimizer step (and eval results at eval steps)
+  STOP              present when a stop was requested; the trainer checkpoints and stops
+  checkpoints/      step-NNNNNN folders, the last two kept
+  adapter/, peft/   the final adapter and its PEFT export (model/ for full fine-tuning);
+  summary.json      the final metrics;  merged/ a merged export;  train.log the trainer's output
+``RunFolder`` is the only code that reads or writes these files. Only one run trains at a time
+per runs root (the folder's parent): a trainer waits, in creation order, for the root's lock.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..errors import RunError
+from .config import TrainConfig
+
+STATES = ("queued", "running", "stopping", "stopped", "finished", "failed")
+ACTIVE_STATES = ("queued", "running", "stopping")
+LOCK_FILE = ".lamda-train.lock"
+KEEP_CHECKPOINTS = 2
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    staging.write_text(json.dumps(data, indent=1))
+    os.replace(staging, path)
+
+
+def _alive(pid) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except OSError:
+        return False
+
+
+class RunFolder:
+    """One run folder. Construction checks nothing; every read names the missing file."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._config: TrainConfig | None = None
+
+    @classmethod
+    def create(cls, config: TrainConfig, path: str | Path) -> "RunFolder":
+        """A new run folder holding the config, queued."""
+        run = cls(path)
+        if (run.path / "run_config.json").exists():
+            raise RunError(f"{run.path} already holds a run; resume it or choose another folder")
+        run.path.mkdir(parents=True, exist_ok=True)
+        (run.path / "run_config.json").write_text(config.to_json())
+        run.write_status("queued", step=0, total_steps=None, reason=None)
+        return run
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    # ---- config and status ----------------------------------------------------------------
+    @property
+    def config(self) -> TrainConfig:
+        if self._config is None:
+            path = self.path / "run_config.json"
+            if not path.is_file():
+                raise RunError(f"{self.path} is not a run folder (no run_config.json)")
+            self._config = TrainConfig.from_json(path.read_text())
+        return self._config
+
+    def status(self) -> dict:
+        path = self.path / "status.json"
+        if not path.is_file():
+            raise RunError(f"{self.path} is not a run folder (no status.json)")
+        return json.loads(path.read_text())
+
+    def write_status(self, state: str, **fields) -> None:
+        status = self.status() if (self.path / "status.json").exists() else {}
+        status.update(fields, state=state, updated=time.time())
+        _write_json_atomic(self.path / "status.json", status)
+
+    def is_active(self) -> bool:
+        return self.status()["state"] in ACTIVE_STATES
+
+    # ---- metrics, summary -----------------------------------------------------------------
+    def metrics(self) -> list[dict]:
+        """Every complete metrics line (a line being written is skipped)."""
+        path = self.path / "metrics.jsonl"
+        if not path.is_file():
+            return []
+        rows = []
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return rows
+
+    def append_metrics(self, row: dict) -> None:
+        with open(self.path / "metrics.jsonl", "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+
+    def truncate_metrics(self, step: int) -> None:
+        """Drop the lines after ``step`` (a resume repeats those steps)."""
+        kept = [row for row in self.metrics() if row["step"] <= step]
+        (self.path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+    def last_eval(self) -> dict:
+        evals = [row for row in self.metrics() if "eval_loss" in row]
+        return {k: v for k, v in evals[-1].items() if k.startswith("eval_")} if evals else {}
+
+    def summary(self) -> dict | None:
+        path = self.path / "summary.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def write_summary(self, summary: dict) -> None:
+        _write_json_atomic(self.path / "summary.json", summary)
+
+    # ---- stop -----------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Ask the trainer to checkpoint and stop at its next step."""
+        state = self.status()["state"]
+        if state not in ACTIVE_STATES:
+            raise RunError(f"{self.path} is {state}; there is nothing to stop")
+        (self.path / "STOP").write_text(str(time.time()))
+        if state == "running":
+            self.write_status("stopping")
+
+    def stop_requested(self) -> bool:
+        return (self.path / "STOP").exists()
+
+    # ---- checkpoints ----------------------------------------------------------------------
+    def checkpoints(self) -> list[Path]:
+        folder = self.path / "checkpoints"
+        return sorted(folder.glob("step-*")) if folder.is_dir() else []
+
+    def save_checkpoint(self, step: int, write) -> Path:
+        """``write(folder)`` fills a staging folder, which then replaces step-NNNNNN at once;
+        only the last KEEP_CHECKPOINTS are kept."""
+        root = self.path / "checkpoints"
+        root.mkdir(exist_ok=True)
+        final, staging = root / f"step-{step:06d}", root / f".step-{step:06d}.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        write(staging)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(staging, final)
+        for old in self.checkpoints()[:-KEEP_CHECKPOINTS]:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    # ---- lifetime -------------------------------------------------------------------------
+    def start(self, processes: int = 1) -> subprocess.Popen:
+        """Start (or resume) the trainer as a separate process, no shell; it outlives the caller.
+        Output goes to train.log."""
+        status = self.status()
+        if status["state"] in ("running", "stopping") and _alive(status.get("pid")):
+            raise RunError(f"{self.path} is already {status['state']} (pid {status.get('pid')})")
+        if status["state"] == "finished":
+            raise RunError(f"{self.path} has finished; start a new run")
+        (self.path / "STOP").unlink(missing_ok=True)
+        self.write_status("queued", reason=None)
+        with open(self.path / "train.log", "ab") as log:  # the child keeps its own copy of the handle
+            return subprocess.Popen(trainer_command(self.path, processes), stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True, cwd=os.getcwd())
+
+    def delete(self) -> None:
+        """Remove the folder and everything in it; refused while the run is queued or training."""
+        if self.is_active() and _alive(self.status().get("pid")):
+            raise RunError(f"{self.path} is {self.status()['state']}; stop it before deleting it")
+        shutil.rmtree(self.path)
+
+
+# ---- the functional API over RunFolder (what the CLI, the app and the tests call) ----------
+def create_run(config: TrainConfig, folder: str | Path) -> Path:
+    return RunFolder.create(config, folder).path
+
+
+def read_config(folder: str | Path) -> TrainConfig:
+    return RunFolder(folder).config
+
+
+def read_status(folder: str | Path) -> dict:
+    return RunFolder(folder).status()
+
+
+def read_metrics(folder: str | Path) -> list[dict]:
+    return RunFolder(folder).metrics()
+
+
+def read_last_eval(folder: str | Path) -> dict:
+    return RunFolder(folder).last_eval()
+
+
+def request_stop(folder: str | Path) -> None:
+    RunFolder(folder).request_stop()
+
+
+def start_run(folder: str | Path, processes: int = 1) -> subprocess.Popen:
+    return RunFolder(folder).start(processes)
+
+
+def delete_run(folder: str | Path) -> None:
+    RunFolder(folder).delete()
+
+
+def list_runs(root: str | Path) -> list[Path]:
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    runs = [p for p in root.iterdir() if (p / "run_config.json").is_file()]
+    return sorted(runs, key=lambda p: read_config(p).created)
+
+
+def active_run(root: str | Path) -> Path | None:
+    """The newest queued, running or stopping run under root, to re-attach to after a reload."""
+    active = [run for run in list_runs(root) if RunFolder(run).is_active()]
+    return active[-1] if active else None
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def trainer_command(folder: Path, processes: int = 1) -> list[str]:
+    """The trainer, alone or under ``accelerate launch`` with N processes. accelerate's --cpu flag
+    always starts a single process, so several processes go through its multi-process launcher
+    (torchrun) and the trainer's Accelerator(cpu=True) makes them a gloo group when there is no GPU."""
+    if processes > 1:
+        return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                "--main_process_port", str(_free_port()), "-m", "lamda_core.training.trainer", str(folder)]
+    return [sys.executable, "-m", "lamda_core.training.trainer", str(folder)]
+
+
+class TrainingSlot:
+    """The root's lock, taken by the oldest queued run first: one run trains at a time."""
+
+    def __init__(self, folder: Path, poll_s: float = 1.0):
+        self.folder, self.poll_s, self._handle = folder, poll_s, None
+
+    def _older_waiting(self) -> bool:
+        mine = read_config(self.folder).created
+        for other in list_runs(self.folder.parent):
+            if other == self.folder:
+                continue
+            status = read_status(other)
+            if status["state"] == "queued" and _alive(status.get("pid")) and read_config(other).created < mine:
+                return True
+        return False
+
+    def __enter__(self):
+        self._handle = open(self.folder.parent / LOCK_FILE, "w")
+        while True:
+            if not self._older_waiting():
+                try:
+                    fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return self
+                except BlockingIOError:
+                    pass
+            time.sleep(self.poll_s)
+
+    def __exit__(self, *exc):
+        fcntl.flock(self._handle, fcntl.LOCK_UN)
+        self._handle.close()

@@ -1,0 +1,274 @@
+"""The training entry point: ``python -m lamda_core.training.trainer RUN_FOLDER``, also under
+``accelerate launch --num_processes N -m lamda_core.training.trainer RUN_FOLDER``.
+
+build: data, model, adapter (from the run's TrainConfig), batches, optimizer, schedule, freezer,
+and the last checkpoint if there is one. train: the loop, one JSON line per optimizer step.
+evaluate: validation loss and accuracy / macro F1 (classification) or perplexity (causal LM).
+
+Resumable by construction: micro-batch m is a pure function of (seed, m) (batches.py), and a
+checkpoint holds everything that moves (checkpoint.py); on resume the metrics lines after the
+checkpoint are dropped so no step is counted twice.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+from ..choices import LAMDA_METHODS
+from ..errors import LamdaError
+from .runs import RunFolder, TrainingSlot
+
+DEFAULT_EPOCHS = 3
+
+
+class NonFiniteLoss(LamdaError):
+    """The loss became NaN or infinite."""
+
+
+class Trainer:
+    def __init__(self, folder: Path):
+        from accelerate import Accelerator
+        from accelerate.utils import DistributedDataParallelKwargs
+
+        self.run = RunFolder(folder)
+        self.config = self.run.config
+        # B leaves the graph when it freezes: DDP must tolerate parameters without gradients
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available(),
+                                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+        self.main = self.accelerator.is_main_process
+        self.started = time.time()
+
+    # ---- set-up ---------------------------------------------------------------------------
+    def build(self) -> None:
+        from ..adapter.freezing import PMBFreezer
+        from ..adapter.inject import adapt, head_module_names
+        from ..models.loading import load_model
+        from .batches import Batches
+        from .checkpoint import restore_model, restore_optimizer
+        from .data import load_classification, load_language_model
+        from .optim import lr_lambda, parameter_groups
+
+        c = self.config
+        torch.manual_seed(c.seed)
+        if c.task == "classification":
+            self.data = load_classification(c.train_data, c.validation_data, c.text_column, c.label_column, c.seed)
+            model, self.tokenizer = load_model(c.source, task="classification", num_labels=len(self.data.label_names),
+                                               dtype=c.dtype)
+            model.config.id2label = dict(enumerate(self.data.label_names))
+            model.config.label2id = {n: i for i, n in enumerate(self.data.label_names)}
+            size = len(self.data.train_texts)
+            lengths = [len(text) for text in self.data.train_texts] if c.group_by_length else None
+        else:
+            model, self.tokenizer = load_model(c.source, task="causal-lm", dtype=c.dtype)
+            if self.tokenizer is None:
+                raise LamdaError(f"{c.source} has no tokenizer; training needs one")
+            self.data = load_language_model(c.train_data, self.tokenizer, c.seq_len, c.validation_data, c.seed)
+            size, lengths = len(self.data.train_blocks), None  # blocks all have seq_len tokens
+        heads = head_module_names(model, c.adapter.trainable_modules)
+        torch.manual_seed(c.seed)
+        self.model = adapt(model, c.method, c.adapter)
+
+        world = self.accelerator.num_processes
+        per_step = c.batch_size * c.grad_accumulation * world
+        self.total_steps = c.max_steps or max(1, math.ceil((c.epochs or DEFAULT_EPOCHS) * size / per_step))
+        self.batches = Batches(size, c.batch_size, world, self.accelerator.process_index, c.seed, lengths)
+
+        checkpoints = self.run.checkpoints()
+        state = restore_model(checkpoints[-1], self.model) if checkpoints else {"step": 0, "freezer_steps": 0}
+        self.step = state["step"]
+        if self.step and self.main:
+            self.run.truncate_metrics(self.step)
+        self.optimizer = torch.optim.AdamW(parameter_groups(self.model, heads, *c.rates()), weight_decay=c.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(c.lr_schedule, self.total_steps, c.warmup_fraction))
+        if self.step:
+            restore_optimizer(checkpoints[-1], self.optimizer, self.scheduler)
+        self.freezer = None
+        if c.method in LAMDA_METHODS:
+            self.freezer = PMBFreezer(self.model, self.total_steps, completed_steps=state["freezer_steps"])
+        self.wrapped, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
+
+    def save_checkpoint(self) -> None:
+        from .checkpoint import write_checkpoint
+
+        self.accelerator.wait_for_everyone()
+        if self.main:
+            state = {"step": self.step, "freezer_steps": self.freezer.completed_steps if self.freezer else 0,
+                     "freeze_rule": self.config.adapter.freeze_rule}
+            self.run.save_checkpoint(self.step, lambda folder: write_checkpoint(
+                folder, self.model, self.optimizer, self.scheduler, state))
+        self.accelerator.wait_for_everyone()
+
+    # ---- data -----------------------------------------------------------------------------
+    def micro_batch(self, index: int) -> dict:
+        rows = self.batches.indices(index)
+        device = self.accelerator.device
+        if self.config.task == "classification":
+            encoded = self.tokenizer([self.data.train_texts[i] for i in rows], padding=True, truncation=True,
+                                     max_length=self.config.seq_len, return_tensors="pt")
+            encoded["labels"] = torch.tensor([self.data.train_labels[i] for i in rows])
+            return {k: v.to(device) for k, v in encoded.items()}
+        ids = self.data.train_blocks[rows]
+        return {"input_ids": ids.to(device), "labels": ids.to(device)}
+
+    # ---- evaluation -----------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        from .metrics import accuracy, macro_f1
+
+        model, c, device = self.model, self.config, self.accelerator.device
+        model.eval()
+        losses, predictions = [], []
+        if c.task == "classification":
+            texts, labels = self.data.validation_texts, self.data.validation_labels
+            for start in range(0, len(texts), 64):
+                encoded = self.tokenizer(texts[start:start + 64], padding=True, truncation=True,
+                                         max_length=c.seq_len, return_tensors="pt").to(device)
+                target = torch.tensor(labels[start:start + 64], device=device)
+                out = model(**encoded, labels=target)
+                losses.append(float(out.loss) * len(target))
+                predictions += out.logits.argmax(-1).tolist()
+            model.train()
+            return {"eval_loss": sum(losses) / len(labels), "eval_accuracy": accuracy(predictions, labels),
+                    "eval_f1": macro_f1(predictions, labels, len(self.data.label_names))}
+        blocks = self.data.validation_blocks.to(device)
+        for start in range(0, len(blocks), 16):
+            chunk = blocks[start:start + 16]
+            losses.append(float(model(input_ids=chunk, labels=chunk).loss) * len(chunk))
+        model.train()
+        loss = sum(losses) / len(blocks)
+        return {"eval_loss": loss, "eval_perplexity": math.exp(min(loss, 50))}
+
+    # ---- the loop -------------------------------------------------------------------------
+    def _agree(self, flag: bool) -> bool:
+        """The main process's decision, shared with every process."""
+        if self.accelerator.num_processes == 1:
+            return flag
+        from accelerate.utils import broadcast_object_list
+
+        return bool(broadcast_object_list([flag])[0])
+
+    def train(self) -> str:
+        from tqdm import tqdm
+
+        from ..adapter.inject import trainable_parameters
+
+        c, model = self.config, self.wrapped
+        model.train()
+        first_step, session_start = self.step, time.time()
+        bar = tqdm(total=self.total_steps, initial=self.step, desc="training", unit="step",
+                   disable=not self.main, file=sys.stderr, mininterval=0.5)
+        if self.main:
+            self.run.write_status("running", step=self.step, total_steps=self.total_steps, pid=os.getpid(),
+                                  started=time.time())
+        while self.step < self.total_steps:
+            if self._agree(self.main and self.run.stop_requested()):
+                self.save_checkpoint()
+                bar.close()
+                return "stopped"
+            total_loss = 0.0
+            for micro in range(c.grad_accumulation):
+                index = self.step * c.grad_accumulation + micro
+                with self.accelerator.no_sync(model) if micro < c.grad_accumulation - 1 else nullcontext():
+                    loss = model(**self.micro_batch(index)).loss / c.grad_accumulation
+                    self.accelerator.backward(loss)
+                total_loss += float(loss.detach())
+            loss_value = float(self.accelerator.reduce(torch.tensor(total_loss, device=self.accelerator.device),
+                                                       reduction="mean"))
+            if not math.isfinite(loss_value):
+                raise NonFiniteLoss(f"the loss became {loss_value} at step {self.step + 1}")
+            if c.max_grad_norm:
+                self.accelerator.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad],
+                                                 c.max_grad_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.freezer is not None:
+                self.freezer.step(self.optimizer)
+            self.step += 1
+            count = trainable_parameters(self.model)
+            per_step = (time.time() - session_start) / (self.step - first_step)
+            row = {"step": self.step, "epoch": round(self.batches.epoch(self.step * c.grad_accumulation), 4),
+                   "loss": loss_value, "learning_rate": self.scheduler.get_last_lr()[0],
+                   "trainable_parameters": count.trainable, "adapter_parameters": count.adapter,
+                   "elapsed": round(time.time() - self.started, 3),
+                   "remaining": round(per_step * (self.total_steps - self.step), 3)}
+            if self.step % c.eval_interval == 0 or self.step == self.total_steps:
+                row.update(self.evaluate() if self.main else {})
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_value:.4f}")
+            if self.main:
+                self.run.append_metrics(row)
+                self.run.write_status("running", step=self.step)
+            if self.step % c.checkpoint_interval == 0 and self.step < self.total_steps:
+                self.save_checkpoint()
+        bar.close()
+        self.finish()
+        return "finished"
+
+    def finish(self) -> None:
+        """Final adapter, its PEFT export (or the full model) and summary.json."""
+        from ..adapter.inject import trainable_parameters
+        from ..adapter.persistence import export_peft, save_adapter
+
+        self.accelerator.wait_for_everyone()
+        if not self.main:
+            return
+        c, folder = self.config, self.run.path
+        if c.method in LAMDA_METHODS:
+            save_adapter(self.model, folder / "adapter")
+            export_peft(self.model, folder / "peft", base_model_name_or_path=c.source)
+        elif c.method == "lora":
+            self.model.save_pretrained(str(folder / "peft"))
+        else:
+            self.model.save_pretrained(str(folder / "model"))
+        count = trainable_parameters(self.model)
+        summary = {"method": c.method, "steps": self.step, "elapsed": round(time.time() - self.started, 3),
+                   "trainable_parameters_end": count.trainable, "adapter_parameters_end": count.adapter,
+                   **self.run.last_eval()}
+        if c.task == "classification":
+            summary["labels"] = self.data.label_names
+        self.run.write_summary(summary)
+
+
+def run(folder: str | Path) -> str:
+    """Train a run folder to the end (or a stop request); returns the final state."""
+    run_folder = RunFolder(Path(folder).resolve())
+    trainer = None
+    try:
+        if os.environ.get("LOCAL_RANK", "0") == "0":
+            run_folder.write_status("queued", pid=os.getpid())
+        with TrainingSlot(run_folder.path) if int(os.environ.get("WORLD_SIZE", "1")) == 1 else nullcontext():
+            trainer = Trainer(run_folder.path)
+            trainer.build()
+            state = trainer.train()
+        if trainer.main:
+            run_folder.write_status(state, step=trainer.step, reason=None)
+        return state
+    except NonFiniteLoss as error:
+        checkpoints = run_folder.checkpoints()
+        last = checkpoints[-1].name if checkpoints else "none"
+        run_folder.write_status("failed", reason=f"{error}; the last good checkpoint ({last}) is kept")
+        return "failed"
+    except (LamdaError, OSError, ValueError, RuntimeError) as error:
+        run_folder.write_status("failed", reason=f"{type(error).__name__}: {error}")
+        return "failed"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m lamda_core.training.trainer RUN_FOLDER", file=sys.stderr)
+        return 2
+    state = run(argv[0])
+    return 0 if state in ("finished", "stopped") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
