@@ -10,7 +10,7 @@ from peft import PeftModel
 
 import lamda_core as lc
 from lamda_core.training.config import TrainConfig
-from lamda_core.training.runs import create_run, read_config, read_metrics, read_status, request_stop, start_run
+from lamda_core.training.runs import RunFolder, create_run, read_config, read_metrics, read_status, request_stop, start_run
 from lamda_core.training.trainer import run
 
 SAFETY_WAIT_S = 600  # a hang guard, not a speed check
@@ -196,3 +196,16 @@ def test_run_config_holds_the_whole_config_with_ranks_inline(tmp_path):
     assert stored["adapter"]["rank_pattern"] == ranks and stored["adapter"]["rank"] == 4
     assert read_config(folder) == config  # rebuilt once, typed, equal
     assert not list(folder.glob("ranks*.json"))
+
+
+def test_delete_is_refused_while_the_run_trains_and_removes_it_after(tmp_path):
+    from lamda_core.training.runs import delete_run
+
+    folder = create_run(TrainConfig(max_steps=5), tmp_path / "run")
+    RunFolder(folder).write_status("running", pid=os.getpid())  # a live process holds it
+    with pytest.raises(lc.RunError, match="stop it before deleting"):
+        delete_run(folder)
+    assert folder.is_dir()
+    RunFolder(folder).write_status("stopped")
+    delete_run(folder)
+    assert not folder.exists()
