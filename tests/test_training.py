@@ -209,3 +209,25 @@ def test_delete_is_refused_while_the_run_trains_and_removes_it_after(tmp_path):
     RunFolder(folder).write_status("stopped")
     delete_run(folder)
     assert not folder.exists()
+
+
+@pytest.mark.parametrize("size,batch,world", [(400, 16, 1), (400, 32, 1), (5735, 32, 1), (1000, 8, 2)])
+def test_length_grouped_batches_are_deterministic_and_cover_each_epoch(size, batch, world):
+    from lamda_core.training.batches import Batches
+
+    from collections import Counter
+
+    lengths = [(i * 7919) % 97 for i in range(size)]
+    batches = [Batches(size, batch, world, rank, seed=3, lengths=lengths) for rank in range(world)]
+    rounds = 4 * batches[0].rounds  # whole groups: they hold exactly their stretch of the sample stream
+    seen = Counter(i for m in range(rounds) for b in batches for i in b.indices(m))
+    epochs = rounds * batch * world / size
+    assert set(seen) == set(range(size)) if epochs >= 1 else len(seen) == sum(seen.values())
+    assert max(seen.values()) - min(seen.values()) <= 1  # every sample as often as the others
+    duplicates = sum(batch - len(set(b.indices(m))) for m in range(rounds) for b in batches)
+    assert duplicates <= 0.01 * rounds * batch * world  # copies of a sample rarely share a micro-batch
+    again = Batches(size, batch, world, 0, seed=3, lengths=lengths)
+    assert [again.indices(m) for m in range(rounds)] == [batches[0].indices(m) for m in range(rounds)]
+    spread = [max(lengths[i] for i in batches[0].indices(m)) - min(lengths[i] for i in batches[0].indices(m))
+              for m in range(rounds)]
+    assert sum(spread) / len(spread) < 60  # similar lengths share a batch (random batches: about 90)
