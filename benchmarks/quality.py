@@ -178,8 +178,16 @@ def spec(task: str, method: str, args, seed: int = 0, split: bool = False, **cha
 
 # ---- sections -----------------------------------------------------------------------------
 def sweep_spec(task: str, method: str, lr: float, args) -> dict:
-    """A sweep run; at the method's default rate it is the same run as the defaults' (one key)."""
-    return spec(task, method, args, split=True, **({} if lr == DEFAULT_LEARNING_RATES[method] else {"learning_rate": lr}))
+    return spec(task, method, args, split=True, learning_rate=lr)
+
+
+def cached(cache: dict, spec_: dict) -> dict | None:
+    """A run's result; a rate equal to the method's default may have been left out of its key."""
+    if run_key(spec_) in cache:
+        return cache[run_key(spec_)]
+    if spec_.get("learning_rate") == DEFAULT_LEARNING_RATES[spec_["method"]]:
+        return cache.get(run_key({k: v for k, v in spec_.items() if k != "learning_rate"}))
+    return None
 
 
 def sweep_runs(args) -> list[dict]:
@@ -190,7 +198,7 @@ def sweep_runs(args) -> list[dict]:
 def best_rate(cache: dict, method: str, args) -> float:
     """The grid rate with the best mean split accuracy over the sweep's tasks (ties: lower loss)."""
     def score(lr):
-        rows = [cache[run_key(sweep_spec(t, method, lr, args))] for t in args.sweep_tasks]
+        rows = [cached(cache, sweep_spec(t, method, lr, args)) for t in args.sweep_tasks]
         return statistics.mean(r["accuracy"] for r in rows), -statistics.mean(r["eval_loss"] for r in rows)
     return max(GRID[method], key=score)
 
@@ -213,6 +221,12 @@ def factor_runs(args) -> dict[str, dict]:
     return runs
 
 
+def budget_runs(args) -> list[dict]:
+    """LaMDA and LoRA at 1x and 2x the step budget (SST-2 train split): does the gap close?"""
+    return [spec("sst2", m, args, split=True, **({"steps": 2 * args.steps} if twice else {}))
+            for m in ("lamda", "lora") for twice in (False, True)]
+
+
 def pareto_runs(args) -> list[dict]:
     return [spec("sst2", method, args, seed=seed, **({"rank": rank} if rank != 8 else {}))
             for method, ranks in PARETO_RANKS.items() for rank in ranks for seed in range(args.pareto_seeds)]
@@ -227,10 +241,10 @@ def mean_sd(values: list[float], scale: float = 100) -> str:
 def report(cache: dict, args) -> dict:
     out = {"settings": {"steps": args.steps, "batch": args.batch, "seeds": args.seeds, "grid": GRID,
                         "defaults": DEFAULT_LEARNING_RATES}}
-    swept = [m for m in GRID if all(run_key(sweep_spec(t, m, lr, args)) in cache
+    swept = [m for m in GRID if all(cached(cache, sweep_spec(t, m, lr, args))
                                     for t in args.sweep_tasks for lr in GRID[m])]
     if swept:
-        out["sweep"] = {m: {f"{lr:g}": {t: cache[run_key(sweep_spec(t, m, lr, args))]["accuracy"]
+        out["sweep"] = {m: {f"{lr:g}": {t: cached(cache, sweep_spec(t, m, lr, args))["accuracy"]
                                         for t in args.sweep_tasks} for lr in GRID[m]} for m in swept}
         out["chosen_rates"] = {m: best_rate(cache, m, args) for m in swept}
         print(f"### Learning-rate sweep (seed 0, accuracy % on a 10% split of the train file of "
@@ -246,15 +260,19 @@ def report(cache: dict, args) -> dict:
     for task in TASKS:
         rows = {m: [r for s in range(args.seeds) if (r := cache.get(run_key(final_spec(task, m, s, args))))]
                 for m in METHODS}
-        if not all(rows.values()):
+        rows = {m: r for m, r in rows.items() if r}
+        if "lamda" not in rows or "lora" not in rows:
             continue
-        out["final"][task] = {m: rows[m] for m in METHODS}
+        out["final"][task] = rows
         steps = STEPS[task]
         print(f"### {task}: {steps} steps of batch {args.batch}, each method at its defaults\n")
         print("| method | lr | seeds | accuracy % | macro F1 % | adapter params start / end / averaged | trainable with "
               "head (averaged) | s / step | peak RSS (MiB) |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for m in METHODS:
+            if m not in rows:
+                print(f"| {LABELS[m]} | {DEFAULT_LEARNING_RATES[m]:g} | 0 | not run yet | | | | | |")
+                continue
             r = rows[m]
             print(f"| {LABELS[m]} | {DEFAULT_LEARNING_RATES[m]:g} | {len(r)} | {mean_sd([x['accuracy'] for x in r])} "
                   f"| {mean_sd([x['f1'] for x in r])} | {r[0]['adapter_start']:,} / {r[0]['adapter_end']:,} / "
@@ -263,7 +281,7 @@ def report(cache: dict, args) -> dict:
                   f"| {statistics.mean(x['peak_rss_mib'] for x in r):,.0f} |")
         gap = statistics.mean(x["accuracy"] for x in rows["lora"]) - statistics.mean(x["accuracy"] for x in rows["lamda"])
         ratio = rows["lora"][0]["adapter_average"] / rows["lamda"][0]["adapter_average"]
-        worst = min(x["accuracy"] for m in METHODS for x in rows[m])
+        worst = min(x["accuracy"] for r in rows.values() for x in r)
         print(f"\nLoRA - LaMDA: {100 * gap:+.1f} points; averaged adapter parameters LoRA / LaMDA: {ratio:.1f}x; "
               f"lowest single-seed accuracy of any method: {100 * worst:.1f}%\n")
     factors = {name: s for name, s in factor_runs(args).items() if run_key(s) in cache}
@@ -277,6 +295,16 @@ def report(cache: dict, args) -> dict:
             row = cache[run_key(s)]
             print(f"| {name} | {100 * row['accuracy']:.1f} | {100 * (row['accuracy'] - base):+.1f} "
                   f"| {row['adapter_average']:,.0f} |")
+        print()
+    budget = budget_runs(args)
+    if all(run_key(s) in cache for s in budget):
+        out["step_budget"] = {f"{s['method']} {s['steps']}": cache[run_key(s)]["accuracy"] for s in budget}
+        print(f"### Step budget (SST-2, seed 0, accuracy % on the train file's 10% split)\n")
+        print("| method | " + " | ".join(f"{n} steps" for n in (args.steps, 2 * args.steps)) + " |")
+        print("|---|---:|---:|")
+        for m in ("lamda", "lora"):
+            cells = [100 * cache[run_key(s)]["accuracy"] for s in budget if s["method"] == m]
+            print(f"| {LABELS[m]} | {cells[0]:.1f} | {cells[1]:.1f} |")
         print()
     pareto = pareto_runs(args)
     if all(run_key(s) in cache for s in pareto):
@@ -303,7 +331,7 @@ def report(cache: dict, args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sections", nargs="+", choices=("sweep", "final", "factors", "pareto", "report"))
+    parser.add_argument("sections", nargs="+", choices=("sweep", "final", "factors", "budget", "pareto", "report"))
     parser.add_argument("--steps", type=int, default=STEPS["sst2"], help="steps of the sweep, factor and Pareto runs (SST-2)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seeds", type=int, default=3)
@@ -320,7 +348,7 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.data_dir / TASKS["sst2"][0]).is_file():
         parser.error(f"no SST-2 train file in {args.data_dir}; pass --data-dir")
-    wanted = {"sweep": sweep_runs, "final": final_runs,
+    wanted = {"sweep": sweep_runs, "final": final_runs, "budget": budget_runs,
               "factors": lambda a: [s for name, s in factor_runs(a).items() if not a.factors or name in a.factors],
               "pareto": pareto_runs}
     todo = [s for section in args.sections if section in wanted for s in wanted[section](args)]

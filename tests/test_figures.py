@@ -45,3 +45,14 @@ def test_allocation_figure_bars_are_the_ranks(report):
     assert list(figure.data[0].y) == list(allocation.ranks.values())
     assert set(figure.data[1].y) == {8}
     assert [c[0] for c in figure.data[0].customdata] == pytest.approx(list(allocation.energy_kept.values()))
+
+
+def test_pareto_figure_draws_one_line_per_method_through_its_ranks():
+    points = [{"method": "lamda", "rank": r, "accuracy": a, "adapter_average": p, "peak_rss_mib": m}
+              for r, a, p, m in ((8, 0.85, 51_000, 1500), (4, 0.83, 26_000, 1490))] + \
+             [{"method": "lora", "rank": 8, "accuracy": 0.89, "adapter_average": 331_776, "peak_rss_mib": 1870}]
+    figure = figures.pareto_figure(points)
+    assert [t.name for t in figure.data] == ["lamda", "lora"]
+    assert list(figure.data[0].x) == [26_000, 51_000] and list(figure.data[0].text) == ["r=4", "r=8"]
+    assert list(figure.data[0].y) == pytest.approx([83.0, 85.0]) and figure.layout.xaxis.type == "log"
+    assert "MiB" in figures.pareto_figure(points, x="peak_rss_mib").layout.xaxis.title.text
