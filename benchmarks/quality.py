@@ -157,7 +157,7 @@ def ensure(specs: list[dict], data_dir: Path, workers: int) -> None:
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     done = load_cache()
-    todo = [s for s in specs if run_key(s) not in done]
+    todo = [s for s in specs if cached(done, s) is None]
     RESULTS.mkdir(parents=True, exist_ok=True)
     os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(workers) as pool:
@@ -185,7 +185,10 @@ def cached(cache: dict, spec_: dict) -> dict | None:
     """A run's result; a rate equal to the method's default may have been left out of its key."""
     if run_key(spec_) in cache:
         return cache[run_key(spec_)]
-    if spec_.get("learning_rate") == DEFAULT_LEARNING_RATES[spec_["method"]]:
+    default = DEFAULT_LEARNING_RATES[spec_["method"]]
+    if "learning_rate" not in spec_:
+        return cache.get(run_key({**spec_, "learning_rate": default}))
+    if spec_["learning_rate"] == default:
         return cache.get(run_key({k: v for k, v in spec_.items() if k != "learning_rate"}))
     return None
 

@@ -51,7 +51,7 @@ def adapter_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
         if isinstance(module, LamdaLayer):
             names = module.adapter_params()
         elif isinstance(module, LoraLayer):
-            names = [n for n in module.adapter_layer_names]
+            names = list(module.adapter_layer_names)
         else:
             continue
         for local, parameter in module.named_parameters():
