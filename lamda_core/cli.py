@@ -143,7 +143,8 @@ def _read_ranks(path: str | None) -> dict | None:
 def _train(args) -> None:
     from .adapter.config import LamdaConfig
     from .training.config import TrainConfig
-    from .training.runs import create_run
+    from .training.preflight import check_run
+    from .training.runs import RunFolder
 
     dropout = args.dropout if args.dropout is not None else choices.DEFAULT_DROPOUT[args.method]
     adapter = LamdaConfig(rank=args.rank, rank_pattern=_read_ranks(args.ranks) or {}, alpha=args.alpha,
@@ -152,12 +153,14 @@ def _train(args) -> None:
     config = TrainConfig(
         source=args.source, task=args.task, train_data=args.data, validation_data=args.validation,
         text_column=args.text_column, label_column=args.label_column, method=args.method, adapter=adapter,
-        learning_rate=args.lr, head_learning_rate=args.head_lr, lr_schedule=args.schedule,
+        learning_rate=args.lr, head_learning_rate=args.head_lr, core_learning_rate=args.core_lr, lr_schedule=args.schedule,
         warmup_fraction=args.warmup, weight_decay=args.weight_decay, batch_size=args.batch,
         grad_accumulation=args.accumulation, max_steps=args.max_steps, epochs=args.epochs,
         eval_interval=args.eval_interval, checkpoint_interval=args.checkpoint_interval, seq_len=args.seq,
         dtype=args.dtype, seed=args.seed)
-    folder = create_run(config, args.output)
+    for note in check_run(config):
+        print(f"note: {note}")
+    folder = RunFolder.create(config, args.output).path
     _launch(folder, args.background, args.processes)
 
 
@@ -181,9 +184,15 @@ def _launch(folder, background: bool, processes: int) -> None:
 
 
 def _resume(args) -> None:
-    from .training.runs import read_status
+    from .training.runs import RunFolder
 
-    read_status(args.run)  # a clear error when it is not a run folder
+    run = RunFolder(args.run)
+    if run.status()["state"] == "stopping":
+        print(f"waiting for {args.run} to checkpoint and stop ...", flush=True)
+        run.wait_for_stop()
+    checkpoint = run.resume_checkpoint()  # refuses a broken or changed run before starting
+    run.clear_stop_request()
+    print(f"resuming {args.run} from " + (checkpoint.name if checkpoint else "the start"))
     _launch(args.run, args.background, args.processes)
 
 
@@ -211,6 +220,20 @@ def _export(args) -> None:
 
     target = export_merged(args.run, args.merged)
     print(f"merged model written to {target}")
+
+
+def _doctor(args) -> None:
+    from .doctor import run_checks
+
+    checks = run_checks(args.runs)
+    for check in checks:
+        print(f"{'ok' if check.ok else 'PROBLEM':<8} {check.name:<15} {check.detail}")
+        if check.advice:
+            print(f"{'':<8} {'':<15} -> {check.advice}")
+    problems = [c.name for c in checks if not c.ok]
+    print("\n" + ("all checks passed" if not problems else f"{len(problems)} problem(s): {', '.join(problems)}"))
+    if problems:
+        raise SystemExit(1)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -284,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="default: " + _per_method(choices.DEFAULT_LEARNING_RATES))
     train.add_argument("--head-lr", type=float, default=None,
                        help="the task head's rate (default: " + _per_method(choices.DEFAULT_HEAD_LEARNING_RATES) + ")")
+    train.add_argument("--core-lr", type=float, default=None,
+                       help="LaMDA's r x r core S (default: --lr, which B then uses alone)")
     train.add_argument("--head-modules", nargs="+", default=None,
                        help="modules trained in full beside the adapter (default: the classification head)")
     train.add_argument("--schedule", default=choices.DEFAULT_LR_SCHEDULE, choices=choices.LR_SCHEDULES)
@@ -321,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run")
     export.add_argument("--merged", required=True, help="the folder to write the merged model to")
     export.set_defaults(handler=_export)
+
+    doctor = commands.add_parser("doctor", help="check Python, packages, threads, memory, disk, the model and GPU")
+    doctor.add_argument("--runs", default="runs", help="the runs folder whose disk space to check")
+    doctor.set_defaults(handler=_doctor)
     return parser
 
 

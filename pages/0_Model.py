@@ -20,6 +20,16 @@ cols[3].metric("Adaptable matrices", summary.target_count)
 st.write(f"**{summary.architecture}** ({summary.family} family, {summary.dtype} weights)")
 st.dataframe(pd.DataFrame({"kind": list(summary.targets_by_kind), "matrices": list(summary.targets_by_kind.values())}),
              hide_index=True)
+with st.expander("Machine check (`lamda doctor`)"):
+    st.caption("Python, packages, threads, free memory and disk for runs, the embedded model, the GPU.")
+    if st.button("Run the checks", key="doctor"):
+        from lamda_core.doctor import run_checks
+
+        with st.spinner("checking..."):
+            checks = run_checks("runs")
+        for check in checks:
+            line = f"**{check.name}**: {check.detail}" + (f" \n{check.advice}" if check.advice else "")
+            (st.success if check.ok else st.warning)(line)
 st.markdown("""
 **Next:** explore the normalized singular-value spectra (**Spectrum**), set a LaMDA++ rank budget and
 watch the allocation and its cost change (**Rank budget**, **Costs**), then run a short fine-tune

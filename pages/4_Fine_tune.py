@@ -9,7 +9,8 @@ from lamda_core import figures
 from lamda_core import choices
 from lamda_core.training.config import TrainConfig
 from lamda_core.training.export import export_merged
-from lamda_core.training.runs import active_run, create_run, read_config, read_metrics, read_status, request_stop, start_run
+from lamda_core.training.preflight import check_run
+from lamda_core.training.runs import RunFolder, active_run, read_config, read_metrics, read_status, request_stop, start_run
 from studio_ui.common import page_setup, runs_root, sidebar
 from studio_ui.runs_view import zip_folder
 
@@ -25,7 +26,8 @@ with st.form("launch"):
     demo = "demo-sentiment" if task == "classification" else "demo-corpus"
     c1, c2 = st.columns(2)
     data_choice = c1.radio("Data", [f"Built-in demo ({demo})", "Upload a file"], key="data_choice")
-    upload = c2.file_uploader("CSV, TSV, JSONL (classification) or TXT (causal LM)", type=["csv", "tsv", "jsonl", "txt"],
+    upload = c2.file_uploader("CSV, TSV (header line optional), JSONL, Parquet (classification) or TXT (causal LM)",
+                              type=["csv", "tsv", "jsonl", "parquet", "txt"],
                               key="upload")
     allocation = st.session_state.get("allocation") if st.session_state.get("allocation_source") == source else None
     methods = [m for m in choices.METHODS if m != "lamda++" or allocation is not None]
@@ -61,7 +63,9 @@ if start:
                              learning_rate=lr or None, max_steps=int(steps), batch_size=int(batch), seq_len=int(seq),
                              eval_interval=max(1, int(steps) // 6), checkpoint_interval=max(1, int(steps) // 3),
                              dtype=dtype)
-        create_run(config, folder)
+        for note in check_run(config):  # data, model and ranks, before the folder exists
+            st.info(note)
+        RunFolder.create(config, folder)
         start_run(folder)
         st.session_state["run_folder"] = str(folder)
     except lc.LamdaError as error:

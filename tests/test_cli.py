@@ -85,3 +85,68 @@ def test_train_refuses_a_config_typo_before_creating_the_run(tmp_path):
     result = run_cli("train", "--lr", "-1", "--output", str(tmp_path / "run"))
     assert result.returncode == 2 and "learning_rate must be positive" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_every_subcommand_has_help():
+    from lamda_core.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert {"matrices", "spectrum", "allocate", "estimate", "train", "resume", "stop", "runs", "export",
+            "doctor"} <= set(commands)
+    for command in ["--help"] + [f"{name} --help" for name in commands]:
+        result = run_cli(*command.split())
+        assert result.returncode == 0 and result.stdout.startswith("usage: lamda"), command
+
+
+def test_train_refuses_an_impossible_rank_or_bad_data_before_creating_the_run(tmp_path):
+    result = run_cli("train", "--rank", "500", "--output", str(tmp_path / "run"))
+    assert result.returncode == 2 and "rank 500 > 384" in result.stderr
+    data = tmp_path / "d.csv"
+    data.write_text("review,score\ngood,1\nbad,0\n")
+    result = run_cli("train", "--data", str(data), "--output", str(tmp_path / "run"))
+    assert result.returncode == 2 and "its columns are ['review', 'score']" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_on_a_headerless_file_says_how_it_read_it(tmp_path):
+    data = tmp_path / "reviews.tsv"
+    data.write_text("".join(f"{text}\t{label}\n" for text, label in [("a warm film", 1), ("dull", 0)] * 10))
+    result = run_cli("train", "--data", str(data), "--max-steps", "2", "--eval-interval", "2",
+                     "--output", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    assert "note: reviews.tsv: no header line; read as two columns, column 1 the text" in result.stdout
+
+
+def test_resume_of_a_tampered_run_is_refused_and_changes_nothing(tmp_path):
+    folder = tmp_path / "run"
+    trained = run_cli("train", "--source", "tiny-gpt2", "--task", "causal-lm", "--data", "demo-corpus", "--rank", "4",
+                      "--max-steps", "3", "--checkpoint-interval", "2", "--output", str(folder))
+    assert trained.returncode == 0, trained.stderr
+    status = folder / "status.json"
+    status.write_text(status.read_text().replace('"finished"', '"failed"'))
+    config = folder / "run_config.json"
+    config.write_text(config.read_text().replace('"seed": 0', '"seed": 7'))
+    before = status.read_text()
+    result = run_cli("resume", str(folder))
+    assert result.returncode == 2 and "changed after checkpoint step-000002" in result.stderr
+    assert status.read_text() == before
+
+
+def test_doctor_reports_every_check():
+    result = run_cli("doctor")
+    assert result.returncode == 0, result.stdout + result.stderr
+    names = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("ok")]
+    assert names == ["python", "packages", "threads", "memory", "disk", "embedded", "gpu"]
+    assert "MiniLM loads (22.7 M parameters)" in result.stdout and "all checks passed" in result.stdout
+
+
+def test_doctor_says_what_to_do_when_the_runs_disk_is_full(monkeypatch, tmp_path):
+    import shutil
+    from collections import namedtuple
+
+    from lamda_core import doctor
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * 2**30, 10 * 2**30 - 2**20, 2**20))
+    check = next(c for c in doctor.run_checks(tmp_path / "runs") if c.name == "disk")
+    assert not check.ok and "0.0 GiB free" in check.detail and "free disk space" in check.advice

@@ -78,3 +78,41 @@ def test_language_model_blocks_and_short_file(tmp_path):
         load_language_model(write(tmp_path / "short.txt", "only a few words here"), tokenizer, block_size=64)
     with pytest.raises(lc.DataError, match="is empty: no text"):
         load_language_model(write(tmp_path / "empty.txt", "  \n"), tokenizer, block_size=64)
+
+
+@pytest.mark.parametrize("name,content,texts", [
+    ("d.tsv", "a great movie\t1\nterrible plot\t0\nfine acting\t1\nboring\t0\n", ["a great movie", "terrible plot"]),
+    ("d.csv", "pos,\"warm, funny\"\nneg,dull\npos,bright\nneg,flat\n", ["warm, funny", "dull"]),  # label first
+])
+def test_headerless_two_column_files_are_detected(tmp_path, name, content, texts):
+    data = load_classification(write(tmp_path / name, content), write(tmp_path / f"v{name}", content))
+    assert data.train_texts[:2] == texts and len(data.train_texts) == 4  # the first row is data, not a header
+    assert len(data.notes) == 2 and all("no header line" in note for note in data.notes)  # one per file
+    assert data.notes[0].startswith(name) and data.notes[1].startswith(f"v{name}")
+
+
+def test_an_unknown_header_is_still_a_header(tmp_path):
+    path = write(tmp_path / "d.tsv", "phrase\tpolarity\ngood\t1\nbad\t0\n")
+    with pytest.raises(lc.DataError, match=r"no text column: .* its columns are \['phrase', 'polarity'\]"):
+        load_classification(path)
+    data = load_classification(path, text_column="phrase", label_column="polarity")
+    assert sorted(data.train_texts + data.validation_texts) == ["bad", "good"] and not data.notes
+
+
+def test_rows_with_a_different_field_count_name_the_line(tmp_path):
+    with pytest.raises(lc.DataError, match="line 3 has 3 fields, the first line 2"):
+        load_classification(write(tmp_path / "d.csv", "text,label\na,1\nb,0,extra\n"))
+
+
+def test_parquet_files(tmp_path):
+    import pandas as pd
+
+    pd.DataFrame({"sentence": ["good", "bad", "fine", "awful"], "label": [1, 0, 1, 0]}).to_parquet(tmp_path / "t.parquet")
+    pd.DataFrame({"review": ["nice"], "stars": [1]}).to_parquet(tmp_path / "v.parquet")
+    data = load_classification(tmp_path / "t.parquet", tmp_path / "t.parquet")
+    assert data.train_texts == ["good", "bad", "fine", "awful"] and data.train_labels == [1, 0, 1, 0]
+    with pytest.raises(lc.DataError, match=r"no label column: .* its columns are \['review', 'stars'\]"):
+        load_classification(tmp_path / "t.parquet", tmp_path / "v.parquet")
+    write(tmp_path / "broken.parquet", "not parquet at all")
+    with pytest.raises(lc.DataError, match="is not a readable Parquet file"):
+        load_classification(tmp_path / "broken.parquet")

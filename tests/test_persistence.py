@@ -101,3 +101,42 @@ def test_loading_from_a_folder_that_is_not_an_adapter(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(lc.AdapterMismatchError, match="not a LaMDA adapter folder"):
         lc.load_adapter(model, tmp_path / "empty")
+
+
+def test_loading_an_adapter_with_altered_shapes_is_an_error(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model, _ = trained("minilm", "svd", {}, steps=1)
+    folder = lc.save_adapter(model, tmp_path / "adapter")
+    tensors = load_file(str(folder / "lamda_adapter.safetensors"))
+    name = next(iter(lc.lamda_layers(model)))
+    tensors[f"{name}.lamda_S"] = torch.zeros(3, 3)  # saved with rank 4
+    save_file(tensors, str(folder / "lamda_adapter.safetensors"))
+    fresh, _ = load("minilm")
+    with pytest.raises(lc.AdapterMismatchError, match=r"lamda_S is saved as \(3, 3\), the model needs \(4, 4\)"):
+        lc.load_adapter(fresh, folder)
+
+
+def test_merging_an_update_that_rounds_away_is_an_error():
+    model, _ = load("minilm", dtype="bfloat16")
+    lc.apply_lamda(model, lc.LamdaConfig(rank=4))
+    layer = next(iter(lc.lamda_layers(model).values()))
+    with torch.no_grad():
+        layer.lamda_S.fill_(1e-9)  # far below bfloat16's resolution of weights near 0.05
+    with pytest.raises(lc.AdapterMismatchError, match="left its torch.bfloat16 weight unchanged"):
+        lc.merge_adapter(model)
+
+
+def test_a_peft_export_that_would_not_reproduce_the_adapter_is_an_error(tmp_path, monkeypatch):
+    from lamda_core.adapter import persistence
+
+    model, _ = trained("minilm", "svd", {}, steps=1)
+    original = persistence.lora_config
+
+    def wrong_alpha(config, *args, **kwargs):  # as if the export forgot alpha: PEFT would scale by 8 / 4
+        lora = original(config, *args, **kwargs)
+        lora.lora_alpha = 8.0
+        return lora
+    monkeypatch.setattr(persistence, "lora_config", wrong_alpha)
+    with pytest.raises(lc.AdapterMismatchError, match="does not reproduce bert.encoder.layer.0"):
+        lc.export_peft(model, tmp_path / "peft")

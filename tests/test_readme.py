@@ -16,3 +16,77 @@ def test_quick_start_example_runs(tmp_path, monkeypatch, capsys):
     assert "adapter=168192" in printed and printed.strip().endswith("True")
     assert (tmp_path / "out" / "peft" / "adapter_model.safetensors").is_file()
     assert not any(layer.lamda_B.requires_grad for layer in namespace["lc"].lamda_layers(namespace["model"]).values())
+
+
+def command_line_block() -> list[str]:
+    """The commands of the README's Command line block, one per entry (`;` separates several)."""
+    section = README.read_text().split("## Command line", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    lines = [line.split("#", 1)[0] for line in block.splitlines()]
+    return [command.strip() for line in lines for command in line.split(";") if command.strip()]
+
+
+def as_test_command(command: str) -> list[str]:
+    """The command as the test runs it: /models/llama-2-7b is a local tiny Llama stand-in, and a
+    train gets 30 steps (checkpoints and evaluations every 10) instead of its full length."""
+    import shlex
+
+    argv = shlex.split(command.replace("/models/", "models/"))
+    assert argv[0] == "lamda", command
+    argv = argv[1:]
+    if argv[0] == "train":
+        if "--max-steps" in argv:
+            del argv[argv.index("--max-steps"):argv.index("--max-steps") + 2]
+        argv += ["--max-steps", "30", "--checkpoint-interval", "10", "--eval-interval", "10"]
+    return argv
+
+
+def build_llama_stand_in(folder: Path) -> None:
+    """A small Llama (GQA, 4096 positions, every matrix at least 64 wide so `--top-k 64` fits)
+    with the MiniLM tokenizer, in place of a 7B checkpoint."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from lamda_core.models.paths import default_model_path
+
+    torch.manual_seed(0)
+    config = LlamaConfig(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, max_position_embeddings=4096, vocab_size=30522, pad_token_id=0,
+                         bos_token_id=101, eos_token_id=102)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(default_model_path()).save_pretrained(folder)
+
+
+def test_every_command_line_in_the_readme_runs(tmp_path, monkeypatch):
+    import time
+
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    import lamda_core as lc
+    from lamda_core.cli import main
+    from lamda_core.training.runs import read_status
+
+    monkeypatch.chdir(tmp_path)
+    build_llama_stand_in(tmp_path / "models" / "llama-2-7b")
+    Path("reviews.csv").write_text("text,label\n" + "".join(
+        f"{text},{label}\n" for text, label in [("a warm and witty film", "pos"), ("dull and far too long", "neg"),
+                                               ("the cast shines", "pos"), ("a waste of an evening", "neg")] * 8))
+    commands = command_line_block()
+    assert any(c.startswith("lamda export") for c in commands) and any(c.startswith("lamda stop") for c in commands)
+    for command in commands:
+        argv = as_test_command(command)
+        if argv[0] == "stop":  # stop a run that is training, as a user would
+            deadline = time.monotonic() + 600  # a hang guard, not a speed check
+            while read_status(argv[1]).get("step", 0) < 1 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert read_status(argv[1])["state"] == "running", command
+        assert main(argv) == 0, command
+        if argv[0] == "stop":
+            assert read_status(argv[1])["state"] == "stopping", command
+    for run in ("lamda-r8", "pp", "lm"):
+        assert read_status(Path("runs") / run)["state"] == "finished", run
+    merged = AutoModelForSequenceClassification.from_pretrained("out/merged")
+    base, _ = lc.load_model("default")
+    name = "bert.encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(merged.state_dict()[name], base.state_dict()[name])  # the update is in the weights

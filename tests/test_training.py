@@ -1,6 +1,7 @@
 """The training engine: a real short run, stop, SIGKILL and resume, two processes, failures."""
 import json
 import os
+from pathlib import Path
 import signal
 import time
 
@@ -137,12 +138,86 @@ def test_nan_loss_fails_with_the_reason_and_keeps_the_last_good_checkpoint(tmp_p
     assert int(last.name.split("-")[1]) == len(read_metrics(folder))
 
 
-def test_bad_dataset_fails_the_run_with_a_specific_reason(tmp_path):
+def test_bad_dataset_or_rank_is_refused_before_the_run_folder_exists(tmp_path):
     data = tmp_path / "one_class.csv"
     data.write_text("text,label\ngood,1\nfine,1\n")
-    folder = create_run(TrainConfig(train_data=str(data), max_steps=5), tmp_path / "bad")
+    with pytest.raises(lc.DataError, match="only one class"):
+        create_run(TrainConfig(train_data=str(data), max_steps=5), tmp_path / "bad")
+    with pytest.raises(lc.RankError, match=r"rank 500 > 384"):
+        create_run(TrainConfig(adapter=lc.LamdaConfig(rank=500)), tmp_path / "bad")
+    with pytest.raises(lc.TargetError):
+        create_run(TrainConfig(adapter=lc.LamdaConfig(targets=["no_such_module"])), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_data_spoiled_after_queueing_fails_the_run_with_a_specific_reason(tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\ngood,1\nbad,0\n")
+    folder = create_run(TrainConfig(train_data=str(data), max_steps=5), tmp_path / "run")
+    data.write_text("text,label\ngood,1\nfine,1\n")
     assert run(folder) == "failed"
     assert "only one class" in read_status(folder)["reason"]
+
+
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory):
+    """A run that trained 5 steps with checkpoints at 2 and 4 and then died (status: failed)."""
+    folder = create_run(TrainConfig(source="tiny-gpt2", task="causal-lm", train_data="demo-corpus", seq_len=32,
+                                    batch_size=4, max_steps=5, checkpoint_interval=2, eval_interval=5,
+                                    adapter=lc.LamdaConfig(rank=4)), tmp_path_factory.mktemp("runs") / "run")
+    assert run(folder) == "finished"
+    assert [c.name for c in RunFolder(folder).checkpoints()] == ["step-000002", "step-000004"]
+    RunFolder(folder).write_status("failed", reason="killed")
+    return folder
+
+
+def copy_of(folder, tmp_path):
+    import shutil
+
+    return Path(shutil.copytree(folder, tmp_path / "copy"))
+
+
+def test_resume_starts_from_a_verified_checkpoint(interrupted, tmp_path):
+    assert RunFolder(copy_of(interrupted, tmp_path)).resume_checkpoint().name == "step-000004"
+
+
+@pytest.mark.parametrize("spoil,message", [
+    (lambda c: (c / "optimizer.pt").unlink(), "is incomplete: optimizer.pt missing"),
+    (lambda c: (c / "trainable.safetensors").write_bytes(b"garbage"), "is unreadable"),
+    (lambda c: (c / "trainer_state.json").write_text('{"step": 3}'), "holds step 3, its folder says 4"),
+    (lambda c: nan_in(c / "trainable.safetensors"), "holds non-finite values in"),
+    (lambda c: (c.parent.parent / "run_config.json").write_text(
+        (c.parent.parent / "run_config.json").read_text().replace('"seed": 0', '"seed": 1')), "changed after checkpoint"),
+    (lambda c: RunFolder(c.parent.parent).write_status("stopped", step=5), "stopped at step 5 but its last checkpoint"),
+    (lambda c: RunFolder(c.parent.parent).write_status("failed", step=3), "is ahead of the status"),
+    (lambda c: RunFolder(c.parent.parent).write_status("finished"), "has finished"),
+])
+def test_resume_refuses_a_checkpoint_it_cannot_trust(interrupted, tmp_path, spoil, message):
+    folder = copy_of(interrupted, tmp_path)
+    spoil(folder / "checkpoints" / "step-000004")
+    status = read_status(folder)
+    for resume in (RunFolder(folder).resume_checkpoint, lambda: run(folder), lambda: start_run(folder)):
+        with pytest.raises(lc.RunError, match=message):
+            resume()
+    assert read_status(folder) == status  # refused before anything was written
+
+
+def test_resume_without_any_checkpoint_after_steps_is_refused(interrupted, tmp_path):
+    import shutil
+
+    folder = copy_of(interrupted, tmp_path)
+    shutil.rmtree(folder / "checkpoints")
+    with pytest.raises(lc.RunError, match="trained 5 steps but holds no checkpoint"):
+        RunFolder(folder).resume_checkpoint()
+
+
+def nan_in(path):
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(path))
+    name = next(k for k in tensors if k.endswith("lamda_S"))
+    tensors[name] = torch.full_like(tensors[name], float("nan"))
+    save_file(tensors, str(path))
 
 
 def test_run_folder_misuse_is_a_specific_error(tmp_path):

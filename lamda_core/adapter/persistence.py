@@ -4,6 +4,12 @@ Files of ``save_adapter``: ``lamda_config.json`` (LamdaConfig, per-matrix ranks 
 state, base identity) and ``lamda_adapter.safetensors`` (A, S, B per matrix, B0S0 for svd-residual, and the
 trained head). ``export_peft`` writes a standard PEFT LoRA adapter: since A is frozen, the
 learned update s (B S - B0S0) A is exactly rank r, so lora_A = A and lora_B = B S - B0S0.
+
+Each writer checks its result and raises AdapterMismatchError rather than hand back something that
+silently does nothing: ``load_adapter`` compares every loaded rank and tensor shape with the saved
+ones, ``merge_adapter`` that every non-zero update changed its base weight (a bf16 weight can
+round a small update away), ``export_peft`` that the files read back, with PEFT's own scaling,
+reproduce each layer's update on a probe batch.
 """
 from __future__ import annotations
 
@@ -96,6 +102,7 @@ def load_adapter(model: nn.Module, folder: str | Path) -> nn.Module:
     model.lamda_state.base_identity = saved_identity
 
     tensors = load_file(str(Path(folder) / WEIGHTS_FILE))
+    _check_saved_shapes(lamda_layers(model), meta["matrices"], tensors, folder)
     with torch.no_grad():
         for name, layer in lamda_layers(model).items():
             for t in STORED_TENSORS:
@@ -113,10 +120,34 @@ def load_adapter(model: nn.Module, folder: str | Path) -> nn.Module:
     return model
 
 
+def _check_saved_shapes(layers: dict, matrices: dict, tensors: dict, folder) -> None:
+    """Every layer built from the config has the saved rank, and every saved tensor its shape."""
+    for name, layer in layers.items():
+        if layer.rank != matrices[name]["rank"]:
+            raise AdapterMismatchError(f"{folder}: {name} loaded with rank {layer.rank}, saved with {matrices[name]['rank']}")
+        for t in ("lamda_A", "lamda_S", "lamda_B"):
+            key = f"{name}.{t}"
+            if key not in tensors:
+                raise AdapterMismatchError(f"{folder}/{WEIGHTS_FILE} lacks {key}")
+            if tuple(tensors[key].shape) != tuple(getattr(layer, t).shape):
+                raise AdapterMismatchError(f"{folder}: {key} is saved as {tuple(tensors[key].shape)}, the model "
+                                           f"needs {tuple(getattr(layer, t).shape)} (rank {layer.rank}, "
+                                           f"{layer.d_out}x{layer.d_in})")
+
+
+@torch.no_grad()
 def merge_adapter(model: nn.Module) -> nn.Module:
-    """Fold every LaMDA path into its base weight (W + s B S A) and remove the adapter layers."""
+    """Fold every LaMDA path into its base weight (W + s B S A) and remove the adapter layers.
+    A non-zero update that leaves its weight unchanged (rounded away in a low-precision dtype)
+    is an AdapterMismatchError."""
     for name, layer in _require_lamda(model).items():
-        set_submodule(model, name, layer.merged_base())
+        nonzero = bool(layer.learned_update().abs().sum() > 0)
+        before = layer.base.weight.detach().clone()
+        merged = layer.merged_base()
+        if nonzero and torch.equal(before, merged.weight):
+            raise AdapterMismatchError(f"merging {name} left its {merged.weight.dtype} weight unchanged: the update is "
+                                       "below that dtype's precision; load the base in float32 and merge again")
+        set_submodule(model, name, merged)
     del model.lamda_state
     return model
 
@@ -147,4 +178,33 @@ def export_peft(model: nn.Module, folder: str | Path, base_model_name_or_path: s
                        base_model_name_or_path=base_model_name_or_path or state.base_identity["name_or_path"] or None)
     lora.save_pretrained(str(folder))
     save_file(tensors, str(folder / "adapter_model.safetensors"), metadata={"format": "pt"})
+    _check_peft_export(layers, folder)
     return folder
+
+
+PROBE_ROWS = 4
+
+
+@torch.no_grad()
+def _check_peft_export(layers: dict, folder: Path) -> None:
+    """Read the export back and compare, per layer on a seeded probe x (PROBE_ROWS, d_in), PEFT's
+    update (lora_alpha / r, honouring rank_pattern and alpha_pattern) x A^T B^T with LaMDA's
+    s x A^T (B S - B0S0)^T."""
+    from peft import LoraConfig
+
+    config = LoraConfig.from_pretrained(str(folder))
+    saved = load_file(str(folder / "adapter_model.safetensors"))
+    generator = torch.Generator().manual_seed(0)
+    for name, layer in layers.items():
+        rank = next((r for p, r in config.rank_pattern.items() if name == p or name.endswith("." + p)), config.r)
+        alpha = next((a for p, a in config.alpha_pattern.items() if name == p or name.endswith("." + p)),
+                     config.lora_alpha)
+        lora_a = saved[f"base_model.model.{name}.lora_A.weight"]
+        lora_b = saved[f"base_model.model.{name}.lora_B.weight"]
+        x = torch.randn(PROBE_ROWS, layer.d_in, generator=generator)
+        peft_update = (alpha / rank) * (x @ lora_a.T @ lora_b.T)
+        lamda_update = layer.scale * (x @ layer.lamda_A.float().cpu().T @ layer.learned_update().cpu().T)
+        tolerance = 1e-4 * (1 + lamda_update.abs().max())
+        if rank != layer.rank or not torch.allclose(peft_update, lamda_update, atol=float(tolerance), rtol=1e-3):
+            raise AdapterMismatchError(f"the PEFT export in {folder} does not reproduce {name}: rank {rank} vs "
+                                       f"{layer.rank}, largest difference {float((peft_update - lamda_update).abs().max()):.3g}")

@@ -9,6 +9,9 @@ import torch
 from torch import nn
 
 from ..adapter.inject import adapter_state_names, lamda_layers
+from ..errors import RunError
+
+CHECKPOINT_FILES = ("trainable.safetensors", "optimizer.pt", "scheduler.pt", "rng.pt", "trainer_state.json")
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -28,6 +31,34 @@ def write_checkpoint(folder: Path, model: nn.Module, optimizer, scheduler, train
     torch.save(scheduler.state_dict(), folder / "scheduler.pt")
     torch.save(torch.get_rng_state(), folder / "rng.pt")
     (folder / "trainer_state.json").write_text(json.dumps(trainer_state))
+
+
+def verify_checkpoint(folder: Path, config_digest: str) -> dict:
+    """Check a checkpoint before resuming from it: every file present, the trainer state readable
+    and at the step its folder names, every saved tensor readable and finite, and the run's
+    config unchanged since it was written (``config_digest``, see RunFolder.config_digest).
+    Returns the trainer state; raises RunError naming the problem."""
+    from safetensors.torch import load_file
+
+    missing = [name for name in CHECKPOINT_FILES if not (folder / name).is_file()]
+    if missing:
+        raise RunError(f"checkpoint {folder} is incomplete: {', '.join(missing)} missing")
+    try:
+        state = json.loads((folder / "trainer_state.json").read_text())
+        tensors = load_file(str(folder / "trainable.safetensors"))
+    except Exception as error:  # JSON or safetensors: damaged bytes
+        raise RunError(f"checkpoint {folder} is unreadable: {error}") from None
+    named_step = int(folder.name.removeprefix("step-"))
+    if state.get("step") != named_step:
+        raise RunError(f"checkpoint {folder} holds step {state.get('step')}, its folder says {named_step}")
+    broken = [name for name, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if broken:
+        raise RunError(f"checkpoint {folder} holds non-finite values in {', '.join(broken[:3])}"
+                       f"{' and more' if len(broken) > 3 else ''}; resume from an earlier run or start again")
+    if state.get("config_digest", config_digest) != config_digest:
+        raise RunError(f"run_config.json of {folder.parent.parent} changed after checkpoint {folder.name} was "
+                       "written; a resume must train the same run: put the config back or start a new run")
+    return state
 
 
 @torch.no_grad()

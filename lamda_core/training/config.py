@@ -17,6 +17,7 @@ class TrainConfig:
     """source: a model load_model takes; train_data / validation_data: files or a demo name
     (no validation file: 10% of the data, seeded); adapter: None = LamdaConfig() with the method's
     default dropout; learning_rate / head_learning_rate: None = the method's default (choices);
+    core_learning_rate: rate of LaMDA's r x r core S (None = learning_rate, which B then uses);
     max_steps: None = ``epochs`` (default 3) over the data; group_by_length: classification
     micro-batches of similar lengths (less padding)."""
 
@@ -30,6 +31,7 @@ class TrainConfig:
     adapter: LamdaConfig | None = None
     learning_rate: float | None = None
     head_learning_rate: float | None = None
+    core_learning_rate: float | None = None
     lr_schedule: str = choices.DEFAULT_LR_SCHEDULE
     warmup_fraction: float = 0.06
     weight_decay: float = 0.0
@@ -61,7 +63,7 @@ class TrainConfig:
             _positive_int(name, getattr(self, name))
         if self.max_steps is not None:
             _positive_int("max_steps", self.max_steps)
-        for name in ("learning_rate", "head_learning_rate", "epochs"):
+        for name in ("learning_rate", "head_learning_rate", "core_learning_rate", "epochs"):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ConfigError(f"{name} must be positive, got {value!r}")
@@ -70,11 +72,12 @@ class TrainConfig:
         if self.weight_decay < 0 or self.max_grad_norm < 0:
             raise ConfigError("weight_decay and max_grad_norm must not be negative")
 
-    def rates(self) -> tuple[float, float]:
-        """(rate of the adapter, or of the body in full fine-tuning; rate of the task head), with
-        the method's defaults filled in."""
+    def rates(self) -> tuple[float, float, float]:
+        """(rate of the adapter, or of the body in full fine-tuning; rate of LaMDA's core S; rate
+        of the task head), with the method's defaults filled in."""
         rate = self.learning_rate or choices.DEFAULT_LEARNING_RATES[self.method]
-        return rate, self.head_learning_rate or choices.DEFAULT_HEAD_LEARNING_RATES[self.method] or rate
+        return (rate, self.core_learning_rate or rate,
+                self.head_learning_rate or choices.DEFAULT_HEAD_LEARNING_RATES[self.method] or rate)
 
     @property
     def rank_label(self) -> str:

@@ -1,7 +1,10 @@
 """Datasets for short local fine-tunes.
 
-Classification: CSV, TSV (GLUE style, header ``sentence<TAB>label``) or JSONL, with the text and
-label columns given or detected among the usual names. Labels are class names or integer ids,
+Classification: CSV, TSV (GLUE style, header ``sentence<TAB>label``), JSONL or Parquet, with the
+text and label columns given or detected among the usual names. A two-column CSV / TSV without a
+header line (``text<TAB>label`` rows) is detected: when its first row's label value also occurs
+further down, the first row is data; the column with fewer distinct values is the label, and the
+note says so. Labels are class names or integer ids,
 mapped to 0..K-1 in sorted order. Causal LM: plain text or JSONL with a text field, tokenized and
 cut into blocks of ``block_size`` tokens. A validation split is taken from the data (seeded, 10%)
 when no validation file is given.
@@ -12,7 +15,7 @@ import csv
 import io
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -34,6 +37,14 @@ class ClassificationData:
     validation_texts: list[str]
     validation_labels: list[int]
     label_names: list[str]
+    notes: list[str] = field(default_factory=list)  # what was detected (e.g. no header line)
+
+
+@dataclass
+class Records:
+    """Rows of a data file as dicts, and how the file was read (``note``: None or what was detected)."""
+    rows: list[dict]
+    note: str | None = None
 
 
 @dataclass
@@ -53,10 +64,13 @@ def _read_text(path: Path) -> str:
                         f"at offset {error.start}; save it as UTF-8") from None
 
 
-def read_records(path: Path) -> list[dict]:
-    """Rows of a .csv, .tsv or .jsonl file as dicts."""
-    text = _read_text(path)
+def read_records(path: Path, wanted: tuple[str | None, ...] = ()) -> Records:
+    """Rows of a .csv, .tsv, .jsonl or .parquet file as dicts. ``wanted``: column names the caller
+    asks for (a first row holding one of them is a header)."""
     suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return Records(_read_parquet(path))
+    text = _read_text(path)
     if suffix in (".jsonl", ".json"):
         records = []
         for number, line in enumerate(text.splitlines(), 1):
@@ -68,11 +82,52 @@ def read_records(path: Path) -> list[dict]:
                 if not isinstance(record, dict):
                     raise DataError(f"{path} line {number} is not a JSON object")
                 records.append(record)
-        return records
+        return Records(records)
     if suffix not in (".csv", ".tsv"):
-        raise DataError(f"{path}: unsupported data format {suffix or '(none)'}; use .csv, .tsv or .jsonl")
-    reader = csv.DictReader(io.StringIO(text), delimiter="\t" if suffix == ".tsv" else ",")
-    return list(reader)
+        raise DataError(f"{path}: unsupported data format {suffix or '(none)'}; use .csv, .tsv, .jsonl or .parquet")
+    return _read_delimited(path, text, "\t" if suffix == ".tsv" else ",", wanted)
+
+
+def _read_parquet(path: Path) -> list[dict]:
+    import pandas as pd
+
+    if not path.is_file():
+        raise DataError(f"no such data file: {path}")
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as error:  # pyarrow raises several types for a damaged file
+        raise DataError(f"{path} is not a readable Parquet file: {error}") from None
+    return frame.to_dict(orient="records")
+
+
+def _read_delimited(path: Path, text: str, delimiter: str, wanted: tuple[str | None, ...]) -> Records:
+    rows = [row for row in csv.reader(io.StringIO(text), delimiter=delimiter) if row]
+    if not rows:
+        return Records([])
+    width = len(rows[0])
+    for number, row in enumerate(rows[1:], 2):
+        if len(row) != width:
+            raise DataError(f"{path} line {number} has {len(row)} fields, the first line {width} "
+                            f"(separator {delimiter!r}; quote fields that contain it)")
+    if _is_headerless(rows, wanted):
+        label = 0 if len(set(r[0] for r in rows)) < len(set(r[1] for r in rows)) else 1
+        names = ["label", "text"] if label == 0 else ["text", "label"]
+        note = (f"{path.name}: no header line; read as two columns, column {1 - label + 1} the text and "
+                f"column {label + 1} the label")
+        return Records([dict(zip(names, row)) for row in rows], note)
+    header = rows[0]
+    return Records([dict(zip(header, row)) for row in rows[1:]])
+
+
+def _is_headerless(rows: list[list[str]], wanted: tuple[str | None, ...]) -> bool:
+    """A two-column file whose first row is data: it names no known or wanted column, and one of
+    its values (the label) occurs again in the same column further down."""
+    if len(rows[0]) != 2 or len(rows) < 2:
+        return False
+    names = {c.lower().strip() for c in rows[0]}
+    if names & {*TEXT_COLUMNS, *LABEL_COLUMNS} or names & {w.lower() for w in wanted if w}:
+        return False
+    return any(rows[0][i] in {r[i] for r in rows[1:]} for i in (0, 1))
 
 
 def _pick_column(records: list[dict], given: str | None, candidates: tuple[str, ...], what: str, path: Path) -> str:
@@ -89,14 +144,19 @@ def _pick_column(records: list[dict], given: str | None, candidates: tuple[str, 
                     f"name it with the {what}_column option")
 
 
-def _texts_and_labels(path: Path, text_column: str | None, label_column: str | None) -> tuple[list[str], list[str]]:
-    records = read_records(path)
+def _texts_and_labels(path: Path, text_column: str | None, label_column: str | None,
+                      notes: list[str]) -> tuple[list[str], list[str]]:
+    read = read_records(path, (text_column, label_column))
+    records = read.rows
+    if read.note and read.note not in notes:
+        notes.append(read.note)
     if not records:
         raise DataError(f"{path} is empty: no rows")
     text_key = _pick_column(records, text_column, TEXT_COLUMNS, "text", path)
     label_key = _pick_column(records, label_column, LABEL_COLUMNS, "label", path)
     texts, labels = [], []
-    for number, record in enumerate(records, 2 if path.suffix.lower() != ".jsonl" else 1):
+    first_row = 2 if path.suffix.lower() in (".csv", ".tsv") and not read.note else 1
+    for number, record in enumerate(records, first_row):
         text, label = record.get(text_key), record.get(label_key)
         if text is None or not str(text).strip():
             raise DataError(f"{path} row {number} has an empty {text_key!r}")
@@ -152,10 +212,11 @@ def _split(count: int, seed: int) -> tuple[list[int], list[int]]:
 def load_classification(train: str | Path, validation: str | Path | None = None, text_column: str | None = None,
                         label_column: str | None = None, seed: int = 0) -> ClassificationData:
     train_path, validation_path = resolve_dataset(train, validation)
-    texts, labels = _texts_and_labels(train_path, text_column, label_column)
+    notes: list[str] = []
+    texts, labels = _texts_and_labels(train_path, text_column, label_column, notes)
     names = _label_names(labels, train_path)
     if validation_path is not None:
-        validation_texts, validation_labels = _texts_and_labels(validation_path, text_column, label_column)
+        validation_texts, validation_labels = _texts_and_labels(validation_path, text_column, label_column, notes)
         unseen = sorted(set(validation_labels) - set(names))
         if unseen:
             raise DataError(f"{validation_path}: labels {unseen[:3]} never occur in the training data {train_path}")
@@ -167,15 +228,22 @@ def load_classification(train: str | Path, validation: str | Path | None = None,
         texts, labels = [texts[i] for i in train_index], [labels[i] for i in train_index]
     index = {name: i for i, name in enumerate(names)}
     return ClassificationData(texts, [index[label] for label in labels], validation_texts,
-                              [index[label] for label in validation_labels], names)
+                              [index[label] for label in validation_labels], names, notes)
 
 
 def _lm_text(path: Path) -> str:
-    if path.suffix.lower() in (".jsonl", ".json"):
-        records = read_records(path)
+    if path.suffix.lower() in (".jsonl", ".json", ".parquet"):
+        records = read_records(path).rows
         key = _pick_column(records, None, TEXT_COLUMNS, "text", path) if records else "text"
         return "\n\n".join(str(r.get(key, "")) for r in records)
     return _read_text(path)
+
+
+def check_language_model_text(train: str | Path, validation: str | Path | None = None) -> None:
+    """The causal-LM files exist and hold text (tokenizing waits for the trainer)."""
+    for path in filter(None, resolve_dataset(train, validation)):
+        if not _lm_text(path).strip():
+            raise DataError(f"{path} is empty: no text")
 
 
 def load_language_model(train: str | Path, tokenizer, block_size: int, validation: str | Path | None = None,

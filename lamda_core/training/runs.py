@@ -15,6 +15,7 @@ per runs root (the folder's parent): a trainer waits, in creation order, for the
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -80,6 +81,10 @@ class RunFolder:
             self._config = TrainConfig.from_json(path.read_text())
         return self._config
 
+    def config_digest(self) -> str:
+        """sha256 of run_config.json: checkpoints record it so a resume can tell the config changed."""
+        return hashlib.sha256((self.path / "run_config.json").read_bytes()).hexdigest()
+
     def status(self) -> dict:
         path = self.path / "status.json"
         if not path.is_file():
@@ -138,6 +143,19 @@ class RunFolder:
         if state == "running":
             self.write_status("stopping")
 
+    def wait_for_stop(self, poll_s: float = 0.5) -> bool:
+        """Block while a requested stop is under way (state stopping, its trainer alive); True if
+        there was one to wait for."""
+        waited = False
+        while self.status()["state"] == "stopping" and _alive(self.status().get("pid")):
+            waited = True
+            time.sleep(poll_s)
+        return waited
+
+    def clear_stop_request(self) -> None:
+        """Forget an earlier stop request (a resume trains on)."""
+        (self.path / "STOP").unlink(missing_ok=True)
+
     def stop_requested(self) -> bool:
         return (self.path / "STOP").exists()
 
@@ -145,6 +163,32 @@ class RunFolder:
     def checkpoints(self) -> list[Path]:
         folder = self.path / "checkpoints"
         return sorted(folder.glob("step-*")) if folder.is_dir() else []
+
+    def resume_checkpoint(self) -> Path | None:
+        """The checkpoint a resume starts from, verified (checkpoint.verify_checkpoint), or None
+        for a run that has not trained a step. A stopped run must resume at the step it stopped
+        at; a killed or failed run resumes at its last checkpoint and repeats the steps after it
+        with the same data order and RNG (their metrics lines are dropped first). Refused: a
+        finished run, steps done but no checkpoint, a checkpoint ahead of the status."""
+        from .checkpoint import verify_checkpoint
+
+        status = self.status()
+        step = status.get("step") or 0
+        if status["state"] == "finished":
+            raise RunError(f"{self.path} has finished; start a new run")
+        checkpoints = self.checkpoints()
+        if not checkpoints:
+            if step > 0:
+                raise RunError(f"{self.path} trained {step} steps but holds no checkpoint (the first is written at "
+                               f"step {self.config.checkpoint_interval}); start a new run")
+            return None
+        state = verify_checkpoint(checkpoints[-1], self.config_digest())
+        if state["step"] > step:
+            raise RunError(f"{self.path}: checkpoint {checkpoints[-1].name} is ahead of the status (step {step})")
+        if status["state"] == "stopped" and state["step"] != step:
+            raise RunError(f"{self.path} stopped at step {step} but its last checkpoint is {checkpoints[-1].name}; "
+                           "resuming would repeat steps")
+        return checkpoints[-1]
 
     def save_checkpoint(self, step: int, write) -> Path:
         """``write(folder)`` fills a staging folder, which then replaces step-NNNNNN at once;
@@ -168,9 +212,8 @@ class RunFolder:
         status = self.status()
         if status["state"] in ("running", "stopping") and _alive(status.get("pid")):
             raise RunError(f"{self.path} is already {status['state']} (pid {status.get('pid')})")
-        if status["state"] == "finished":
-            raise RunError(f"{self.path} has finished; start a new run")
-        (self.path / "STOP").unlink(missing_ok=True)
+        self.resume_checkpoint()  # refuses a finished run and a checkpoint it cannot trust
+        self.clear_stop_request()
         self.write_status("queued", reason=None)
         with open(self.path / "train.log", "ab") as log:  # the child keeps its own copy of the handle
             return subprocess.Popen(trainer_command(self.path, processes), stdout=log, stderr=subprocess.STDOUT,
@@ -185,6 +228,10 @@ class RunFolder:
 
 # ---- the functional API over RunFolder (what the CLI, the app and the tests call) ----------
 def create_run(config: TrainConfig, folder: str | Path) -> Path:
+    """Check the run (preflight.check_run: data, model, ranks), then create its folder."""
+    from .preflight import check_run
+
+    check_run(config)
     return RunFolder.create(config, folder).path
 
 

@@ -58,6 +58,8 @@ class Trainer:
         torch.manual_seed(c.seed)
         if c.task == "classification":
             self.data = load_classification(c.train_data, c.validation_data, c.text_column, c.label_column, c.seed)
+            for note in self.data.notes:
+                print(f"note: {note}", flush=True)
             model, self.tokenizer = load_model(c.source, task="classification", num_labels=len(self.data.label_names),
                                                dtype=c.dtype)
             model.config.id2label = dict(enumerate(self.data.label_names))
@@ -79,8 +81,8 @@ class Trainer:
         self.total_steps = c.max_steps or max(1, math.ceil((c.epochs or DEFAULT_EPOCHS) * size / per_step))
         self.batches = Batches(size, c.batch_size, world, self.accelerator.process_index, c.seed, lengths)
 
-        checkpoints = self.run.checkpoints()
-        state = restore_model(checkpoints[-1], self.model) if checkpoints else {"step": 0, "freezer_steps": 0}
+        checkpoint = self.run.resume_checkpoint()
+        state = restore_model(checkpoint, self.model) if checkpoint else {"step": 0, "freezer_steps": 0}
         self.step = state["step"]
         if self.step and self.main:
             self.run.truncate_metrics(self.step)
@@ -90,7 +92,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(c.lr_schedule, self.total_steps, c.warmup_fraction))
         if self.step:
-            restore_optimizer(checkpoints[-1], self.optimizer, self.scheduler)
+            restore_optimizer(checkpoint, self.optimizer, self.scheduler)
         self.freezer = None
         if c.method in LAMDA_METHODS:
             self.freezer = PMBFreezer(self.model, self.total_steps, completed_steps=state["freezer_steps"])
@@ -102,7 +104,7 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         if self.main:
             state = {"step": self.step, "freezer_steps": self.freezer.completed_steps if self.freezer else 0,
-                     "freeze_rule": self.config.adapter.freeze_rule}
+                     "freeze_rule": self.config.adapter.freeze_rule, "config_digest": self.run.config_digest()}
             self.run.save_checkpoint(self.step, lambda folder: write_checkpoint(
                 folder, self.model, self.optimizer, self.scheduler, state))
         self.accelerator.wait_for_everyone()
@@ -242,6 +244,8 @@ class Trainer:
 def run(folder: str | Path) -> str:
     """Train a run folder to the end (or a stop request); returns the final state."""
     run_folder = RunFolder(Path(folder).resolve())
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        run_folder.resume_checkpoint()  # a finished run or an untrustworthy checkpoint: RunError, status kept
     trainer = None
     try:
         if os.environ.get("LOCAL_RANK", "0") == "0":
@@ -268,7 +272,11 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m lamda_core.training.trainer RUN_FOLDER", file=sys.stderr)
         return 2
-    state = run(argv[0])
+    try:
+        state = run(argv[0])
+    except LamdaError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0 if state in ("finished", "stopped") else 1
 
 
