@@ -4,6 +4,9 @@ from pathlib import Path
 import streamlit as st
 
 PAGES = Path(__file__).resolve().parent / "pages"
+# The local logo as favicon before navigation runs: otherwise the default page's material icon
+# becomes the favicon, fetched from fonts.gstatic.com (the app must work offline).
+st.set_page_config(page_title="LaMDA Studio", page_icon=str(PAGES.parent / "assets" / "logo.svg"), layout="wide")
 
 navigation = st.navigation([
     st.Page(PAGES / "0_Model.py", title="Model", icon=":material/memory:", url_path="Model", default=True),

@@ -70,11 +70,17 @@ FACTORS = {
     "learning rate 3e-3": {"learning_rate": 3e-3},
     "learning rate 3e-2": {"learning_rate": 3e-2},
     "head learning rate 1e-3": {"head_learning_rate": 1e-3},
+    "core (S) learning rate 3e-2": {"core_learning_rate": 3e-2},
+    "core (S) learning rate 3e-3": {"core_learning_rate": 3e-3},
+    "alpha 32 (scale 4)": {"alpha": 32.0},
     "schedule constant": {"lr_schedule": "constant"},
     "schedule cosine": {"lr_schedule": "cosine"},
     "freeze rule grad-mask-stepwise": {"freeze_rule": "grad-mask-stepwise"},
     "dropout 0.05": {"dropout": 0.05},
     "no gradient clipping": {"max_grad_norm": 0.0},
+    "rank 16, alpha 32 (scale 2)": {"rank": 16, "alpha": 32.0},
+    "rank 16, alpha 32 + pooler": {"rank": 16, "alpha": 32.0, "head_modules": ["classifier", "pooler"]},
+    "grad-mask-stepwise + pooler": {"freeze_rule": "grad-mask-stepwise", "head_modules": ["classifier", "pooler"]},
 }  # rank 4 / 16 / 32 / 64 on the validation file: see the Pareto section
 ADAPTER_SETTINGS = ("rank", "alpha", "dropout", "init", "freeze_fraction", "freeze_rule")  # LamdaConfig fields
 PARETO_RANKS = {"lamda": [4, 8, 16, 32, 64], "lora": [2, 4, 8, 16]}

@@ -120,6 +120,46 @@ def training_figure(runs: dict[str, list[dict]], series: list[str]) -> go.Figure
                                             mode="lines+markers" if key.startswith("eval") else "lines"))
     figure.update_layout(xaxis_title="optimizer step", yaxis_title=" / ".join(TRAINING_SERIES.get(k, k) for k in series),
                          margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12))
+    if series and all(key in FRACTION_SERIES for key in series):
+        figure.update_yaxes(range=[0, 1.02])  # a share: its whole range, even with one evaluation
+    return figure
+
+
+FRACTION_SERIES = ("eval_accuracy", "eval_f1")
+
+
+def layer_figure(d_in: int = 384, d_out: int = 384, rank: int = 8) -> go.Figure:
+    """The LaMDA path of one projection drawn to scale: A (r x d_in, frozen), S (r x r, trained),
+    B (d_out x r, trained then frozen) beside the frozen W (d_out x d_in)."""
+    blocks = [("W (frozen)", d_in, d_out, "#c9d3e6"), ("A: r x d_in, frozen", d_in, rank, "#9aa9c4"),
+              ("S: r x r, trained", rank, rank, "#2f6fde"), ("B: d_out x r, trained, then frozen", rank, d_out, "#e39b2f")]
+    figure, x = go.Figure(), 0.0
+    gap = 0.08 * max(d_in, d_out)
+    for name, width, height, color in blocks:
+        figure.add_shape(type="rect", x0=x, x1=x + width, y0=0, y1=height, fillcolor=color, line=dict(color="#1d2a44"))
+        figure.add_annotation(x=x + width / 2, y=height, text=name.replace(": ", "<br>"), showarrow=False, yanchor="bottom")
+        x += width + gap
+    figure.update_xaxes(visible=False, range=[-gap, x])
+    figure.update_yaxes(visible=False, range=[-gap, 1.35 * max(d_in, d_out)], scaleanchor="x")
+    figure.update_layout(margin=dict(l=10, r=10, t=10, b=10), height=320,
+                         title=dict(text=f"d_in = {d_in}, d_out = {d_out}, r = {rank}", y=0.05))
+    return figure
+
+
+def freezing_figure(rank: int = 8, total_steps: int = 300, fraction: float = 0.3) -> go.Figure:
+    """Trainable columns of B against the optimizer step, for both freeze rules:
+    linear k(t) = min(r, floor(r t / t_i)) frozen, t_i = ceil(eta T); grad-mask-stepwise one
+    column every t_i steps."""
+    from .adapter.freezing import frozen_column_count
+
+    figure = go.Figure()
+    steps = list(range(total_steps + 1))
+    for rule in ("linear", "grad-mask-stepwise"):
+        figure.add_trace(go.Scatter(x=steps, y=[rank - frozen_column_count(rule, rank, t, total_steps, fraction)
+                                                for t in steps], name=rule, mode="lines", line_shape="hv"))
+    figure.update_layout(xaxis_title="optimizer step t", yaxis_title="trainable columns of B",
+                         margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12))
+    figure.update_yaxes(range=[0, rank + 0.5])
     return figure
 
 

@@ -5,7 +5,8 @@ import streamlit as st
 import lamda_core as lc
 from lamda_core import figures
 from lamda_core.choices import ALLOCATION_STRATEGIES
-from studio_ui.common import matrix_labels, page_setup, report_or_stop, sidebar
+from lamda_core.spectra.allocation import budget_bounds
+from studio_ui.common import kept, matrix_labels, page_setup, report_or_stop, set_by_user, set_kept, sidebar
 
 page_setup("Rank budget")
 source, task, dtype = sidebar()
@@ -13,25 +14,45 @@ st.title("Rank budget")
 report = report_or_stop(source)
 matrices = len(report.matrices)
 
+# Every setting is kept across pages. r min, r max and the budget follow r0 until the user sets
+# them; the sliders offer only budgets the bounds allow (allocation.budget_bounds).
+FOLLOWERS = {"r_min": lambda r0: max(1, r0 // 4), "r_max": lambda r0: 4 * r0}
+
 c1, c2, c3, c4 = st.columns(4)
-base_rank = c1.slider("Base rank r0", 1, 64, 8, key="base_rank")
-strategy = c2.selectbox("Strategy", ALLOCATION_STRATEGIES, key="strategy")
-r_min = c3.number_input("r min", 1, 256, max(1, base_rank // 4), key="r_min")
-r_max = c4.number_input("r max", 1, 1024, 4 * base_rank, key="r_max")
+base_rank = c1.slider("Base rank r0", 1, 64, help="The rank of uniform LaMDA that LaMDA++ is compared with: the "
+                      "default budget is r0 x matrices.", **kept("base_rank", 8))
+strategy = c2.selectbox("Strategy", ALLOCATION_STRATEGIES, **kept("strategy", ALLOCATION_STRATEGIES[0]),
+                        help="equal-energy: one threshold tau, each matrix gets the smallest rank keeping "
+                             "E(r) >= tau; greedy: ranks go one step at a time to the largest energy gain.")
+for key, rule in FOLLOWERS.items():
+    if not set_by_user(key):
+        set_kept(key, rule(base_rank))
+r_min = c3.number_input("r min", 1, 256, help="No matrix gets a lower rank.", **kept("r_min", 2))
+r_max = c4.number_input("r max", 1, 1024, help="No matrix gets a higher rank (nor more than min(d_out, d_in)).",
+                        **kept("r_max", 32))
 c5, c6 = st.columns([1, 3])
-kind = c5.radio("Budget as", ["total rank", "trainable parameters"], key="budget_kind")
-multiple = c5.selectbox("Ranks in multiples of", [1, 2, 4, 8], key="multiple")
-uniform_params = sum(base_rank * base_rank + base_rank * m.d_out for m in report.matrices)
-if kind == "total rank":
-    budget = c6.slider("Budget (total rank)", matrices * int(r_min), matrices * int(r_max), matrices * base_rank,
-                       step=multiple, key="budget_rank")
-else:
-    budget = c6.slider("Budget (trainable adapter parameters)", uniform_params // 4, uniform_params * 4,
-                       uniform_params, step=max(1, uniform_params // 200), key="budget_params")
+kind = c5.radio("Budget as", ["total rank", "trainable parameters"], **kept("budget_kind", "total rank"),
+                help="Total rank: sum of r over matrices. Parameters: sum of r^2 + r d_out (S and B while B trains).")
+multiple = c5.selectbox("Ranks in multiples of", [1, 2, 4, 8], **kept("multiple", 1))
+budget_kind = "rank" if kind == "total rank" else "params"
+try:
+    low, high = budget_bounds(report, budget_kind, int(r_min), int(r_max), multiple)
+except lc.LamdaError as error:
+    st.error(f"{error}. Lower r min or raise r max.")
+    st.stop()
+uniform = {"rank": base_rank * matrices,
+           "params": sum(base_rank * base_rank + base_rank * m.d_out for m in report.matrices)}[budget_kind]
+key = "budget_rank" if budget_kind == "rank" else "budget_params"
+if not set_by_user(key):
+    set_kept(key, uniform)
+step = multiple if budget_kind == "rank" else max(1, (high - low) // 200)
+set_kept(key, min(high, max(low, low + (st.session_state.get(f"keep_{key}", uniform) - low) // step * step)))
+label = "Budget (total rank)" if budget_kind == "rank" else "Budget (trainable adapter parameters)"
+budget = c6.slider(label, low, high, step=step, **kept(key, uniform),
+                   help=f"Feasible with r in [{int(r_min)}, {int(r_max)}] in multiples of {multiple}: {low:,} to {high:,}.")
 try:
     allocation = lc.allocate_ranks(report, base_rank, budget=budget, strategy=strategy, r_min=int(r_min),
-                                   r_max=int(r_max), multiple=multiple,
-                                   budget_kind="rank" if kind == "total rank" else "params")
+                                   r_max=int(r_max), multiple=multiple, budget_kind=budget_kind)
 except lc.LamdaError as error:
     st.error(str(error))
     st.stop()
@@ -40,11 +61,15 @@ query = lc.CostQuery(source, rank=base_rank, batch_size=16, seq_len=128, task=ta
 costs = {m: lc.estimate_costs(query.replace(method=m, rank_pattern=allocation.rank_pattern if m == "lamda++" else None))
          for m in ("lamda", "lamda++", "lora")}
 m1, m2, m3, m4 = st.columns(4)
-m1.metric("Total rank", allocation.total_rank, f"{allocation.total_rank - base_rank * matrices:+d} vs uniform")
+neutral = {"delta_color": "off", "delta_arrow": "off"}  # a difference, neither good nor bad
+m1.metric("Total rank", allocation.total_rank, f"{allocation.total_rank - base_rank * matrices:+d} vs uniform r0",
+          help="Sum of the per-matrix ranks r_i.", **neutral)
 m2.metric("LaMDA++ adapter params (start)", f"{allocation.parameters:,}",
-          f"{allocation.parameters - allocation.uniform_parameters:+,} vs uniform")
+          f"{allocation.parameters - allocation.uniform_parameters:+,} vs uniform", help="sum of r_i^2 + r_i d_out: "
+          "S and B, before B starts freezing.", **neutral)
 m3.metric("Averaged over freezing", f"{costs['lamda++'].trainable_average - (costs['lamda++'].trainable_start - costs['lamda++'].adapter_start):,.0f}",
-          f"LoRA: {costs['lora'].adapter_start:,}", delta_color="off")
+          f"LoRA: {costs['lora'].adapter_start:,}", help="Adapter parameters in the optimizer, averaged over the "
+          "steps: B's columns freeze one by one over the first eta T steps.", **neutral)
 m4.metric("Training memory (batch 16 x 128)", f"{costs['lamda++'].total / 2 ** 20:,.1f} MiB",
           f"{(costs['lamda++'].total - costs['lamda'].total) / 2 ** 20:+.2f} MiB vs uniform LaMDA", delta_color="inverse")
 

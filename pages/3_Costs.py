@@ -17,11 +17,11 @@ if not source:
     st.stop()
 c1, c2, c3, c4, c5, c6 = st.columns(6)
 batch = c1.number_input("Batch size", 1, 4096, 16, key="cost_batch")
-seq = c2.number_input("Sequence length", 1, 131072, 128, key="cost_seq")
-rank = c3.number_input("Rank", 1, 1024, 8, key="cost_rank")
-optimizer = c4.selectbox("Optimizer", OPTIMIZERS, key="cost_optimizer")
-device = c5.selectbox("Kernels of", ["cpu", "cuda"], key="cost_device")
-checkpointing = c6.checkbox("Gradient checkpointing", key="cost_gc")
+seq = c2.number_input("Sequence length", 1, 131072, 128, key="cost_seq", help="Tokens per example; activations grow with batch x sequence.")
+rank = c3.number_input("Rank", 1, 1024, 8, key="cost_rank", help="r of uniform LaMDA and of LoRA (LaMDA++ uses the Rank budget page's ranks).")
+optimizer = c4.selectbox("Optimizer", OPTIMIZERS, key="cost_optimizer", help="AdamW keeps two fp32 moments per trainable parameter; SGD none.")
+device = c5.selectbox("Kernels of", ["cpu", "cuda"], key="cost_device", help="Which kernels the estimate assumes: CUDA attention keeps less than the CPU path.")
+checkpointing = c6.checkbox("Gradient checkpointing", key="cost_gc", help="Recompute each layer's activations in backward: keeps only layer inputs.")
 pattern = None
 if st.session_state.get("allocation_source") == source and "allocation" in st.session_state:
     pattern = st.session_state["allocation"].rank_pattern

@@ -1,122 +1,165 @@
-"""Launch a short local fine-tune and watch it converge; re-attaches after a reload."""
+"""Launch a short local fine-tune and watch it converge: the data is checked and previewed on
+upload, every queued or running run shows its own progress and Stop, and the last run stays after
+a reload."""
+import hashlib
 import time
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 import lamda_core as lc
-from lamda_core import figures
 from lamda_core import choices
 from lamda_core.training.config import TrainConfig
-from lamda_core.training.export import export_merged
+from lamda_core.training.data import check_language_model_text, preview_classification
 from lamda_core.training.preflight import check_run
-from lamda_core.training.runs import RunFolder, active_run, read_config, read_metrics, read_status, request_stop, start_run
-from studio_ui.common import page_setup, runs_root, sidebar
-from studio_ui.runs_view import zip_folder
+from lamda_core.training.runs import RunFolder, list_runs, start_run
+from studio_ui.common import kept, page_setup, runs_root, sidebar
+from studio_ui.runs_view import run_panel
 
 page_setup("Fine-tune")
 source, task, dtype = sidebar()
 st.title("Fine-tune")
 root = runs_root()
+trainable_task = task in choices.TRAIN_TASKS
+if not trainable_task:
+    st.warning("Choose the classification or causal-lm task in the sidebar to fine-tune.")
 
+
+def saved_upload(upload) -> str:
+    """The uploaded file under runs/uploads/, named by its content so two uploads never collide."""
+    digest = hashlib.sha256(upload.getvalue()).hexdigest()[:10]
+    target = root / "uploads" / f"{Path(upload.name).stem}-{digest}{Path(upload.name).suffix.lower()}"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(upload.getvalue())
+    return str(target)
+
+
+def show_preview(path: str, label: str, columns: tuple[str | None, str | None]):
+    """Check a classification file and show its first rows and classes; the preview, or None
+    after showing the error."""
+    try:
+        preview = preview_classification(path, *columns)
+    except lc.LamdaError as error:
+        st.error(f"{label}: {error}")
+        return None
+    for note in preview.notes:
+        st.info(note)
+    left, right = st.columns([3, 1])
+    left.dataframe(pd.DataFrame(preview.head), hide_index=True, width="stretch")
+    right.dataframe(pd.DataFrame({"class": list(preview.class_counts), "rows": list(preview.class_counts.values())}),
+                    hide_index=True, width="stretch")
+    return preview
+
+
+# ---- data: an uploaded file is used as soon as it is chosen, checked and previewed at once ----
+st.subheader("Data")
+demo = "demo-sentiment" if task != "causal-lm" else "demo-corpus"
+kinds = ["csv", "tsv", "jsonl", "parquet"] if task != "causal-lm" else ["txt", "jsonl"]
+u1, u2 = st.columns(2)
+upload = u1.file_uploader("Training file: " + ", ".join(kinds) + " (none: the built-in demo data)", type=kinds,
+                          key="upload", help="Classification: a text and a label column (CSV / TSV with or "
+                          "without a header line, JSONL, Parquet). Causal LM: plain text.")
+validation_upload = u2.file_uploader("Validation file (optional; default: a seeded 10% of the training file)",
+                                     type=kinds, key="upload_validation")
+train_data, validation_data, text_column, label_column, data_ok = demo, None, None, None, True
+if upload is None:
+    st.caption(f"Training on the built-in demo data **{demo}**. Upload a file to train on your own.")
+else:
+    train_data = saved_upload(upload)
+    validation_data = saved_upload(validation_upload) if validation_upload is not None else None
+    st.caption(f"Training on **{upload.name}**" + (f", validating on **{validation_upload.name}**"
+                                                    if validation_upload is not None else ""))
+    if task == "causal-lm":
+        try:
+            check_language_model_text(train_data, validation_data)
+            st.code(Path(train_data).read_text(errors="replace")[:400] + " ...", language=None)
+        except lc.LamdaError as error:
+            st.error(str(error))
+            data_ok = False
+    else:
+        detected = show_preview(train_data, upload.name, (None, None))
+        if detected is None:
+            data_ok = False
+        else:
+            file_key = Path(train_data).stem
+            c1, c2 = st.columns(2)
+            text_column = c1.selectbox("Text column", detected.columns, index=detected.columns.index(detected.text_column),
+                                       key=f"text_column-{file_key}")
+            label_column = c2.selectbox("Label column", detected.columns,
+                                        index=detected.columns.index(detected.label_column), key=f"label_column-{file_key}")
+            if (text_column, label_column) != (detected.text_column, detected.label_column):
+                data_ok = show_preview(train_data, upload.name, (text_column, label_column)) is not None
+            if data_ok and validation_data:
+                try:
+                    preview_classification(validation_data, text_column, label_column)
+                except lc.LamdaError as error:
+                    st.error(f"{validation_upload.name}: {error}")
+                    data_ok = False
+
+# ---- options -------------------------------------------------------------------------------
+allocation = st.session_state.get("allocation") if st.session_state.get("allocation_source") == source else None
+methods = [m for m in choices.METHODS if m != "lamda++" or allocation is not None]
 with st.form("launch"):
     st.subheader("New run")
-    if task not in choices.TRAIN_TASKS:
-        st.warning("Choose the classification or causal-lm task in the sidebar to fine-tune.")
-    demo = "demo-sentiment" if task == "classification" else "demo-corpus"
-    c1, c2 = st.columns(2)
-    data_choice = c1.radio("Data", [f"Built-in demo ({demo})", "Upload a file"], key="data_choice")
-    upload = c2.file_uploader("CSV, TSV (header line optional), JSONL, Parquet (classification) or TXT (causal LM)",
-                              type=["csv", "tsv", "jsonl", "parquet", "txt"],
-                              key="upload")
-    allocation = st.session_state.get("allocation") if st.session_state.get("allocation_source") == source else None
-    methods = [m for m in choices.METHODS if m != "lamda++" or allocation is not None]
     c3, c4, c5, c6 = st.columns(4)
-    method = c3.selectbox("Method", methods, key="ft_method")
-    rank = c4.number_input("Rank", 1, 256, choices.DEFAULT_RANK, key="ft_rank")
-    steps = c5.number_input("Steps", 1, 100000, 60, key="ft_steps")
+    method = c3.selectbox("Method", methods, key="ft_method",
+                          help="lamda: A frozen, S trained, B frozen gradually; lamda++: LaMDA with the Rank budget "
+                               "page's per-matrix ranks; lora: PEFT LoRA; full: every weight trains.")
+    rank = c4.number_input("Rank", 1, 256, choices.DEFAULT_RANK, key="ft_rank", help="r of every adapted matrix")
+    steps = c5.number_input("Steps", 1, 100000, 60, key="ft_steps", help="Optimizer steps")
     batch = c6.number_input("Batch size", 1, 1024, 16, key="ft_batch")
     c7, c8, c9, c10 = st.columns(4)
-    lr = c7.number_input("Learning rate (0 = method default)", 0.0, 1.0, 0.0, format="%.5f", key="ft_lr")
-    seq = c8.number_input("Sequence length", 8, 4096, 64, key="ft_seq")
-    init = c9.selectbox("Init (LaMDA)", choices.INIT_VARIANTS, key="ft_init")
-    freeze = c10.slider("Freeze fraction eta", 0.05, 1.0, choices.DEFAULT_FREEZE_FRACTION, key="ft_freeze")
-    start = st.form_submit_button("Start", type="primary")
+    lr = c7.number_input("Learning rate (0 = method default)", 0.0, 1.0, 0.0, format="%.5f", key="ft_lr",
+                         help="Defaults, chosen on real data: " + ", ".join(
+                             f"{m} {v:g}" for m, v in choices.DEFAULT_LEARNING_RATES.items()))
+    seq = c8.number_input("Sequence length", 8, 4096, 64, key="ft_seq", help="Tokens per example (longer ones are cut)")
+    init = c9.selectbox("Init (LaMDA)", choices.INIT_VARIANTS, key="ft_init",
+                        help="svd: A = top-r right singular vectors of W, B = the left ones, S = 0; svd-residual: "
+                             "the top-r part moves from W into the adapter; random: A, S random, B = 0.")
+    freeze = c10.slider("Freeze fraction eta", 0.05, 1.0, choices.DEFAULT_FREEZE_FRACTION, key="ft_freeze",
+                        help="B is fully frozen after eta x steps, one column at a time (largest singular "
+                             "direction first).")
+    start = st.form_submit_button("Start", type="primary", disabled=not (data_ok and trainable_task and source),
+                                  help=None if data_ok else "Fix the data file first (see the message above).")
 
 if start:
     try:
-        if task not in choices.TRAIN_TASKS or not source:
-            raise lc.LamdaError("pick a model and the classification or causal-lm task first")
-        folder = root / f"{time.strftime('%Y%m%d-%H%M%S')}-{method}"
-        train_data = demo
-        if data_choice.startswith("Upload"):
-            if upload is None:
-                raise lc.LamdaError("choose a file to upload, or the built-in demo data")
-            uploads = root / "uploads"
-            uploads.mkdir(parents=True, exist_ok=True)
-            train_data = str(uploads / Path(upload.name).name)
-            Path(train_data).write_bytes(upload.getvalue())
         adapter = lc.LamdaConfig(rank=int(rank), init=init, freeze_fraction=float(freeze),
                                  rank_pattern=allocation.rank_pattern if method == "lamda++" else {},
                                  dropout=choices.DEFAULT_DROPOUT[method])
-        config = TrainConfig(source=source, task=task, train_data=train_data, method=method, adapter=adapter,
+        config = TrainConfig(source=source, task=task, train_data=train_data, validation_data=validation_data,
+                             text_column=text_column, label_column=label_column, method=method, adapter=adapter,
                              learning_rate=lr or None, max_steps=int(steps), batch_size=int(batch), seq_len=int(seq),
                              eval_interval=max(1, int(steps) // 6), checkpoint_interval=max(1, int(steps) // 3),
                              dtype=dtype)
-        for note in check_run(config):  # data, model and ranks, before the folder exists
-            st.info(note)
+        check_run(config)  # data, model and ranks, before the folder exists
+        stamp = time.strftime('%Y%m%d-%H%M%S')
+        folder = next(root / name for n in range(100)
+                      if not (root / (name := f"{stamp}-{method}" + (f"-{n}" if n else ""))).exists())
         RunFolder.create(config, folder)
         start_run(folder)
         st.session_state["run_folder"] = str(folder)
     except lc.LamdaError as error:
         st.error(str(error))
 
-attached = st.session_state.get("run_folder")
-if attached and not (Path(attached) / "status.json").is_file():  # deleted meanwhile
-    attached = None
-if not attached:
-    newest_active = active_run(root)  # after a reload: re-attach to the job that is still going
-    attached = str(newest_active) if newest_active else None
-st.session_state["run_folder"] = attached
 
-
+# ---- runs: every active one, and the last one started (after a reload: the newest) ------------
 @st.fragment(run_every=1.0)
-def live(folder: Path) -> None:
-    status, metrics, config = read_status(folder), read_metrics(folder), read_config(folder)
-    state, total = status["state"], status.get("total_steps") or config.max_steps or 1
-    step = metrics[-1]["step"] if metrics else 0
-    remaining = metrics[-1]["remaining"] if metrics else None
-    st.subheader(f"Run {folder.name}: {state}")
-    eta = f", about {remaining:.0f} s left" if remaining is not None and state == "running" else ""
-    st.progress(min(1.0, step / total), text=f"step {step} / {total}{eta}")
-    if state == "failed":
-        st.error(status.get("reason") or "the run failed")
-    if state in ("queued", "running") and st.button("Stop", key="stop_run"):
-        request_stop(folder)
-    if metrics:
-        c1, c2, c3 = st.columns(3)
-        quality = "eval_accuracy" if config.task == "classification" else "eval_perplexity"
-        c1.plotly_chart(figures.training_figure({folder.name: metrics}, ["loss", "eval_loss"]), width="stretch",
-                        key=f"loss-{step}")
-        c2.plotly_chart(figures.training_figure({folder.name: metrics}, [quality]), width="stretch",
-                        key=f"quality-{step}")
-        c3.plotly_chart(figures.training_figure({folder.name: metrics}, ["trainable_parameters"]),
-                        width="stretch", key=f"params-{step}")
-        last_eval = [row for row in metrics if quality in row]
-        if last_eval:
-            st.metric(quality.replace("eval_", "validation "), f"{last_eval[-1][quality]:.4f}")
-    if state == "finished":
-        d1, d2, d3 = st.columns(3)
-        for column, name in ((d1, "adapter"), (d2, "peft"), (d3, "model")):
-            if (folder / name).is_dir():
-                column.download_button(f"Download {name} (zip)", zip_folder(folder / name), f"{folder.name}-{name}.zip",
-                                       key=f"download-{name}")
-        if st.button("Export a merged model", key="merge"):
-            target = export_merged(folder)
-            st.success(f"Merged model written to {target}")
+def live_runs() -> None:
+    runs = list_runs(root)
+    active = [folder for folder in runs if RunFolder(folder).is_active()]
+    attached = st.session_state.get("run_folder")
+    last = Path(attached) if attached and (Path(attached) / "status.json").is_file() else (runs[-1] if runs else None)
+    shown = active + ([last] if last is not None and last not in active else [])
+    if not shown:
+        st.caption("No run yet: set the options above and press Start.")
+        return
+    st.subheader("Runs" if len(shown) > 1 else "Run")
+    for folder in shown:
+        with st.container(border=True):
+            run_panel(folder)
 
 
-if attached:
-    live(Path(attached))
-else:
-    st.caption("No run yet: set the options above and press Start.")
+live_runs()

@@ -1,10 +1,12 @@
-"""The run history: status, method, final metrics; overlay curves; files; delete."""
+"""The run history: status, method, data, final metrics, failure reasons; overlay curves; one run's
+Stop, downloads, files and delete."""
 import pandas as pd
 import streamlit as st
 
 from lamda_core import figures
 from lamda_core.training.runs import RunFolder, list_runs
 from studio_ui.common import page_setup, runs_root, sidebar
+from studio_ui.runs_view import data_label, run_panel
 
 page_setup("Runs")
 sidebar()
@@ -19,9 +21,11 @@ for folder in runs:
     run = RunFolder(folder)
     status, config = run.status(), run.config
     rows.append({"run": folder.name, "state": status["state"], "method": config.method, "model": config.source,
-                 "rank": config.rank_label, "steps": f"{status.get('step', 0)}/{status.get('total_steps') or '?'}",
-                 **{k.replace("eval_", ""): round(v, 4) for k, v in run.last_eval().items()}})
-st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+                 "rank": config.rank_label, "data": data_label(config.train_data),
+                 "steps": f"{status.get('step') or 0}/{status.get('total_steps') or config.max_steps or '?'}",
+                 **{k.replace("eval_", ""): round(v, 4) for k, v in run.last_eval().items()},
+                 "reason": status.get("reason") or ""})
+st.dataframe(pd.DataFrame(rows).fillna(""), hide_index=True, width="stretch")
 
 names = [folder.name for folder in runs]
 chosen = st.multiselect("Overlay runs", names, default=names[-2:], key="overlay")
@@ -34,6 +38,14 @@ if chosen and series:
 st.subheader("Run folder")
 selected = st.selectbox("Run", names, index=len(names) - 1, key="inspect")
 folder = root / selected
+
+
+@st.fragment(run_every=2.0)
+def selected_run() -> None:
+    run_panel(folder, charts=False)
+
+
+selected_run()
 files = [{"file": str(p.relative_to(folder)), "bytes": p.stat().st_size} for p in sorted(folder.rglob("*")) if p.is_file()]
 st.dataframe(pd.DataFrame(files), hide_index=True, width="stretch")
 active = RunFolder(folder).is_active()

@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LOGO = str(ROOT / "assets" / "logo.svg")
 SOURCES = {"Embedded MiniLM (all-MiniLM-L6-v2)": "default", "Tiny Llama (demo)": "tiny-llama",
            "Tiny GPT-2 (demo)": "tiny-gpt2", "Local folder or hub id": None}
-SHARED_KEYS = ("model_choice", "model_path", "task", "dtype")
+SIDEBAR_DEFAULTS = {"model_choice": next(iter(SOURCES)), "model_path": "", "task": "classification",
+                    "dtype": "float32"}
 
 
 def runs_root() -> Path:
@@ -22,30 +23,48 @@ def runs_root() -> Path:
 
 def page_setup(title: str) -> None:
     st.set_page_config(page_title=f"{title} · LaMDA Studio", page_icon=LOGO, layout="wide")
-    # Widget values live per page; keep the sidebar's choices across pages in shadow keys.
-    for key in SHARED_KEYS:
-        if key not in st.session_state and f"_{key}" in st.session_state:
-            st.session_state[key] = st.session_state[f"_{key}"]
 
 
-def _remember(key: str) -> None:
-    st.session_state[f"_{key}"] = st.session_state[key]
+def _keep(key: str) -> None:
+    st.session_state[f"keep_{key}"] = st.session_state[key]
+    st.session_state[f"{key}_set_by_user"] = True
+
+
+def kept(key: str, default) -> dict:
+    """Widget arguments that keep a widget's value across pages. Streamlit drops the state of a
+    widget that a page run does not draw, so the value lives under ``keep_<key>``: it is written
+    back to the widget key before the widget is drawn, and on_change updates it (and records
+    that the user set it, see set_by_user)."""
+    st.session_state[key] = st.session_state.setdefault(f"keep_{key}", default)
+    return {"key": key, "on_change": _keep, "args": (key,)}
+
+
+def set_by_user(key: str) -> bool:
+    """Whether the user has changed the kept widget ``key`` (else code may move it)."""
+    return bool(st.session_state.get(f"{key}_set_by_user"))
+
+
+def set_kept(key: str, value) -> None:
+    """Change a kept widget's value from code (before the widget is drawn)."""
+    st.session_state[f"keep_{key}"] = value
 
 
 def sidebar() -> tuple[str | None, str, str]:
-    """(source, task, dtype) chosen in the sidebar; source is None until a path is typed."""
+    """(source, task, dtype) chosen in the sidebar, the same on every page; source is None until
+    a path is typed."""
     with st.sidebar:
         st.image(LOGO, width=170)
-        choice = st.selectbox("Model", list(SOURCES), key="model_choice", on_change=_remember, args=("model_choice",))
+        choice = st.selectbox("Model", list(SOURCES), **kept("model_choice", SIDEBAR_DEFAULTS["model_choice"]),
+                              help="The model every page works on; a local folder holds config.json and weights.")
         source = SOURCES[choice]
         if source is None:
-            source = st.text_input("Folder or hub id", key="model_path", placeholder="/path/to/model",
-                                   on_change=_remember, args=("model_path",)).strip() or None
-        task = st.selectbox("Task", TASKS, key="task", on_change=_remember, args=("task",))
-        dtype = st.selectbox("Weights dtype", MODEL_DTYPES, key="dtype", on_change=_remember, args=("dtype",))
-    for key in SHARED_KEYS:
-        if key in st.session_state:
-            st.session_state[f"_{key}"] = st.session_state[key]
+            source = st.text_input("Folder or hub id", placeholder="/path/to/model",
+                                   **kept("model_path", SIDEBAR_DEFAULTS["model_path"])).strip() or None
+        task = st.selectbox("Task", TASKS, **kept("task", SIDEBAR_DEFAULTS["task"]),
+                            help="classification: a sequence-classification head; causal-lm: next-token "
+                                 "prediction; encoder: the bare model (spectra and costs only).")
+        dtype = st.selectbox("Weights dtype", MODEL_DTYPES, **kept("dtype", SIDEBAR_DEFAULTS["dtype"]),
+                             help="The base weights' dtype; LaMDA's A, S, B stay float32.")
     return source, task, dtype
 
 

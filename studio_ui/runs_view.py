@@ -1,15 +1,88 @@
-"""Run-folder helpers for the Fine-tune and Runs pages: archives for download buttons."""
+"""One run as the Fine-tune and Runs pages show it: state, progress and ETA, why it waits or
+failed, Stop, curves, downloads and merged export."""
 from __future__ import annotations
 
-import io
 import zipfile
 from pathlib import Path
 
+import streamlit as st
 
-def zip_folder(folder: Path) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                archive.write(path, path.relative_to(folder.parent))
-    return buffer.getvalue()
+from lamda_core import LamdaError, figures
+from lamda_core.training.export import export_merged
+from lamda_core.training.runs import RunFolder
+
+DOWNLOADS = "downloads"  # zips of a finished run's exports, built once
+
+
+def zip_of(folder: Path, name: str) -> Path:
+    """``folder/downloads/<name>.zip`` holding ``folder/<name>``, built on first request only."""
+    target = folder / DOWNLOADS / f"{name}.zip"
+    if not target.is_file():
+        target.parent.mkdir(exist_ok=True)
+        staging = target.with_suffix(".tmp")
+        with zipfile.ZipFile(staging, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted((folder / name).rglob("*")):
+                if path.is_file():
+                    archive.write(path, path.relative_to(folder))
+        staging.replace(target)
+    return target
+
+
+def data_label(train_data: str) -> str:
+    return Path(train_data).name if ("/" in train_data or "." in train_data) else f"{train_data} (built in)"
+
+
+def run_panel(folder: Path, charts: bool = True) -> None:
+    """Everything about one run; widget keys carry the run's name, so several panels coexist."""
+    run = RunFolder(folder)
+    status, metrics, config = run.status(), run.metrics(), run.config
+    state, total = status["state"], status.get("total_steps") or config.max_steps or 1
+    step = metrics[-1]["step"] if metrics else 0
+    remaining = metrics[-1].get("remaining") if metrics else None
+    st.markdown(f"**{folder.name}**: {state} · {config.method}, rank {config.rank_label}, "
+                f"{data_label(config.train_data)}, model {config.source}")
+    eta = f", about {remaining:.0f} s left" if remaining is not None and state == "running" else ""
+    st.progress(min(1.0, step / total), text=f"step {step} / {total}{eta}")
+    if state == "queued":
+        ahead = run.waiting_for()
+        st.caption("Waiting: one run trains at a time per runs folder. " +
+                   (f"Ahead of it: {', '.join(ahead)}." if ahead else "It starts in a moment."))
+    if state in ("failed", "stopped") and status.get("reason"):
+        (st.error if state == "failed" else st.caption)(status["reason"])
+    if state in ("queued", "running") and st.button("Stop", key=f"stop-{folder.name}",
+                                                     help="A running run checkpoints and stops at its next step "
+                                                          "(resume it later); a queued run is removed from the queue."):
+        run.request_stop()
+        st.rerun(scope="fragment")
+    if charts and metrics:
+        quality = "eval_accuracy" if config.task == "classification" else "eval_perplexity"
+        c1, c2, c3 = st.columns(3)
+        for column, series in ((c1, ["loss", "eval_loss"]), (c2, [quality]), (c3, ["trainable_parameters"])):
+            column.plotly_chart(figures.training_figure({folder.name: metrics}, series), width="stretch",
+                                key=f"{folder.name}-{series[0]}-{step}")
+        last_eval = [row for row in metrics if quality in row]
+        if last_eval:
+            st.metric(quality.replace("eval_", "validation "), f"{last_eval[-1][quality]:.4f}",
+                      help="accuracy: share of validation examples classified right" if config.task == "classification"
+                      else "perplexity: exp(mean validation loss per token)")
+    if state == "finished":
+        downloads(folder)
+
+
+def downloads(folder: Path) -> None:
+    columns = st.columns(4)
+    names = [name for name in ("adapter", "peft", "model") if (folder / name).is_dir()]
+    for column, name in zip(columns, names):
+        column.download_button(f"Download {name} (zip)", zip_of(folder, name).read_bytes(),
+                               f"{folder.name}-{name}.zip", key=f"download-{folder.name}-{name}")
+    message_key = f"merged-{folder.name}"
+    if columns[3].button("Export a merged model", key=f"merge-{folder.name}",
+                         help="The base with the trained update folded into its weights, loadable by "
+                              "transformers' from_pretrained."):
+        try:
+            st.session_state[message_key] = ("success", f"Merged model written to {export_merged(folder)}")
+        except LamdaError as error:
+            st.session_state[message_key] = ("error", str(error))
+    if message_key in st.session_state:  # kept across the page's refreshes
+        kind, text = st.session_state[message_key]
+        (st.success if kind == "success" else st.error)(text)

@@ -85,9 +85,11 @@ def test_costs_page_responds_to_the_batch_size():
 def test_fine_tune_page_renders_and_refuses_the_encoder_task():
     app = page("Fine_tune").run()
     assert not app.exception
-    assert app.get("form") and "No run yet" in app.caption[0].value
+    assert app.get("form") and any("No run yet" in caption.value for caption in app.caption)
+    assert "built-in demo data **demo-sentiment**" in app.caption[0].value
     app.selectbox(key="task").set_value("encoder").run()
     assert "Choose the classification or causal-lm task" in app.warning[0].value
+    assert app.button(key="FormSubmitter:launch-Start").disabled
 
 
 def test_runs_page_lists_runs_and_deletes_with_confirmation(runs_folder):
@@ -97,6 +99,8 @@ def test_runs_page_lists_runs_and_deletes_with_confirmation(runs_folder):
     assert not app.exception
     table = app.dataframe[0].value
     assert table.loc[0, "run"] == "r1" and table.loc[0, "state"] == "finished" and "accuracy" in table
+    assert table.loc[0, "data"] == "demo-sentiment (built in)" and table.loc[0, "reason"] == ""
+    assert not table.isna().any().any() and "None" not in table.astype(str).to_string()
     assert app.button(key="delete").disabled
     app.checkbox(key="confirm_delete").check().run()
     app.button(key="delete").click().run()

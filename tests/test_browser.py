@@ -1,7 +1,10 @@
 """End to end: a real `streamlit run` server driven by Debian's chromium through Playwright.
 
 Visits every page, moves the budget slider, launches a short fine-tune on the demo data and waits
-for it to finish, saving a screenshot of each page under test-artifacts/screenshots/.
+for it to finish; then the flows users take: a model choice that must survive page switches and
+reach the run, ranks handed from Rank budget to Costs and Fine-tune, uploads checked at once, two
+runs at a time with Stop, a reload, and Rank budget settings that follow r0 and stick. Saves a
+screenshot of each page under test-artifacts/screenshots/.
 """
 import os
 import shutil
@@ -19,7 +22,7 @@ ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-WAIT_MS = 300_000  # hang guard for a page to render or a run to finish; not a speed check
+WAIT_MS = int(os.environ.get("LAMDA_TEST_WAIT_MS", 300_000))  # hang guard for a page to render or a run to finish; not a speed check
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (apt-get install chromium)")
 
@@ -31,9 +34,25 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def runs_dir(tmp_path_factory):
+    """The server's runs folder; trainers still alive at the end (a failed test) are killed."""
+    import json
+    import signal
+
+    folder = tmp_path_factory.mktemp("runs")
+    yield folder
+    for status in folder.glob("*/status.json"):
+        pid = json.loads(status.read_text()).get("pid")
+        try:
+            os.killpg(int(pid), signal.SIGKILL)
+        except (TypeError, ValueError, OSError):
+            pass
+
+
+@pytest.fixture(scope="module")
+def server(runs_dir):
     port = free_port()
-    env = {**os.environ, "LAMDA_RUNS": str(tmp_path_factory.mktemp("runs")), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "LAMDA_RUNS": str(runs_dir), "HF_HUB_OFFLINE": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
@@ -63,6 +82,9 @@ def page(server):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1440, "height": 1000})
         page.set_default_timeout(WAIT_MS)
+        page.outside_requests = []  # anything fetched from beyond the local server (favicons, fonts, ...)
+        page.on("request", lambda request: None if request.url.startswith(("http://127.0.0.1", "data:", "blob:"))
+                else page.outside_requests.append(request.url))
         yield page
         browser.close()
 
@@ -114,3 +136,195 @@ def test_launch_a_fine_tune_and_watch_it_finish(page, server):
     page.screenshot(path=str(ARTIFACTS / "6-fine-tune-finished.png"), full_page=True)
     visit(page, server, "Runs", "Overlay runs", "7-runs")
     page.get_by_text("Run folder").wait_for()
+
+
+# ---- the flows users take (issue 13), each driven through the sidebar's page links: a page.goto
+# would start a new session and hide exactly the state bugs these look for ----------------------
+def fresh_session(page, server) -> None:
+    page.goto(server)
+    page.get_by_text("Adaptable matrices").wait_for()
+    settle(page)
+
+
+def settle(page) -> None:
+    page.wait_for_timeout(300)
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached")
+
+
+def go(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
+    page.get_by_role("heading", name={"Model": "LaMDA Studio"}.get(title, title)).first.wait_for()
+    settle(page)
+
+
+def choose(page, label: str, option: str) -> None:
+    page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
+    page.get_by_role("option", name=option, exact=True).click()
+    settle(page)
+
+
+def selected(page, label: str) -> str:
+    """The shown value of a selectbox (its text, or its input's value where it renders one)."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+    inputs = box.locator("input")
+    return box.inner_text() + " " + " ".join(inputs.nth(i).input_value() for i in range(inputs.count()))
+
+
+def run_configs(runs_dir) -> dict:
+    import json
+
+    return {folder.name: json.loads((folder / "run_config.json").read_text())
+            for folder in sorted(runs_dir.iterdir()) if (folder / "run_config.json").is_file()}
+
+
+def live(page):
+    """Elements of the current render (not the faded copies Streamlit keeps while a live panel redraws)."""
+    return page.locator('[data-testid="stElementContainer"][data-stale="false"]')
+
+
+def keyed_button(page, key: str):
+    """The current button of widget ``key`` (Streamlit marks its container st-key-<key>); run
+    panels carry the run's name in their keys."""
+    return page.locator(f'[data-stale="false"].st-key-{key} button').first
+
+
+def stop_button(page, run):
+    return keyed_button(page, f"stop-{run.name}")
+
+
+def start_and_find(page, runs_dir):
+    """Press Start and return the run folder it created."""
+    before = set(run_configs(runs_dir))
+    page.get_by_role("button", name="Start").click()
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not set(run_configs(runs_dir)) - before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (name,) = set(run_configs(runs_dir)) - before
+    return runs_dir / name
+
+
+def wait_for_state(folder, state: str) -> None:
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while read_state(folder) != state and time.monotonic() < deadline:
+        time.sleep(0.2)
+    import json
+    assert read_state(folder) == state, {f.name: json.loads((f / "status.json").read_text())
+                                         for f in folder.parent.iterdir() if (f / "status.json").is_file()}
+
+
+def read_state(folder) -> str:
+    import json
+
+    path = folder / "status.json"
+    return json.loads(path.read_text())["state"] if path.is_file() else ""  # "": being created
+
+
+def fill_number(page, label: str, value: str) -> None:
+    field = page.locator('[data-testid="stNumberInput"]').filter(has_text=label).locator("input")
+    field.fill(value)
+    field.press("Tab")  # not Enter: inside a form, Enter submits it
+    settle(page)
+
+
+def test_the_model_choice_survives_page_switches_and_reaches_the_run(page, server, runs_dir):
+    fresh_session(page, server)
+    choose(page, "Model", "Tiny GPT-2 (demo)")
+    choose(page, "Task", "causal-lm")
+    for title in ("Spectrum", "About LaMDA", "Costs", "Rank budget", "Model", "Fine-tune"):
+        go(page, title)
+        assert "Tiny GPT-2" in selected(page, "Model") and "causal-lm" in selected(page, "Task"), title
+    fill_number(page, "Steps", "3")
+    started = start_and_find(page, runs_dir)
+    config = run_configs(runs_dir)[started.name]
+    assert config["source"] == "tiny-gpt2" and config["task"] == "causal-lm"  # what the sidebar showed
+    page.get_by_text(": finished").first.wait_for()
+    choose(page, "Model", "Embedded MiniLM (all-MiniLM-L6-v2)")
+    choose(page, "Task", "classification")
+    assert not page.outside_requests, page.outside_requests  # favicon, fonts: all local
+
+
+def test_rank_budget_follows_r0_sticks_and_hands_ranks_to_costs_and_fine_tune(page, server):
+    fresh_session(page, server)
+    go(page, "Rank budget")
+    page.get_by_text("Total rank").first.wait_for()
+    r0 = page.locator('input[type="range"][aria-label="Base rank r0"]')
+    r0.first.focus()
+    page.keyboard.press("ArrowRight")  # r0 8 -> 9: the budget follows, 36 x 9
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=\"stMetric\"]')].some(m => m.innerText.includes('Total rank') && m.innerText.includes('324'))")
+    settle(page)
+    budget = page.locator('input[type="range"][aria-label="Budget (total rank)"]')
+    assert budget.first.get_attribute("max") == str(36 * 36)  # r_max follows r0: 4 x 9
+    go(page, "Spectrum")
+    go(page, "Rank budget")
+    assert page.locator('input[type="range"][aria-label="Base rank r0"]').first.input_value() == "9"
+    assert "324" in metric_text(page, "Total rank")
+    page.get_by_role("button", name="Use for fine-tune").click()
+    page.get_by_text("The Fine-tune page will offer LaMDA++").wait_for()
+    go(page, "Costs")
+    page.get_by_text("lamda++").first.wait_for()
+    assert not page.locator('[data-testid="stException"]').count()
+    go(page, "Fine-tune")
+    page.locator('[data-testid="stSelectbox"]').filter(has_text="Method").first.click()
+    assert page.get_by_role("option", name="lamda++", exact=True).count() == 1
+    page.keyboard.press("Escape")
+    settle(page)
+
+
+def test_an_upload_is_used_at_once_previewed_and_checked(page, server, tmp_path):
+    fresh_session(page, server)
+    go(page, "Fine-tune")
+    good = tmp_path / "reviews.tsv"
+    good.write_text("".join(f"{text}\t{label}\n" for text, label in
+                            [("a warm and witty film", "pos"), ("dull and far too long", "neg")] * 20))
+    uploader = page.locator('[data-testid="stFileUploader"]').first.locator('input[type="file"]')
+    uploader.set_input_files(str(good))
+    page.get_by_text("no header line; read as two columns").first.wait_for()  # detected, said so
+    page.get_by_text("Training on reviews.tsv").wait_for()  # choosing the file selected it
+    page.get_by_text("a warm and witty film").first.wait_for(state="attached")  # the preview (a data grid)
+    settle(page)
+    assert page.get_by_role("button", name="Start").is_enabled()
+    page.screenshot(path=str(ARTIFACTS / "5-fine-tune-upload.png"), full_page=True)
+    bad = tmp_path / "one_class.csv"
+    bad.write_text("text,label\ngood,1\nfine,1\n")
+    uploader.set_input_files(str(bad))
+    page.get_by_text("only one class").first.wait_for()  # the error before Start, not a minute later
+    settle(page)
+    assert page.get_by_role("button", name="Start").is_disabled()
+
+
+def test_two_runs_show_side_by_side_stop_and_survive_a_reload(page, server, runs_dir):
+    fresh_session(page, server)
+    go(page, "Fine-tune")
+    choose(page, "Method", "lamda")
+    fill_number(page, "Steps", "3000")
+    long_run = start_and_find(page, runs_dir)
+    wait_for_state(long_run, "running")
+    fill_number(page, "Steps", "6")
+    queued = start_and_find(page, runs_dir)
+    wait_for_state(queued, "queued")
+    live(page).get_by_text("Waiting: one run trains at a time").first.wait_for()  # the reason it waits
+    for run in (long_run, queued):  # both runs on the page, each with its own Stop
+        stop_button(page, run).wait_for()
+    page.screenshot(path=str(ARTIFACTS / "6-fine-tune-two-runs.png"), full_page=True)
+    stop_button(page, queued).click()  # the queued one: out of the queue at once
+    live(page).get_by_text("stopped while queued").first.wait_for()
+    assert read_state(queued) == "stopped" and read_state(long_run) == "running"
+    stop_button(page, long_run).click()  # the running one checkpoints and stops
+    wait_for_state(long_run, "stopped")
+    fill_number(page, "Steps", "6")
+    finished_run = start_and_find(page, runs_dir)
+    wait_for_state(finished_run, "finished")
+    live(page).get_by_text("Download adapter (zip)").first.wait_for()
+    keyed_button(page, f"merge-{finished_run.name}").click()
+    live(page).get_by_text("Merged model written to").first.wait_for()
+    page.wait_for_timeout(2500)  # several refreshes of the live panel later ...
+    live(page).get_by_text("Merged model written to").first.wait_for(timeout=10_000)  # ... the message is still there
+    zipped = (finished_run / "downloads" / "adapter.zip").stat().st_mtime
+    page.reload()  # a new session: the last run is still on the page with its downloads
+    live(page).get_by_text("Download adapter (zip)").first.wait_for()
+    live(page).get_by_text(f"{finished_run.name}: finished").first.wait_for()
+    page.wait_for_timeout(2500)
+    assert (finished_run / "downloads" / "adapter.zip").stat().st_mtime == zipped  # built once, not per refresh
+    go(page, "Runs")
+    keyed_button(page, f"merge-{finished_run.name}").wait_for()  # Runs has the downloads too

@@ -120,10 +120,28 @@ def test_runs_wait_for_each_other_in_order(tmp_path):
     two = start_run(second)
     wait_until(lambda: read_status(first).get("step", 0) >= 2, "two steps of the first run")
     assert read_status(second)["state"] == "queued"
+    assert RunFolder(second).waiting_for() == ["a (running)"]
     one.wait(), two.wait()
     a, b = read_status(first), read_status(second)
     assert a["state"] == b["state"] == "finished"
     assert b["started"] >= a["updated"] - 1.0  # the second began once the first had ended
+
+
+def test_stopping_a_queued_run_removes_it_from_the_queue_at_once(tmp_path):
+    first = create_run(TrainConfig(max_steps=400, eval_interval=1000, checkpoint_interval=1000, adapter=lc.LamdaConfig(rank=4)), tmp_path / "a")
+    second = create_run(TrainConfig(max_steps=5, adapter=lc.LamdaConfig(rank=4)), tmp_path / "b")
+    one = start_run(first)
+    wait_until(lambda: read_status(first)["state"] == "running", "the first run to start")
+    two = start_run(second)
+    wait_until(lambda: read_status(second).get("pid") == two.pid, "the second run to queue")
+    request_stop(second)
+    status = read_status(second)
+    assert status["state"] == "stopped" and "stopped while queued" in status["reason"]  # at once
+    assert two.wait() == 0  # its waiting trainer saw the request and left
+    assert read_status(second)["state"] == "stopped" and not read_metrics(second)
+    assert read_status(first)["state"] == "running"  # the other run goes on
+    request_stop(first)
+    one.wait()
 
 
 def test_nan_loss_fails_with_the_reason_and_keeps_the_last_good_checkpoint(tmp_path):

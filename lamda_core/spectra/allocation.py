@@ -94,6 +94,31 @@ def _grid_energy(report: SpectrumReport, lower: int, upper: np.ndarray, multiple
     return grid, energy
 
 
+def _rank_limits(report: SpectrumReport, r_min: int, r_max: int, multiple: int) -> tuple[int, np.ndarray]:
+    """(lowest rank, per-matrix highest rank): r_min rounded up and min(r_max, min(d_out, d_in),
+    singular values scanned) rounded down to the multiple; an empty range is an AllocationError."""
+    lower = -(-max(r_min, 1) // multiple) * multiple
+    upper = np.array([min(r_max, m.max_rank, len(m.sigma)) // multiple * multiple for m in report.matrices])
+    if (upper < lower).any():
+        worst = report.matrices[int(np.argmin(upper))]
+        raise AllocationError(f"no rank fits [{r_min}, {r_max}] in multiples of {multiple} for {worst.name} "
+                              f"(rank limit {worst.max_rank}, {len(worst.sigma)} singular values scanned)")
+    return lower, upper
+
+
+def _cost(ranks: np.ndarray, d_out: np.ndarray, budget_kind: str) -> int:
+    """Total rank, or trainable adapter parameters sum(r^2 + r d_out)."""
+    return int(ranks.sum()) if budget_kind == "rank" else int((ranks * ranks + ranks * d_out).sum())
+
+
+def budget_bounds(report: SpectrumReport, budget_kind: str, r_min: int, r_max: int, multiple: int = 1) -> tuple[int, int]:
+    """The feasible budgets (total rank or parameters): every matrix at its lowest rank, and every
+    matrix at its highest (see _rank_limits)."""
+    lower, upper = _rank_limits(report, r_min, r_max, multiple)
+    d_out = np.array([m.d_out for m in report.matrices])
+    return _cost(np.full(len(upper), lower), d_out, budget_kind), _cost(upper, d_out, budget_kind)
+
+
 def allocate_ranks(report: SpectrumReport, base_rank: int = 8, budget: int | None = None,
                    budget_kind: str = "rank", strategy: str = "equal-energy", r_min: int | None = None,
                    r_max: int | None = None, multiple: int = 1) -> Allocation:
@@ -109,17 +134,12 @@ def allocate_ranks(report: SpectrumReport, base_rank: int = 8, budget: int | Non
         raise AllocationError(f"base_rank and multiple must be at least 1, got {base_rank} and {multiple}")
     r_min = max(1, base_rank // 4) if r_min is None else r_min
     r_max = 4 * base_rank if r_max is None else r_max
-    lower = -(-max(r_min, 1) // multiple) * multiple
-    upper = np.array([min(r_max, m.max_rank, len(m.sigma)) // multiple * multiple for m in report.matrices])
+    lower, upper = _rank_limits(report, r_min, r_max, multiple)
     names = [m.name for m in report.matrices]
     d_out = np.array([m.d_out for m in report.matrices])
-    if (upper < lower).any():
-        worst = names[int(np.argmin(upper))]
-        raise AllocationError(f"no rank fits [{r_min}, {r_max}] in multiples of {multiple} for {worst} "
-                              f"(rank limit {report[worst].max_rank}, {len(report[worst].sigma)} singular values scanned)")
 
     def cost(ranks: np.ndarray) -> int:
-        return int(ranks.sum()) if budget_kind == "rank" else int((ranks * ranks + ranks * d_out).sum())
+        return _cost(ranks, d_out, budget_kind)
 
     uniform = np.full(len(names), base_rank)
     budget = cost(uniform) if budget is None else int(budget)

@@ -167,6 +167,34 @@ def _texts_and_labels(path: Path, text_column: str | None, label_column: str | N
     return texts, labels
 
 
+@dataclass
+class DataPreview:
+    """What a classification file holds, for a check before training: its columns, the text and
+    label columns chosen (given or detected), the first rows, the count per class, and notes."""
+    columns: list[str]
+    text_column: str
+    label_column: str
+    head: list[dict]
+    class_counts: dict[str, int]
+    notes: list[str]
+
+
+def preview_classification(path: str | Path, text_column: str | None = None, label_column: str | None = None,
+                           rows: int = 5) -> DataPreview:
+    """Read and check the whole file as training would (DataError on any problem) and describe it."""
+    path = Path(path)
+    read = read_records(path, (text_column, label_column))
+    if not read.rows:
+        raise DataError(f"{path} is empty: no rows")
+    text_key = _pick_column(read.rows, text_column, TEXT_COLUMNS, "text", path)
+    label_key = _pick_column(read.rows, label_column, LABEL_COLUMNS, "label", path)
+    notes: list[str] = []
+    _, labels = _texts_and_labels(path, text_key, label_key, notes)
+    names = _label_names(labels, path)
+    return DataPreview(list(read.rows[0]), text_key, label_key, read.rows[:rows],
+                       {name: labels.count(name) for name in names}, notes)
+
+
 def _label_names(labels: list[str], path: Path) -> list[str]:
     """Sorted class names; integer ids sort numerically. Fractions or a mix of numbers and
     names are errors."""

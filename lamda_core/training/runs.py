@@ -27,6 +27,7 @@ from pathlib import Path
 from ..errors import RunError
 from .config import TrainConfig
 
+QUEUED_STOP_REASON = "stopped while queued; it never started"
 STATES = ("queued", "running", "stopping", "stopped", "finished", "failed")
 ACTIVE_STATES = ("queued", "running", "stopping")
 LOCK_FILE = ".lamda-train.lock"
@@ -135,13 +136,32 @@ class RunFolder:
 
     # ---- stop -----------------------------------------------------------------------------
     def request_stop(self) -> None:
-        """Ask the trainer to checkpoint and stop at its next step."""
+        """Ask the trainer to checkpoint and stop at its next step. A queued run is stopped at
+        once (its waiting trainer sees STOP and exits, see TrainingSlot)."""
         state = self.status()["state"]
         if state not in ACTIVE_STATES:
             raise RunError(f"{self.path} is {state}; there is nothing to stop")
         (self.path / "STOP").write_text(str(time.time()))
         if state == "running":
             self.write_status("stopping")
+        elif state == "queued":
+            self.write_status("stopped", reason=QUEUED_STOP_REASON)
+
+    def waiting_for(self) -> list[str]:
+        """Names of the runs of this folder's root that train before this queued run: the one
+        training now and the older queued ones (one run trains at a time per root)."""
+        mine = self.config.created
+        ahead = []
+        for other in list_runs(self.path.parent):
+            if other == self.path:
+                continue
+            run = RunFolder(other)
+            status = run.status()
+            if status["state"] in ("running", "stopping") and _alive(status.get("pid")):
+                ahead.append(f"{other.name} ({status['state']})")
+            elif status["state"] == "queued" and _alive(status.get("pid")) and run.config.created < mine:
+                ahead.append(f"{other.name} (queued)")
+        return ahead
 
     def wait_for_stop(self, poll_s: float = 0.5) -> bool:
         """Block while a requested stop is under way (state stopping, its trainer alive); True if
@@ -296,6 +316,10 @@ def trainer_command(folder: Path, processes: int = 1) -> list[str]:
     return [sys.executable, "-m", "lamda_core.training.trainer", str(folder)]
 
 
+class StoppedWhileQueued(RunError):
+    """A stop request reached a run still waiting for the training slot."""
+
+
 class TrainingSlot:
     """The root's lock, taken by the oldest queued run first: one run trains at a time."""
 
@@ -315,6 +339,9 @@ class TrainingSlot:
     def __enter__(self):
         self._handle = open(self.folder.parent / LOCK_FILE, "w")
         while True:
+            if (self.folder / "STOP").exists():
+                self._handle.close()
+                raise StoppedWhileQueued(QUEUED_STOP_REASON)
             if not self._older_waiting():
                 try:
                     fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -22,7 +22,7 @@ import torch
 
 from ..choices import LAMDA_METHODS
 from ..errors import LamdaError
-from .runs import RunFolder, TrainingSlot
+from .runs import RunFolder, StoppedWhileQueued, TrainingSlot
 
 DEFAULT_EPOCHS = 3
 
@@ -257,6 +257,9 @@ def run(folder: str | Path) -> str:
         if trainer.main:
             run_folder.write_status(state, step=trainer.step, reason=None)
         return state
+    except StoppedWhileQueued as error:
+        run_folder.write_status("stopped", reason=str(error))
+        return "stopped"
     except NonFiniteLoss as error:
         checkpoints = run_folder.checkpoints()
         last = checkpoints[-1].name if checkpoints else "none"
