@@ -1,6 +1,7 @@
-"""Server-side time of an app rerun after each main interaction, measured with AppTest.
+"""Server-side time of an app rerun after each main interaction, measured with AppTest; and the
+server's CPU use with one idle open tab, file watcher off (our config) against on.
 
-    python benchmarks/app.py [--repeats 5]
+    python benchmarks/app.py [--repeats 5] [--idle-seconds 60]
 
 The model and its spectra are cached first (one warm-up run of each page), as in a session that
 has loaded them; then each interaction is timed as the wall time of AppTest's rerun, the median
@@ -27,11 +28,58 @@ def timed(action) -> float:
     return time.perf_counter() - start
 
 
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def idle_cpu_per_minute(watcher: str, seconds: float) -> float:
+    """Server CPU seconds per minute while one chromium tab sits on the About page; ``watcher``
+    is server.fileWatcherType ("none" as in .streamlit/config.toml, or "auto")."""
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    from playwright.sync_api import sync_playwright
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+                               "--server.address", "127.0.0.1", "--server.fileWatcherType", watcher],
+                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=5).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+            page = browser.new_page()
+            page.goto(f"{url}/About_LaMDA")
+            page.get_by_text("Freezing B").first.wait_for(timeout=300_000)
+            time.sleep(5)  # let the page settle
+            start = _cpu_seconds(server.pid)
+            time.sleep(seconds)
+            used = _cpu_seconds(server.pid) - start
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return used / seconds * 60
+
+
 def main() -> None:
     from streamlit.testing.v1 import AppTest
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--idle-seconds", type=float, default=60, help="0 skips the idle-tab measurement")
     args = parser.parse_args()
     os.environ["LAMDA_RUNS"] = tempfile.mkdtemp()
 
@@ -67,6 +115,14 @@ def main() -> None:
     print("|---|---:|---:|")
     for label, times in rows:
         print(f"| {label} | {statistics.median(times):.3f} | {max(times):.3f} |")
+    if args.idle_seconds:
+        off, on = (idle_cpu_per_minute(watcher, args.idle_seconds) for watcher in ("none", "auto"))
+        print(f"\n### Server CPU with one idle tab on About ({args.idle_seconds:.0f} s each, CPU seconds per minute)\n")
+        print("| file watcher | CPU s / min |")
+        print("|---|---:|")
+        print(f"| off (`fileWatcherType = \"none\"`, our config) | {off:.2f} |")
+        print(f"| on (`auto`: watchdog over the project and its .venv) | {on:.2f} |")
+        print(f"\nwatcher on / off: {on / max(off, 1e-3):.0f}x")
 
 
 if __name__ == "__main__":

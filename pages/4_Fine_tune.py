@@ -14,7 +14,7 @@ from lamda_core.training.config import TrainConfig
 from lamda_core.training.data import check_language_model_text, preview_classification
 from lamda_core.training.preflight import check_run
 from lamda_core.training.runs import RunFolder, list_runs, start_run
-from studio_ui.common import kept, page_setup, runs_root, sidebar
+from studio_ui.common import page_setup, runs_root, sidebar
 from studio_ui.runs_view import run_panel
 
 page_setup("Fine-tune")

@@ -291,12 +291,6 @@ def list_runs(root: str | Path) -> list[Path]:
     return sorted(runs, key=lambda p: read_config(p).created)
 
 
-def active_run(root: str | Path) -> Path | None:
-    """The newest queued, running or stopping run under root, to re-attach to after a reload."""
-    active = [run for run in list_runs(root) if RunFolder(run).is_active()]
-    return active[-1] if active else None
-
-
 def _free_port() -> int:
     import socket
 
