@@ -251,7 +251,7 @@ def test_run_folder_misuse_is_a_specific_error(tmp_path):
 
 def test_merged_export_of_a_finished_run_matches_the_adapter(tmp_path):
     from lamda_core.training.export import export_merged
-    from studio_ui.runs_view import zip_folder
+    from studio_ui.runs_view import zip_of
 
     folder = create_run(TrainConfig(max_steps=4, eval_interval=4, checkpoint_interval=10, adapter=lc.LamdaConfig(rank=4)), tmp_path / "run")
     assert run(folder) == "finished"
@@ -262,11 +262,14 @@ def test_merged_export_of_a_finished_run_matches_the_adapter(tmp_path):
     batch = tokenizer(["The tour was money well spent."], return_tensors="pt")
     with torch.no_grad():
         assert torch.allclose(merged.eval()(**batch).logits, adapted.eval()(**batch).logits, atol=1e-4)
-    import io
     import zipfile
 
-    names = zipfile.ZipFile(io.BytesIO(zip_folder(folder / "peft"))).namelist()
+    archive = zip_of(folder, "peft")
+    assert archive == folder / "downloads" / "peft.zip"
+    names = zipfile.ZipFile(archive).namelist()
     assert "peft/adapter_config.json" in names and "peft/adapter_model.safetensors" in names
+    built = archive.stat().st_mtime_ns
+    assert zip_of(folder, "peft").stat().st_mtime_ns == built  # built once, then reused
 
 
 @pytest.mark.parametrize("changes,message", [
