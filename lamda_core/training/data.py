@@ -145,8 +145,9 @@ def _pick_column(records: list[dict], given: str | None, candidates: tuple[str, 
 
 
 def _texts_and_labels(path: Path, text_column: str | None, label_column: str | None,
-                      notes: list[str]) -> tuple[list[str], list[str]]:
-    read = read_records(path, (text_column, label_column))
+                      notes: list[str], read: Records | None = None) -> tuple[list[str], list[str]]:
+    """Texts and label strings of every row; ``read``: the file's records when already read."""
+    read = read or read_records(path, (text_column, label_column))
     records = read.rows
     if read.note and read.note not in notes:
         notes.append(read.note)
@@ -189,7 +190,7 @@ def preview_classification(path: str | Path, text_column: str | None = None, lab
     text_key = _pick_column(read.rows, text_column, TEXT_COLUMNS, "text", path)
     label_key = _pick_column(read.rows, label_column, LABEL_COLUMNS, "label", path)
     notes: list[str] = []
-    _, labels = _texts_and_labels(path, text_key, label_key, notes)
+    _, labels = _texts_and_labels(path, text_key, label_key, notes, read)
     names = _label_names(labels, path)
     return DataPreview(list(read.rows[0]), text_key, label_key, read.rows[:rows],
                        {name: labels.count(name) for name in names}, notes)
