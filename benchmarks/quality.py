@@ -9,6 +9,7 @@ Sections (each reuses the runs already in the cache, so they can be run one at a
   final    each method at its defaults (CLI / app / Python API), several seeds, on SST-2 and AG
            News, evaluated on the validation file; the demo set as a smoke row
   factors  LaMDA on SST-2 (train split): one factor changed at a time from the defaults
+  variants LaMDA variants (VARIANTS) on SST-2's validation file, every seed, against the defaults
   pareto   accuracy against averaged adapter parameters and peak memory: LaMDA r in
            {4, 8, 16, 32, 64} and LoRA r in {2, 4, 8, 16}, on SST-2's validation file
   report   print the markdown tables and write benchmarks/results/quality.json (and the Pareto
@@ -61,6 +62,7 @@ FACTORS = {
     "defaults": {},
     "head: classifier + pooler": {"head_modules": ["classifier", "pooler"]},
     "init random": {"init": "random"},
+    "init gradient": {"init": "gradient"},
     "freeze fraction 1.0": {"freeze_fraction": 1.0},
     "freeze fraction 0.6": {"freeze_fraction": 0.6},
     "rank 32": {"rank": 32},
@@ -82,6 +84,8 @@ FACTORS = {
     "rank 16, alpha 32 + pooler": {"rank": 16, "alpha": 32.0, "head_modules": ["classifier", "pooler"]},
     "grad-mask-stepwise + pooler": {"freeze_rule": "grad-mask-stepwise", "head_modules": ["classifier", "pooler"]},
 }  # rank 4 / 16 / 32 / 64 on the validation file: see the Pareto section
+# variants of LaMDA judged like the defaults (SST-2 validation file, every seed): TrainConfig changes
+VARIANTS = {"init gradient (A, B from dL/dW)": {"init": "gradient"}}
 ADAPTER_SETTINGS = ("rank", "alpha", "dropout", "init", "freeze_fraction", "freeze_rule")  # LamdaConfig fields
 PARETO_RANKS = {"lamda": [4, 8, 16, 32, 64], "lora": [2, 4, 8, 16]}
 
@@ -230,6 +234,11 @@ def factor_runs(args) -> dict[str, dict]:
     return runs
 
 
+def variant_runs(args) -> dict[str, list[dict]]:
+    return {name: [{**final_spec("sst2", "lamda", seed, args), **change} for seed in range(args.seeds)]
+            for name, change in VARIANTS.items()}
+
+
 def budget_runs(args) -> list[dict]:
     """LaMDA and LoRA at 1x and 2x the step budget (SST-2 train split): does the gap close?"""
     return [spec("sst2", m, args, split=True, **({"steps": 2 * args.steps} if twice else {}))
@@ -305,6 +314,23 @@ def report(cache: dict, args) -> dict:
             print(f"| {name} | {100 * row['accuracy']:.1f} | {100 * (row['accuracy'] - base):+.1f} "
                   f"| {row['adapter_average']:,.0f} |")
         print()
+    variants = {name: [cache[run_key(s)] for s in specs if run_key(s) in cache]
+                for name, specs in variant_runs(args).items()}
+    variants = {name: rows for name, rows in variants.items() if rows}
+    if variants and "sst2" in out["final"]:
+        reference = out["final"]["sst2"]["lamda"]
+        out["variants"] = {name: [r["accuracy"] for r in rows] for name, rows in variants.items()}
+        print("### LaMDA variants against its defaults (SST-2 validation file)\n")
+        print("| LaMDA r=8 | seeds | accuracy % | vs defaults | averaged adapter params |")
+        print("|---|---:|---:|---:|---:|")
+        base = statistics.mean(r["accuracy"] for r in reference)
+        print(f"| defaults | {len(reference)} | {mean_sd([r['accuracy'] for r in reference])} | +0.0 "
+              f"| {reference[0]['adapter_average']:,.0f} |")
+        for name, rows in variants.items():
+            change = statistics.mean(r["accuracy"] for r in rows) - base
+            print(f"| {name} | {len(rows)} | {mean_sd([r['accuracy'] for r in rows])} | {100 * change:+.1f} "
+                  f"| {rows[0]['adapter_average']:,.0f} |")
+        print()
     budget = budget_runs(args)
     if all(run_key(s) in cache for s in budget):
         out["step_budget"] = {f"{s['method']} {s['steps']}": cache[run_key(s)]["accuracy"] for s in budget}
@@ -340,7 +366,8 @@ def report(cache: dict, args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sections", nargs="+", choices=("sweep", "final", "factors", "budget", "pareto", "report"))
+    parser.add_argument("sections", nargs="+", choices=("sweep", "final", "factors", "variants", "budget", "pareto",
+                                                             "report"))
     parser.add_argument("--steps", type=int, default=STEPS["sst2"], help="steps of the sweep, factor and Pareto runs (SST-2)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seeds", type=int, default=3)
@@ -359,7 +386,7 @@ def main() -> None:
         parser.error(f"no SST-2 train file in {args.data_dir}; pass --data-dir")
     wanted = {"sweep": sweep_runs, "final": final_runs, "budget": budget_runs,
               "factors": lambda a: [s for name, s in factor_runs(a).items() if not a.factors or name in a.factors],
-              "pareto": pareto_runs}
+              "variants": lambda a: [s for specs in variant_runs(a).values() for s in specs], "pareto": pareto_runs}
     todo = [s for section in args.sections if section in wanted for s in wanted[section](args)]
     ensure(list({run_key(s): s for s in todo}.values()), args.data_dir, args.workers)  # one queue
     report(load_cache(), args)

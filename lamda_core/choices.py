@@ -12,7 +12,7 @@ TRAIN_TASKS = ("classification", "causal-lm")
 MODEL_DTYPES = ("float32", "bfloat16", "float16")
 ADAPTER_DTYPES = MODEL_DTYPES
 # LaMDA initializations (SPEC section 1).
-INIT_VARIANTS = ("svd", "svd-residual", "random")
+INIT_VARIANTS = ("svd", "gradient", "svd-residual", "random")
 # "linear": SPEC's schedule, k(t) = min(r, floor(r t / t_i)) columns truly frozen, B dropped at r.
 # "grad-mask-stepwise": the authors' released rule, zero the gradients of floor(t / t_i) columns.
 FREEZE_RULES = ("linear", "grad-mask-stepwise")

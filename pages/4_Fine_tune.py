@@ -116,7 +116,9 @@ with st.form("launch"):
                              f"{m} {v:g}" for m, v in choices.DEFAULT_LEARNING_RATES.items()))
     seq = c8.number_input("Sequence length", 8, 4096, 64, key="ft_seq", help="Tokens per example (longer ones are cut)")
     init = c9.selectbox("Init (LaMDA)", choices.INIT_VARIANTS, key="ft_init",
-                        help="svd: A = top-r right singular vectors of W, B = the left ones, S = 0; svd-residual: "
+                        help="svd (the paper): A = top-r right singular vectors of W, B = the left ones, S = 0; "
+                             "gradient: the same from the task gradient dL/dW over 8 batches, so S starts along "
+                             "the best rank-r part of full fine-tuning's first step; svd-residual: "
                              "the top-r part moves from W into the adapter; random: A, S random, B = 0.")
     freeze = c10.slider("Freeze fraction eta", 0.05, 1.0, choices.DEFAULT_FREEZE_FRACTION, key="ft_freeze",
                         help="B is fully frozen after eta x steps, one column at a time (largest singular "

@@ -129,3 +129,35 @@ def test_bad_options_are_specific_errors():
     lc.apply_lamda(model, lc.LamdaConfig())
     with pytest.raises(lc.ConfigError, match="already has LaMDA layers"):
         lc.apply_lamda(model, lc.LamdaConfig())
+
+
+@pytest.mark.parametrize("family", ["minilm", "llama", "gpt2"])
+def test_gradient_init_keeps_the_output_and_aligns_s_with_the_task_gradient(family):
+    """A, B = the top-r singular vectors of G = dL/dW, S = 0: outputs unchanged, and the first
+    gradient of S is s diag(sigma_r(G)), the best rank-r part of full fine-tuning's first step."""
+    from lamda_core.adapter.gradient_init import estimate_gradients
+
+    model, tokenizer = load(family)
+    inputs = [batch(tokenizer, seed=0), batch(tokenizer, seed=1)]
+    if family != "minilm":  # causal LM: the loss predicts the next token
+        inputs = [{**item, "labels": item["input_ids"]} for item in inputs]
+    flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    before = outputs(model, inputs[0])
+    gradients = estimate_gradients(model, None, inputs)
+    assert {n: p.requires_grad for n, p in model.named_parameters()} == flags  # left as it was
+    assert all(p.grad is None for p in model.parameters())
+
+    lc.apply_lamda(model, lc.LamdaConfig(rank=4, init="gradient"), gradients=gradients)
+    assert torch.equal(outputs(model, inputs[0]), before)
+    for item in inputs:
+        model(**item).loss.backward()
+    for name, layer in lc.lamda_layers(model).items():
+        sigma = torch.linalg.svdvals(gradients[name])[:4]
+        assert torch.allclose(layer.lamda_S.grad, layer.scale * torch.diag(sigma), atol=1e-3 * float(sigma[0]) + 1e-9), name
+
+
+def test_gradient_init_without_gradients_is_a_specific_error():
+    model, _ = load("minilm")
+    with pytest.raises(lc.ConfigError, match="init 'gradient' needs the task gradient"):
+        lc.apply_lamda(model, lc.LamdaConfig(init="gradient"))
+    assert not lc.lamda_layers(model)  # nothing changed

@@ -17,7 +17,8 @@ class LamdaConfig:
     dropout: on the adapter input; 0 by default since a mask costs a d_in-wide tensor per module.
     targets: module name patterns (exact, dotted suffix or full regex); None = family defaults.
     rank_pattern: {pattern: rank} overrides, e.g. from LaMDA++ allocation.
-    init: "svd" | "svd-residual" | "random" (SPEC section 1).
+    init: "svd" | "gradient" | "svd-residual" | "random" (SPEC section 1; "gradient": A, B from
+        the task gradient's top-r singular vectors, adapter/gradient_init.py).
     freeze_fraction: eta; B is fully frozen after t_i = ceil(eta * T) optimizer steps.
     freeze_rule: "linear" (default) or "grad-mask-stepwise" (the authors' code).
     trainable_modules: modules trained in full next to the adapter (task heads); None = the

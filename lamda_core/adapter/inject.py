@@ -111,13 +111,21 @@ def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
 
 
-def apply_lamda(model: nn.Module, config: LamdaConfig | None = None, initialize: bool = True) -> nn.Module:
+def apply_lamda(model: nn.Module, config: LamdaConfig | None = None, initialize: bool = True,
+                gradients: dict[str, torch.Tensor] | None = None) -> nn.Module:
     """Replace each targeted projection by a LamdaLayer, in place; freeze everything but S, B and
-    the head. ``initialize=False`` skips the (SVD) initialization, for loading saved values."""
+    the head. ``initialize=False`` skips the initialization, for loading saved values. The
+    ``gradient`` init needs ``gradients`` ({matrix name: dL/dW}, from estimate_gradients)."""
     config = config or LamdaConfig()
     if lamda_layers(model):
         raise ConfigError("this model already has LaMDA layers; load a fresh base to apply another adapter")
     matrices = resolve_targets(model, config.targets)
+    if initialize and config.init == "gradient":
+        missing = [m.name for m in matrices if m.name not in (gradients or {})]
+        if missing:
+            raise ConfigError(f"init 'gradient' needs the task gradient of every target ({missing[0]} has none): "
+                              "pass gradients=estimate_gradients(model, config.targets, batches) "
+                              "(lamda_core.adapter.gradient_init), or choose init 'svd'")
     ranks = resolve_ranks(matrices, config)
     heads = head_module_names(model, config.trainable_modules)
     identity = base_identity(model, matrices)  # before svd-residual changes the base weights
@@ -126,7 +134,9 @@ def apply_lamda(model: nn.Module, config: LamdaConfig | None = None, initialize:
     adapter_dtype = getattr(torch, config.adapter_dtype)
     for m in matrices:
         layer = LamdaLayer(model.get_submodule(m.name), ranks[m.name], config.alpha, config.dropout, adapter_dtype)
-        if initialize:
+        if initialize and config.init == "gradient":
+            layer.init_gradient(gradients[m.name])
+        elif initialize:
             {"svd": layer.init_svd, "svd-residual": layer.init_svd_residual, "random": layer.init_random}[config.init]()
         set_submodule(model, m.name, layer)
     for name in heads:
@@ -147,8 +157,10 @@ def apply_lora(model: nn.Module, config: LamdaConfig) -> nn.Module:
     return get_peft_model(model, lora_config(config, ranks, heads, conv1d))
 
 
-def adapt(model: nn.Module, method: str = "lamda", config: LamdaConfig | None = None) -> nn.Module:
-    """One entry point for every method compared here.
+def adapt(model: nn.Module, method: str = "lamda", config: LamdaConfig | None = None, initialize: bool = True,
+          gradients: dict[str, torch.Tensor] | None = None) -> nn.Module:
+    """One entry point for every method compared here (``initialize`` and ``gradients``: see
+    apply_lamda; LaMDA only).
 
     lamda: LaMDA at config.rank (config.rank_pattern honoured); lamda++: LaMDA with per-matrix
     ranks, config.rank_pattern required (from allocate_ranks); lora: PEFT LoRA with the same
@@ -159,7 +171,7 @@ def adapt(model: nn.Module, method: str = "lamda", config: LamdaConfig | None = 
     if method == "lamda++" and not config.rank_pattern:
         raise ConfigError("lamda++ needs per-matrix ranks: set LamdaConfig.rank_pattern (from allocate_ranks)")
     if method in ("lamda", "lamda++"):
-        return apply_lamda(model, config)
+        return apply_lamda(model, config, initialize, gradients)
     if method == "lora":
         return apply_lora(model, config)
     model.requires_grad_(True)

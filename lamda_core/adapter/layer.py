@@ -89,6 +89,15 @@ class LamdaLayer(nn.Module):
         self.lamda_S.zero_()
 
     @torch.no_grad()
+    def init_gradient(self, gradient: torch.Tensor) -> None:
+        """A = V_r^T, B = U_r of the task gradient G (d_out, d_in), S = 0: output unchanged, base
+        untouched, and S's first gradient is s diag(sigma_r(G)) (gradient_init.py)."""
+        u, _, vh = top_singular_triplets(gradient, self.rank)
+        self.lamda_A.copy_(vh)
+        self.lamda_B.copy_(u)
+        self.lamda_S.zero_()
+
+    @torch.no_grad()
     def init_svd_residual(self) -> None:
         """S = I, A = diag(sqrt(sigma_r / s)) V_r^T, B = U_r diag(sqrt(sigma_r / s)), so
         s B S A = U_r diag(sigma_r) V_r^T; the base becomes the residual W - s B S A."""

@@ -58,7 +58,9 @@ class CostBreakdown:
     trainable_average: float
     adapter_start: int
     adapter_end: int
-    peak: int | None = None  # torch.cuda.max_memory_allocated, measured on a GPU only
+    peak: int | None = None  # the allocator's highest point during a steady-state step (peak.py)
+    peak_phase: str | None = None  # forward, backward or optimizer step: where the peak happens
+    rss_growth: int | None = None  # measured only: the process's resident high-water growth in the step
 
     COMPONENTS = ("weights", "gradients", "optimizer", "activations_base", "activations_adapter", "logits")
 

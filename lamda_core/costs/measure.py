@@ -7,13 +7,20 @@ One real training step on the actual model:
       lora_A / lora_B / lora_dropout module, to "logits" when saved by the top-level model itself
       (the loss on the logits), to the base otherwise;
   weights, gradients, optimizer state: summed from the tensors themselves after the step;
-  peak: ``torch.cuda.max_memory_allocated`` when the model runs on a GPU.
+  peak: what the allocator held at its highest point during the step (peak.py): on a GPU
+      ``torch.cuda.max_memory_allocated``, on the CPU the allocation at the start plus the
+      highest running sum of the profiler's allocation events; with the phase it happened in;
+  rss_growth: the process's resident high-water mark during the step minus its resident size
+      before (what the OS saw, allocator caches and fragmentation included).
+The measured step is the second one: the first allocates the optimizer state, as in training.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.profiler import ProfilerActivity, profile, record_function
 
+from .peak import allocator_peak, resident_growth
 from .query import CostQuery
 from .estimate import CostBreakdown, average_lamda_parameters, optimizer_for
 from ..errors import ConfigError
@@ -106,17 +113,27 @@ def measure_costs(query: CostQuery) -> CostBreakdown:
     labels = input_ids if task == "causal-lm" else (torch.arange(batch_size) % model.config.num_labels).to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = optimizer_for(query.optimizer, trainable)
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-    with SavedTensorCensus(model) as census:
-        loss = model(input_ids=input_ids, labels=labels).loss
-    loss.backward()
-    gradients = _tensor_bytes(p.grad for p in trainable if p.grad is not None)
-    opt.step()
+    model(input_ids=input_ids, labels=labels).loss.backward()  # a warm-up step: the optimizer state exists,
+    opt.step()                                                  # as in every step after the first
+    opt.zero_grad(set_to_none=True)
     state = _tensor_bytes(t for s in opt.state.values() for t in s.values())
-    count = trainable_parameters(model)
     weights = _tensor_bytes(model.parameters())
-    peak = torch.cuda.max_memory_allocated() if device.startswith("cuda") else None
+    at_start = weights + state + _tensor_bytes([input_ids, labels])
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
+    with resident_growth() as rss, profile(activities=activities, profile_memory=True) as profiler:
+        with record_function("forward"), SavedTensorCensus(model) as census:
+            loss = model(input_ids=input_ids, labels=labels).loss
+        with record_function("backward"):
+            loss.backward()
+        gradients = _tensor_bytes(p.grad for p in trainable if p.grad is not None)
+        with record_function("optimizer step"):
+            opt.step()
+    step_peak = allocator_peak(profiler, "cuda" if device.startswith("cuda") else "cpu")
+    count = trainable_parameters(model)
+    peak = torch.cuda.max_memory_allocated() if device.startswith("cuda") else at_start + step_peak.extra
     # after B freezes and over the schedule: counted on the built layers (the step runs unfrozen)
     layers = lamda_layers(model).values()
     b_columns = sum(layer.lamda_B.numel() for layer in layers)
@@ -128,4 +145,4 @@ def measure_costs(query: CostQuery) -> CostBreakdown:
         activations_base=census.bytes["base"], activations_adapter=census.bytes["adapter"],
         logits=census.bytes["logits"], trainable_start=count.trainable, trainable_end=count.trainable - b_columns,
         trainable_average=float(count.trainable - count.adapter + adapter_average), adapter_start=count.adapter,
-        adapter_end=count.adapter - b_columns, peak=peak)
+        adapter_end=count.adapter - b_columns, peak=peak, peak_phase=step_peak.phase, rss_growth=rss["bytes"])

@@ -73,15 +73,21 @@ class Trainer:
             self.data = load_language_model(c.train_data, self.tokenizer, c.seq_len, c.validation_data, c.seed)
             size, lengths = len(self.data.train_blocks), None  # blocks all have seq_len tokens
         heads = head_module_names(model, c.adapter.trainable_modules)
-        torch.manual_seed(c.seed)
-        self.model = adapt(model, c.method, c.adapter)
-
         world = self.accelerator.num_processes
         per_step = c.batch_size * c.grad_accumulation * world
         self.total_steps = c.max_steps or max(1, math.ceil((c.epochs or DEFAULT_EPOCHS) * size / per_step))
         self.batches = Batches(size, c.batch_size, world, self.accelerator.process_index, c.seed, lengths)
 
         checkpoint = self.run.resume_checkpoint()
+        # the gradient init costs forward / backward passes: a resumed run takes A, S, B from its checkpoint
+        from_gradient = c.method in LAMDA_METHODS and c.adapter.init == "gradient"
+        gradients = None
+        if from_gradient and not checkpoint:
+            gradients = self.task_gradients(model, Batches(size, c.batch_size, 1, 0, c.seed, lengths))
+        torch.manual_seed(c.seed)
+        self.model = adapt(model, c.method, c.adapter, initialize=not (from_gradient and checkpoint),
+                           gradients=gradients)
+
         state = restore_model(checkpoint, self.model) if checkpoint else {"step": 0, "freezer_steps": 0}
         self.step = state["step"]
         if self.step and self.main:
@@ -98,6 +104,15 @@ class Trainer:
             self.freezer = PMBFreezer(self.model, self.total_steps, completed_steps=state["freezer_steps"])
         self.wrapped, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
 
+    def task_gradients(self, model, batches) -> dict:
+        """dL/dW of every target over the first GRADIENT_BATCHES micro-batches of one process's
+        stream, the same on every process (the ``gradient`` init, adapter/gradient_init.py)."""
+        from ..adapter.gradient_init import DEFAULT_GRADIENT_BATCHES, estimate_gradients
+
+        model.to(self.accelerator.device)
+        micro = (self.micro_batch(i, batches) for i in range(DEFAULT_GRADIENT_BATCHES))
+        return estimate_gradients(model, self.config.adapter.targets, micro)
+
     def save_checkpoint(self) -> None:
         from .checkpoint import write_checkpoint
 
@@ -110,8 +125,8 @@ class Trainer:
         self.accelerator.wait_for_everyone()
 
     # ---- data -----------------------------------------------------------------------------
-    def micro_batch(self, index: int) -> dict:
-        rows = self.batches.indices(index)
+    def micro_batch(self, index: int, batches=None) -> dict:
+        rows = (batches or self.batches).indices(index)
         device = self.accelerator.device
         if self.config.task == "classification":
             encoded = self.tokenizer([self.data.train_texts[i] for i in rows], padding=True, truncation=True,
