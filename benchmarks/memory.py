@@ -4,9 +4,11 @@
 
 For MiniLM (real), a tiny Llama and a tiny GPT-2 at two (batch, seq) shapes, and for full
 fine-tuning, PEFT LoRA (dropout 0.05 and 0), LaMDA and LaMDA++ at the same base rank 8 (LaMDA++
-ranks from the equal-energy allocation, same total rank): every component estimated from the
-config against one measured training step, and the measured LaMDA / LoRA ratios of trainable
-adapter parameters (averaged over the freezing schedule, eta = 0.3) and training memory.
+ranks from the equal-energy allocation, same total rank): the estimated peak against the peak
+the allocator reached in one measured steady-state training step (costs/peak.py), beside the
+census (saved tensors + parameters, gradients, optimizer state) and the process's RSS growth;
+the measured LaMDA / LoRA ratios of trainable adapter parameters (averaged over the freezing
+schedule, eta = 0.3) and of peak memory; and the census component by component.
 """
 from __future__ import annotations
 
@@ -25,6 +27,12 @@ SHAPES = [(4, 64), (16, 128)]
 METHODS = [("full", "full", 0.0), ("LoRA (dropout 0.05)", "lora", 0.05), ("LoRA (dropout 0)", "lora", 0.0),
            ("LaMDA", "lamda", 0.0), ("LaMDA++", "lamda++", 0.0)]
 RANK = 8
+# beyond the grid: other shapes (never used to read the transient formulas), bfloat16 (whose
+# half-precision terms were read from MiniLM and tiny Llama at 8x96) and checkpointing (not tuned)
+HELD_OUT = [("MiniLM-L6", 8, 200, "float32", False), ("MiniLM-L6", 8, 96, "bfloat16", False),
+            ("tiny Llama", 8, 96, "bfloat16", False), ("tiny GPT-2", 2, 256, "float32", False),
+            ("MiniLM-L6", 16, 128, "float32", True), ("tiny Llama", 16, 128, "float32", True),
+            ("tiny GPT-2", 16, 128, "float32", True)]
 
 
 def mib(value: float) -> str:
@@ -35,7 +43,7 @@ def main() -> None:
     import transformers
 
     transformers.logging.set_verbosity_error()
-    accuracy, ratios = [], []
+    peaks, census, ratios = [], [], []
     for model_name, (source, task) in MODELS.items():
         report = lc.scan_spectra(source, top_k=4 * RANK if source != "tiny-llama" else 32)
         pattern = lc.allocate_ranks(report, base_rank=RANK).rank_pattern
@@ -47,35 +55,58 @@ def main() -> None:
                 estimate = lc.estimate_costs(query)
                 measure = lc.measure_costs(query)
                 measured[label] = measure
+                where = (model_name, f"{batch}x{seq}", label)
+                peaks.append(where + (mib(estimate.peak), mib(measure.peak), f"{estimate.peak / measure.peak - 1:+.1%}",
+                                      f"{estimate.peak_phase} / {measure.peak_phase}", mib(measure.total),
+                                      f"{measure.total / measure.peak - 1:+.0%}", mib(measure.rss_growth)))
                 errors = {c: (getattr(estimate, c) - getattr(measure, c)) / getattr(measure, c)
                           for c in CostBreakdown.COMPONENTS + ("total",) if getattr(measure, c)}
                 worst = max(errors, key=lambda c: abs(errors[c]))
-                accuracy.append((model_name, f"{batch}x{seq}", label, mib(estimate.total), mib(measure.total),
-                                 f"{errors['total']:+.2%}", f"{errors['activations_base']:+.2%}",
-                                 f"{errors.get('activations_adapter', 0):+.2%}", f"{worst} {errors[worst]:+.2%}"))
+                census.append(where + (mib(estimate.total), mib(measure.total), f"{errors['total']:+.2%}",
+                                       f"{errors['activations_base']:+.2%}",
+                                       f"{errors.get('activations_adapter', 0):+.2%}", f"{worst} {errors[worst]:+.2%}"))
             lamda = measured["LaMDA"]
+            lamda_average = lamda.trainable_average - (lamda.trainable_start - lamda.adapter_start)
             for lora_label in ("LoRA (dropout 0.05)", "LoRA (dropout 0)"):
                 lora = measured[lora_label]
                 ratios.append((model_name, f"{batch}x{seq}", lora_label, f"{lora.adapter_start:,}",
-                               f"{lamda.adapter_start:,} / {lamda.trainable_average - (lamda.trainable_start - lamda.adapter_start):,.0f}",
-                               f"{lora.adapter_start / (lamda.trainable_average - (lamda.trainable_start - lamda.adapter_start)):.1f}x",
-                               mib(lora.total), mib(lamda.total), f"{lamda.total / lora.total:.3f}",
-                               mib(lora.activations_adapter), mib(lamda.activations_adapter)))
+                               f"{lamda.adapter_start:,} / {lamda_average:,.0f}",
+                               f"{lora.adapter_start / lamda_average:.1f}x", mib(lora.peak), mib(lamda.peak),
+                               f"{lamda.peak / lora.peak:.3f}", f"{lamda.total / lora.total:.3f}"))
 
-    print("### Estimated against measured training memory (MiB; one training step, float32, AdamW, CPU)\n")
-    print("| model | batch x seq | method | estimated total | measured total | total error | base activations error "
-          "| adapter activations error | worst component |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---|")
-    for row in accuracy:
+    held_out = []
+    for model_name, batch, seq, dtype, checkpointing in HELD_OUT:
+        source, task = MODELS[model_name]
+        for label, method, dropout in METHODS[:4]:
+            query = lc.CostQuery(source, method, RANK, batch_size=batch, seq_len=seq, task=task, dropout=dropout,
+                                 dtype=dtype, gradient_checkpointing=checkpointing)
+            estimate, measure = lc.estimate_costs(query), lc.measure_costs(query)
+            held_out.append((model_name, f"{batch}x{seq} {dtype}{' checkpointed' if checkpointing else ''}", label,
+                             mib(estimate.peak), mib(measure.peak), f"{estimate.peak / measure.peak - 1:+.1%}",
+                             f"{estimate.peak_phase} / {measure.peak_phase}"))
+
+    table("Estimated against measured peak (MiB; one steady-state training step, float32, AdamW, CPU)",
+          ["model", "batch x seq", "method", "estimated peak", "measured peak (allocator)", "peak error",
+           "phase (estimated / measured)", "census total", "census vs peak", "RSS growth"], peaks)
+    table("Beyond the grid: other shapes, bfloat16 and gradient checkpointing (MiB, CPU, AdamW)",
+          ["model", "shape", "method", "estimated peak", "measured peak", "peak error", "phase (estimated / measured)"],
+          held_out)
+    table("LaMDA against PEFT LoRA, measured (rank 8; LaMDA adapter parameters at the start / averaged over the "
+          "freezing schedule)", ["model", "batch x seq", "LoRA", "LoRA adapter params",
+                                 "LaMDA adapter params (start / average)", "fewer parameter updates",
+                                 "LoRA peak", "LaMDA peak", "LaMDA / LoRA peak", "LaMDA / LoRA census"], ratios)
+    table("The census, component by component: estimated against counted (MiB)",
+          ["model", "batch x seq", "method", "estimated census", "counted census", "census error",
+           "base activations error", "adapter activations error", "worst component"], census)
+
+
+def table(title: str, header: list[str], rows: list[tuple]) -> None:
+    print(f"### {title}\n")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" if k < 3 else "---:" for k in range(len(header))) + "|")
+    for row in rows:
         print("| " + " | ".join(row) + " |")
-    print("\n### LaMDA against PEFT LoRA, measured (rank 8; LaMDA adapter parameters at the start / averaged "
-          "over the freezing schedule)\n")
-    print("| model | batch x seq | LoRA | LoRA adapter params | LaMDA adapter params (start / average) "
-          "| fewer parameter updates | LoRA memory | LaMDA memory | LaMDA / LoRA memory "
-          "| LoRA adapter activations | LaMDA adapter activations |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for row in ratios:
-        print("| " + " | ".join(row) + " |")
+    print()
 
 
 if __name__ == "__main__":

@@ -112,15 +112,19 @@ def _estimate(args) -> None:
     names = list(columns)
     print(f"training memory in MiB, batch {args.batch} x sequence {args.seq}, {args.dtype}, {args.optimizer}")
     print(f"{'component':<22}" + "".join(f"{n:>18}" for n in names))
+    print(f"{'peak':<22}" + "".join(f"{_mib(columns[n].peak):>18}" for n in names))
+    print(f"{'peak in':<22}" + "".join(f"{columns[n].peak_phase:>18}" for n in names))
     for component in CostBreakdown.COMPONENTS + ("total",):
-        print(f"{component:<22}" + "".join(f"{_mib(getattr(columns[n], component)):>18}" for n in names))
+        label = "census total" if component == "total" else component
+        print(f"{label:<22}" + "".join(f"{_mib(getattr(columns[n], component)):>18}" for n in names))
     for counter in ("trainable_start", "trainable_end", "trainable_average", "adapter_start", "adapter_end"):
         print(f"{counter:<22}" + "".join(f"{getattr(columns[n], counter):>18,.0f}" for n in names))
     if args.measure:
         estimate, measured = estimates[args.method], columns[f"{args.method} measured"]
         errors = {c: (getattr(estimate, c) - getattr(measured, c)) / getattr(measured, c)
-                  for c in CostBreakdown.COMPONENTS + ("total",) if getattr(measured, c)}
+                  for c in ("peak",) + CostBreakdown.COMPONENTS + ("total",) if getattr(measured, c)}
         print("relative error of the estimate: " + ", ".join(f"{c} {e:+.1%}" for c, e in errors.items()))
+        print(f"process resident memory grew {_mib(measured.rss_growth).strip()} MiB during the measured step")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({n: b.as_dict() for n, b in columns.items()}, handle, indent=1)

@@ -38,7 +38,12 @@ except lc.LamdaError as error:
 if not pattern:
     st.caption("LaMDA++ appears here after **Use for fine-tune** on the Rank budget page.")
 st.plotly_chart(figures.cost_figure(estimates), width="stretch")
-rows = {m: {"total (MiB)": e.total / 2 ** 20, "activations (MiB)": e.activations / 2 ** 20,
+st.caption("**Peak** is what the allocator holds at the step's highest point: weights and optimizer state, plus "
+           "either the kept activations and the largest short-lived tensors (forward or backward) or the "
+           "gradients and the optimizer's scratch. The bars show where the memory goes; their sum (the census) "
+           "never all lives at once.")
+rows = {m: {"peak (MiB)": e.peak / 2 ** 20, "peak in": e.peak_phase, "census (MiB)": e.total / 2 ** 20,
+            "activations (MiB)": e.activations / 2 ** 20,
             "trainable at start": e.trainable_start, "trainable after B freezes": e.trainable_end,
             "trainable averaged": round(e.trainable_average)} for m, e in estimates.items()}
 st.dataframe(pd.DataFrame(rows).T, width="stretch")
@@ -48,19 +53,25 @@ method = st.selectbox("Method to measure", methods, index=methods.index("lamda")
 if st.button("Run one training step and compare", key="measure"):
     with st.spinner("Measuring one real training step…"):
         try:
-            measured = lc.measure_costs(query.replace(method=method, gradient_checkpointing=False,
-                                                      mixed_precision=False,
+            measured = lc.measure_costs(query.replace(method=method, mixed_precision=False,
                                                       rank_pattern=pattern if method == "lamda++" else None))
         except lc.LamdaError as error:
             st.error(str(error))
             st.stop()
     estimate = estimates[method]
+    rows = ("peak",) + CostBreakdown.COMPONENTS + ("total",)
     comparison = pd.DataFrame({
-        "estimated (MiB)": [getattr(estimate, c) / 2 ** 20 for c in CostBreakdown.COMPONENTS + ("total",)],
-        "measured (MiB)": [getattr(measured, c) / 2 ** 20 for c in CostBreakdown.COMPONENTS + ("total",)]},
-        index=list(CostBreakdown.COMPONENTS) + ["total"])
+        "estimated (MiB)": [getattr(estimate, c) / 2 ** 20 for c in rows],
+        "measured (MiB)": [getattr(measured, c) / 2 ** 20 for c in rows]},
+        index=["peak (allocator)"] + list(CostBreakdown.COMPONENTS) + ["census total"])
     comparison["error"] = [f"{(e - m) / m:+.1%}" if m else "-" for e, m in
                            zip(comparison["estimated (MiB)"], comparison["measured (MiB)"])]
     st.session_state["measured_table"] = comparison
+    st.session_state["measured_note"] = (
+        f"{method}: measured peak {measured.peak / 2 ** 20:,.1f} MiB in the {measured.peak_phase} "
+        f"(estimated {estimate.peak / 2 ** 20:,.1f} MiB in the {estimate.peak_phase}, "
+        f"{estimate.peak / measured.peak - 1:+.1%}); the process's resident memory grew "
+        f"{measured.rss_growth / 2 ** 20:,.1f} MiB during the step.")
 if "measured_table" in st.session_state:
+    st.markdown(st.session_state["measured_note"])
     st.dataframe(st.session_state["measured_table"], width="stretch")

@@ -34,6 +34,40 @@ def test_estimate_matches_measurement(family, method, dropout):
             assert getattr(estimate, component) == pytest.approx(getattr(measured, component), rel=0.10), component
     assert estimate.total == pytest.approx(measured.total, rel=0.10)
     assert estimate.optimizer == pytest.approx(measured.optimizer, rel=0.01)  # step counters are tiny
+    # the peak the allocator reached in a steady-state step (benchmarks/memory.py: within 1% on its grid).
+    # Known gap: at this tiny shape full fine-tuning of GPT-2 peaks in the optimizer step, where AdamW's
+    # scratch for its tied embedding is about 2x the gradients, not the 1x modelled (-11%; README)
+    if (family, method) != ("gpt2", "full"):
+        assert estimate.peak == pytest.approx(measured.peak, rel=0.05)
+    assert measured.peak_phase in ("forward", "backward", "optimizer step") and measured.rss_growth >= 0
+
+
+def test_allocator_peak_is_the_highest_running_sum_and_names_its_phase():
+    import torch
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    from lamda_core.costs.peak import allocator_peak
+
+    mib = 2 ** 20
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
+        with record_function("forward"):
+            kept = torch.ones(mib // 4)  # 1 MiB kept
+            transient = torch.ones(3 * mib // 4)  # 3 MiB, freed at once
+            del transient
+        with record_function("backward"):
+            grown = torch.ones(2 * mib // 4)  # 2 MiB on top of the kept 1 MiB: 3 MiB, not above 4
+        with record_function("optimizer step"):
+            del kept, grown
+    peak = allocator_peak(profiler)
+    assert peak.extra == 4 * mib and peak.phase == "forward"
+
+
+def test_checkpointed_step_is_measured_and_its_peak_estimated():
+    query = lc.CostQuery("tiny-gpt2", "lamda", 4, batch_size=4, seq_len=64, task="causal-lm")
+    plain, checkpointed = lc.measure_costs(query), lc.measure_costs(query.replace(gradient_checkpointing=True))
+    assert checkpointed.activations_base < plain.activations_base / 2
+    estimate = lc.estimate_costs(query.replace(gradient_checkpointing=True))
+    assert estimate.peak == pytest.approx(checkpointed.peak, rel=0.10)
 
 
 def test_lamda_keeps_less_than_lora_and_averages_fewer_parameters():

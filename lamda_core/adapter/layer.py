@@ -77,7 +77,9 @@ class LamdaLayer(nn.Module):
         result = self.base(x)
         h = self.dropout(x.to(self.lamda_A.dtype))
         update = F.linear(F.linear(F.linear(h, self.lamda_A), self.lamda_S), self.lamda_B)
-        return result + (self.scale * update).to(result.dtype)
+        # in place: the base output is not kept for backward, so only one (..., d_out) tensor
+        # besides it exists at a time (a scaled copy and a sum would add two more to the peak)
+        return result.add_(update.to(result.dtype), alpha=self.scale)
 
     # ---- initialization -------------------------------------------------------------------
     @torch.no_grad()

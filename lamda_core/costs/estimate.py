@@ -18,6 +18,8 @@ Components (bytes), for full fine-tuning, LoRA, LaMDA and LaMDA++:
                (N x r each), only A(x) once B is frozen, and never x.
   logits       what the loss keeps: the log-softmax (N x V float32 for causal LMs, b x labels
                otherwise) and the int64 targets.
+  peak         what the allocator holds at the step's highest point (see _peak, _transients): the
+               components above never all live at once, and short-lived tensors come on top.
 N = batch x sequence tokens. Trainable parameters are given at the start, after B is frozen and
 averaged over the freezing schedule (the paper's "parameter updates").
 """
@@ -154,7 +156,8 @@ def _attention(sh: Shape, act: int, mask: int, on_gpu: bool) -> float:
     n, b, a, s = sh.tokens, sh.batch, sh.heads, sh.seq
     kv = 2 * n * sh.kv_heads * sh.head_dim * act
     if _math_attention(sh, on_gpu):  # q, k, v, softmax output, dropout mask, dropped
-        return n * sh.hidden * act + kv + b * a * s * s * (2 * act + mask)
+        upcast = (b * a * s * s * 4 + n * sh.hidden * act) if act < 4 else 0  # half: float32 scores, one more N x h
+        return n * sh.hidden * act + kv + b * a * s * s * (2 * act + mask) + upcast
     return 2 * n * sh.hidden * act + kv + b * a * s * 4  # fused: q, k, v, output, log-sum-exp
 
 
@@ -214,6 +217,46 @@ def _adapter_activations(method: str, matrices: list[MatrixInfo], ranks: dict[st
         group = "attention" if m.kind in ATTENTION_INPUT_KINDS else "mlp" if m.kind in MLP_INPUT_KINDS else m.name
         inputs[(m.layer, group)] = n * m.d_in * act
     return total + sum(inputs.values())
+
+
+def _transients(sh: Shape, method: str, dropout: float, act: int, causal: bool) -> tuple[float, float]:
+    """Bytes that live only for a moment on top of the kept activations: (forward, backward),
+    at their largest. Measured from the allocator's events (peak.py) on the CPU, fp32:
+    causal LMs: the logits beside their float32 log-softmax in the forward (N x V), and in the
+        backward the gradients of both (2 N x V float32, for half-precision models too).
+        This is the largest transient of every causal LM measured here, by far.
+    BERT-like classifiers: the last block's widest temporaries, per token (h hidden, i MLP):
+        forward: full h; LoRA without dropout 2h; LaMDA and LoRA with dropout about 2i + h/2
+        (the MLP-wide update beside the base output);
+        backward: full and LoRA with dropout i; LoRA without dropout i + 3h; LaMDA 2i + 3h (the
+        input gradient of the adapter path beside the base's); with a half-precision base the
+        adapters' forward temporaries are float32: about 2i + h/2 (LoRA with dropout 2i + 2h)."""
+    n, h, i, v = sh.tokens, sh.hidden, sh.intermediate, sh.vocab
+    if causal:
+        half = act < 4
+        return n * v * (act + (4 if half else 0)), 2 * n * v * 4
+    if method == "full":
+        return n * h * act, n * i * act
+    if act < 4:  # half-precision base: the adapter's float32 update and its cast dominate the forward
+        forward = (2 * i + h / 2 + (1.5 * h if method == "lora" and dropout > 0 else 0)) * n * ADAPTER_BYTES
+        return forward, (2 * i + 3 * h) * n * act
+    if method == "lora":
+        return ((2 * i + h / 2) if dropout > 0 else 2 * h) * n * act, (i if dropout > 0 else i + 3 * h) * n * act
+    return (2 * i + h / 2) * n * act, (2 * i + 3 * h) * n * act
+
+
+def _peak(weights: int, gradients: int, optimizer: int, activations: int, transients: tuple[float, float],
+          optimizer_name: str) -> tuple[int, str]:
+    """(peak bytes, phase) of a steady-state step: weights and optimizer state always live, then
+    the highest of: forward (kept activations + forward transient), backward (kept activations +
+    backward transient; a parameter gradient appears only after the activations of its block are
+    freed, so full fine-tuning's gradients mostly replace activations) and the optimizer step
+    (gradients + AdamW's foreach scratch, about one more gradient-sized buffer)."""
+    scratch = gradients if optimizer_name != "sgd" else 0
+    phases = {"forward": activations + transients[0], "backward": max(activations + transients[1], gradients),
+              "optimizer step": gradients + scratch}
+    phase = max(phases, key=phases.get)
+    return int(weights + optimizer + phases[phase]), phase
 
 
 def average_lamda_parameters(rank: int, d_out: int, total_steps: int, fraction: float, rule: str = "linear") -> float:
@@ -285,9 +328,12 @@ def estimate_costs(query: CostQuery) -> CostBreakdown:
     base += _outside_layers(sh, act, mask, full, causal)
     rows = sh.tokens if causal else sh.batch  # log-softmax rows; the loss also keeps int64 targets
     logits = rows * ((sh.vocab if causal else sh.num_labels) * 4 + 8) + 4
+    transients = _transients(sh, method, config.dropout, act, causal)
+    peak, phase = _peak(int(weights), int(gradients), int(optimizer_bytes), int(base + adapter_acts + logits),
+                        transients, q.optimizer)
     return CostBreakdown(
         method=method, weights=int(weights), gradients=int(gradients), optimizer=int(optimizer_bytes),
         activations_base=int(base), activations_adapter=int(adapter_acts), logits=int(logits),
         trainable_start=int(trainable), trainable_end=int(trainable - adapter_start + adapter_end),
         trainable_average=float(trainable - adapter_start + adapter_average),
-        adapter_start=int(adapter_start), adapter_end=int(adapter_end))
+        adapter_start=int(adapter_start), adapter_end=int(adapter_end), peak=peak, peak_phase=phase)

@@ -13,6 +13,8 @@ One real training step on the actual model:
   rss_growth: the process's resident high-water mark during the step minus its resident size
       before (what the OS saw, allocator caches and fragmentation included).
 The measured step is the second one: the first allocates the optimizer state, as in training.
+With gradient checkpointing the census holds only what the forward keeps (block inputs); the
+block recomputed during backward shows in the peak.
 """
 from __future__ import annotations
 
@@ -105,6 +107,8 @@ def measure_costs(query: CostQuery) -> CostBreakdown:
         raise ConfigError("device 'cuda' was asked for but no GPU is available")
     model, _ = load_model(query.source, task=task, dtype=query.dtype, device=device)
     validate_shape(model.config, batch_size, seq_len)
+    if query.gradient_checkpointing:  # non-reentrant: works with a frozen embedding and adapters
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = adapt(model, method, query.adapter_config())
     model.train()
     generator = torch.Generator().manual_seed(query.seed)

@@ -14,7 +14,7 @@ class CostQuery:
     ``rank`` (``rank_pattern`` per matrix for lamda++); shape: batch_size x seq_len tokens in
     ``dtype`` on ``device`` ("cpu" or "cuda" kernels); optimizer: adamw | sgd | sgd-momentum;
     schedule: B frozen after freeze_fraction * total_steps by ``freeze_rule`` (for the averaged
-    parameter count). gradient_checkpointing and mixed_precision are estimated only."""
+    parameter count). mixed_precision is estimated only."""
 
     source: object = "default"
     method: str = choices.DEFAULT_METHOD
