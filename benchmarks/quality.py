@@ -69,6 +69,8 @@ FACTORS = {
     "2x steps": {"max_steps": 2},  # a multiplier, applied in factor_runs
     "alpha 64 (scale 8)": {"alpha": 64.0},
     "init svd-residual": {"init": "svd-residual"},
+    "init svd-residual, learning rate 1e-3": {"init": "svd-residual", "learning_rate": 1e-3},
+    "init svd-residual, learning rate 3e-4": {"init": "svd-residual", "learning_rate": 3e-4},
     "learning rate 3e-3": {"learning_rate": 3e-3},
     "learning rate 3e-2": {"learning_rate": 3e-2},
     "head learning rate 1e-3": {"head_learning_rate": 1e-3},

@@ -226,6 +226,26 @@ def _export(args) -> None:
     print(f"merged model written to {target}")
 
 
+def _analyze(args) -> None:
+    from .analysis import analyze_run
+
+    report = analyze_run(args.run, top_k=args.top_k)
+    print(f"what fine-tuning changed in {report.run} ({report.method} on {report.source}); dW = W after - W before")
+    print(f"{'matrix':<48}{'rank':>6}{'||dW||/||W||':>14}{'in top-r of W':>15}{'sigma_1(dW)':>13}{'eff. rank':>11}")
+    for m in report.matrices:
+        print(f"{m.name:<48}{m.rank:>6}{m.relative_norm:>14.3e}{m.principal_share:>15.3f}{m.update_top_sigma:>13.3e}"
+              f"{m.update_effective_rank:>11.2f}")
+    shares = [m.principal_share for m in report.matrices]
+    print(f"\n{len(shares)} matrices; share of dW inside W's top-r subspaces: median {sorted(shares)[len(shares) // 2]:.3f}")
+    if args.json:
+        report.to_json(args.json)
+        print(f"report written to {args.json}")
+    if args.csv:
+        with open(args.csv, "w") as handle:
+            handle.write(report.to_csv())
+        print(f"table written to {args.csv}")
+
+
 def _doctor(args) -> None:
     from .doctor import run_checks
 
@@ -350,6 +370,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run")
     export.add_argument("--merged", required=True, help="the folder to write the merged model to")
     export.set_defaults(handler=_export)
+
+    analyze = commands.add_parser("analyze", help="what fine-tuning changed: the learned update of every matrix of a run")
+    analyze.add_argument("run")
+    analyze.add_argument("--top-k", type=int, default=16, help="singular values kept per matrix")
+    analyze.add_argument("--json", help="write the full report (singular values, spectra) to this file")
+    analyze.add_argument("--csv", help="write one row per matrix to this file")
+    analyze.set_defaults(handler=_analyze)
 
     doctor = commands.add_parser("doctor", help="check Python, packages, threads, memory, disk, the model and GPU")
     doctor.add_argument("--runs", default="runs", help="the runs folder whose disk space to check")

@@ -181,3 +181,42 @@ def pareto_figure(points: list[dict], x: str = "adapter_average") -> go.Figure:
     if log:
         figure.update_xaxes(type="log")
     return figure
+
+
+def update_heatmap(report: "UpdateReport", metric: str = "relative_norm") -> go.Figure:
+    """Layers x kinds heatmap of one metric of a run's learned updates (analysis.METRICS)."""
+    from .analysis import METRICS
+
+    rows = [m for m in report.matrices if m.layer is not None]
+    layers = sorted({m.layer for m in rows})
+    kinds = list(dict.fromkeys(m.kind for m in rows))
+    values = np.full((len(layers), len(kinds)), np.nan)
+    for m in rows:
+        values[layers.index(m.layer), kinds.index(m.kind)] = m.metric(metric)
+    figure = go.Figure(go.Heatmap(z=values, x=kinds, y=layers, colorscale="Viridis", colorbar_title=metric,
+                                  hovertemplate="layer %{y}, %{x}<br>" + METRICS[metric] + " = %{z:.4g}<extra></extra>"))
+    figure.update_layout(xaxis_title="matrix kind", yaxis_title="layer", title=f"{report.method}: {METRICS[metric]}",
+                         margin=dict(l=10, r=10, t=40, b=10))
+    figure.update_yaxes(autorange="reversed", dtick=1)
+    return figure
+
+
+def update_overlay_figure(reports: dict[str, "UpdateReport"], matrix: str) -> go.Figure:
+    """One matrix across runs: W's normalized spectrum sigma_i / sigma_1 before (once, dashed)
+    and after each run, and each run's update singular values (right axis)."""
+    figure = go.Figure()
+    for number, (label, report) in enumerate(reports.items()):
+        found = next((m for m in report.matrices if m.name == matrix), None)
+        if found is None:
+            raise ValueError(f"run {label} did not adapt {matrix}")
+        index = list(range(1, len(found.spectrum_after) + 1))
+        if number == 0:
+            figure.add_trace(go.Scatter(x=index, y=found.spectrum_before, name="W before", line=dict(dash="dash")))
+        figure.add_trace(go.Scatter(x=index, y=found.spectrum_after, name=f"{label}: W after"))
+        figure.add_trace(go.Scatter(x=list(range(1, len(found.update_sigma) + 1)), y=found.update_sigma,
+                                    name=f"{label}: sigma_i(dW)", yaxis="y2", mode="markers+lines",
+                                    line=dict(dash="dot")))
+    figure.update_layout(title=matrix, xaxis_title="index i", yaxis_title="sigma_i / sigma_1 of W",
+                         yaxis2=dict(title="sigma_i(dW)", overlaying="y", side="right", type="log"),
+                         legend=dict(orientation="h"), margin=dict(l=10, r=10, t=40, b=10))
+    return figure

@@ -1,12 +1,12 @@
 """The run history: status, method, data, final metrics, failure reasons; overlay curves; one run's
-Stop, downloads, files and delete."""
+Stop, downloads, files and delete; what fine-tuning changed in a finished run."""
 import pandas as pd
 import streamlit as st
 
 from lamda_core import figures
 from lamda_core.training.runs import RunFolder, list_runs
 from studio_ui.common import page_setup, runs_root, sidebar
-from studio_ui.runs_view import data_label, run_panel
+from studio_ui.runs_view import data_label, run_panel, update_analysis
 
 page_setup("Runs")
 sidebar()
@@ -57,3 +57,6 @@ if st.button("Delete run", key="delete", disabled=active or not confirm):
     st.rerun()
 if active:
     st.caption("A queued or running run cannot be deleted; stop it first.")
+
+st.subheader("What fine-tuning changed")
+update_analysis(folder, root)

@@ -9,7 +9,7 @@ import streamlit as st
 
 from lamda_core import LamdaError, figures
 from lamda_core.training.export import export_merged
-from lamda_core.training.runs import RunFolder
+from lamda_core.training.runs import RunFolder, list_runs
 
 DOWNLOADS = "downloads"  # zips of a finished run's exports, built once
 
@@ -86,3 +86,47 @@ def downloads(folder: Path) -> None:
     if message_key in st.session_state:  # kept across the page's refreshes
         kind, text = st.session_state[message_key]
         (st.success if kind == "success" else st.error)(text)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _update_report(folder: str, finished_at: float):
+    """analyze_run, cached per run folder and finish time (a re-run folder gets a new report)."""
+    from lamda_core.analysis import analyze_run
+
+    return analyze_run(folder)
+
+
+def update_analysis(folder: Path, root: Path) -> None:
+    """What fine-tuning changed in a finished run: a heatmap of one metric per matrix, one matrix's
+    spectra overlaid across finished runs of the same model, CSV / JSON downloads."""
+    from lamda_core.analysis import METRICS
+
+    run = RunFolder(folder)
+    if run.status()["state"] != "finished":
+        st.caption("The learned update can be analysed once the run has finished.")
+        return
+    if not st.toggle("Analyse the learned update (loads the base and the fine-tuned model)", key="analyze"):
+        return
+    with st.spinner("Comparing every adapted matrix with the base…"):
+        report = _update_report(str(folder), (folder / "summary.json").stat().st_mtime)
+    metric = st.selectbox("Metric", list(METRICS), format_func=METRICS.get, key="update_metric",
+                          help="dW = W after - W before per matrix. ||dW||_F/||W||_F: how far it moved; share in "
+                               "top-r: ||U_r^T dW V_r||_F / ||dW||_F with W = U diag(sigma) V^T (1: dW only "
+                               "rescales W's principal directions); effective rank: exp of the entropy of sigma(dW).")
+    st.plotly_chart(figures.update_heatmap(report, metric), width="stretch", key=f"update-heatmap-{folder.name}")
+    same_model = [p.name for p in list_runs(root) if p != folder and RunFolder(p).status()["state"] == "finished"
+                  and RunFolder(p).config.source == run.config.source]
+    c1, c2 = st.columns(2)
+    matrix = c1.selectbox("Matrix", [m.name for m in report.matrices], key="update_matrix")
+    others = c2.multiselect("Overlay finished runs of the same model", same_model, key="update_overlay")
+    reports = {folder.name: report}
+    with st.spinner("Analysing the other runs…"):
+        for name in others:
+            reports[name] = _update_report(str(root / name), (root / name / "summary.json").stat().st_mtime)
+    try:
+        st.plotly_chart(figures.update_overlay_figure(reports, matrix), width="stretch", key=f"update-overlay-{folder.name}")
+    except ValueError as error:  # an overlaid run did not adapt this matrix
+        st.warning(str(error))
+    d1, d2 = st.columns(2)
+    d1.download_button("Download CSV", report.to_csv(), file_name=f"{folder.name}-update.csv", key="update_csv")
+    d2.download_button("Download JSON", report.to_json(), file_name=f"{folder.name}-update.json", key="update_json")

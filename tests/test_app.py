@@ -110,6 +110,29 @@ def test_runs_page_lists_runs_and_deletes_with_confirmation(runs_folder):
     assert not folder.exists()
 
 
+def test_runs_page_shows_what_fine_tuning_changed(runs_folder):
+    for name, method in (("lamda-run", "lamda"), ("lora-run", "lora")):
+        config = TrainConfig(method=method, max_steps=4, eval_interval=4, checkpoint_interval=10,
+                             adapter=lc.LamdaConfig(rank=2))
+        assert run(create_run(config, runs_folder / name)) == "finished"
+    app = page("Runs").run()
+    app.selectbox(key="inspect").set_value("lamda-run").run()
+    app.toggle(key="analyze").set_value(True).run()
+    assert not app.exception
+    app.selectbox(key="update_metric").set_value("principal_share").run()
+    app.multiselect(key="update_overlay").set_value(["lora-run"]).run()
+    assert not app.exception and not app.warning
+    assert len(app.get("download_button")) >= 2
+    import json
+
+    figures = [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
+    titles = [f["layout"].get("title", {}).get("text", "") for f in figures]
+    assert any("share of dW in W's top-r subspaces" in t for t in titles)
+    assert any(trace["type"] == "heatmap" for f in figures for trace in f["data"])
+    overlay = next(f for f in figures if f["layout"].get("yaxis2"))
+    assert {trace["name"] for trace in overlay["data"]} >= {"W before", "lamda-run: W after", "lora-run: W after"}
+
+
 def test_about_page_renders():
     app = page("About_LaMDA").run()
     assert not app.exception and "About LaMDA" in app.title[0].value

@@ -90,3 +90,8 @@ def test_every_command_line_in_the_readme_runs(tmp_path, monkeypatch):
     base, _ = lc.load_model("default")
     name = "bert.encoder.layer.0.attention.self.query.weight"
     assert not torch.equal(merged.state_dict()[name], base.state_dict()[name])  # the update is in the weights
+    import json
+
+    update = json.loads(Path("update.json").read_text())  # lamda analyze: every adapted matrix
+    assert update["method"] == "lamda" and len(update["matrices"]) == 36
+    assert Path("update.csv").read_text().count("\n") == 37

@@ -1,0 +1,153 @@
+"""What fine-tuning changed: the learned update of every adapted matrix of a finished run.
+
+For each targeted matrix W (d_out, d_in) of the run's base and its fine-tuned value W' (LaMDA and
+LoRA merged, full fine-tuning as saved), dW = W' - W, and with W = U diag(sigma) V^T:
+
+    update_sigma       the top-k singular values of dW (a LaMDA or LoRA update has rank <= r)
+    relative_norm      ||dW||_F / ||W||_F
+    principal_share    ||U_r^T dW V_r||_F / ||dW||_F: the part of dW inside W's top-r singular
+                       subspaces (r: the matrix's adapter rank; the run's base rank for full)
+    spectrum_before / spectrum_after   sigma_i / sigma_1 of W and of W' (top k)
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import RunError
+
+METRICS = {"relative_norm": "||dW||_F / ||W||_F", "principal_share": "share of dW in W's top-r subspaces",
+           "update_top_sigma": "largest singular value of dW", "update_effective_rank":
+           "effective rank of dW (exp of the entropy of sigma_i / sum sigma)"}
+
+
+@dataclass
+class MatrixUpdate:
+    name: str
+    layer: int | None
+    kind: str
+    d_out: int
+    d_in: int
+    rank: int
+    relative_norm: float
+    principal_share: float
+    update_sigma: list[float]
+    spectrum_before: list[float]
+    spectrum_after: list[float]
+
+    @property
+    def update_top_sigma(self) -> float:
+        return self.update_sigma[0] if self.update_sigma else 0.0
+
+    @property
+    def update_effective_rank(self) -> float:
+        sigma = torch.tensor(self.update_sigma, dtype=torch.float64)
+        if float(sigma.sum()) == 0.0:
+            return 0.0
+        p = sigma / sigma.sum()
+        p = p[p > 0]
+        return float(torch.exp(-(p * p.log()).sum()))
+
+    def metric(self, name: str) -> float:
+        if name not in METRICS:
+            raise ValueError(f"unknown metric {name!r}; choose one of {tuple(METRICS)}")
+        return float(getattr(self, name))
+
+
+@dataclass
+class UpdateReport:
+    """Every adapted matrix's MatrixUpdate for one run (method, source, run folder)."""
+
+    run: str
+    method: str
+    source: str
+    matrices: list[MatrixUpdate]
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps({"run": self.run, "method": self.method, "source": self.source,
+                           "matrices": [asdict(m) for m in self.matrices]}, indent=1)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def to_csv(self) -> str:
+        """One row per matrix: the scalar metrics and the top singular values of dW."""
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["name", "layer", "kind", "d_out", "d_in", "rank", *METRICS, "update_sigma"])
+        for m in self.matrices:
+            writer.writerow([m.name, m.layer, m.kind, m.d_out, m.d_in, m.rank,
+                             *(f"{m.metric(k):.6g}" for k in METRICS), " ".join(f"{s:.6g}" for s in m.update_sigma)])
+        return out.getvalue()
+
+
+def fine_tuned_model(folder: str | Path):
+    """(fine-tuned model, tokenizer) of a finished run: LaMDA (adapter/) and LoRA (peft/) merged
+    into the run's base, full fine-tuning loaded from model/."""
+    from .adapter.persistence import load_adapter, merge_adapter
+    from .models.loading import load_model
+
+    run, kwargs = finished_run(folder)
+    source, task = run.config.source, run.config.task
+    if (run.path / "model").is_dir():
+        return load_model(str(run.path / "model"), task=task)
+    model, tokenizer = load_model(source, task=task, **kwargs)
+    if (run.path / "adapter").is_dir():
+        return merge_adapter(load_adapter(model, run.path / "adapter")), tokenizer
+    if (run.path / "peft").is_dir():
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(model, str(run.path / "peft")).merge_and_unload(), tokenizer
+    raise RunError(f"{run.path} holds no adapter/, peft/ or model/ folder to analyse")
+
+
+def finished_run(folder: str | Path):
+    """(RunFolder, load_model keyword arguments) of a finished run; RunError otherwise."""
+    from .training.runs import RunFolder
+
+    run = RunFolder(folder)
+    summary = run.summary()
+    if run.status()["state"] != "finished" or summary is None:
+        raise RunError(f"{run.path} has not finished ({run.status()['state']}); only a finished run can be exported or analysed")
+    return run, ({"num_labels": len(summary["labels"])} if run.config.task == "classification" else {})
+
+
+def _normalized(sigma: torch.Tensor, top_k: int) -> list[float]:
+    return (sigma[:top_k] / sigma[0]).tolist() if float(sigma[0]) > 0 else [0.0] * min(top_k, len(sigma))
+
+
+@torch.no_grad()
+def analyze_run(folder: str | Path, top_k: int = 16) -> UpdateReport:
+    """The UpdateReport of a finished run (any method); top_k singular values per matrix."""
+    from .adapter.inject import resolve_ranks
+    from .models.loading import load_model
+    from .models.targets import resolve_targets, weight_as_linear
+
+    run, kwargs = finished_run(folder)
+    config = run.config
+    base, _ = load_model(config.source, task=config.task, **kwargs)
+    tuned, _ = fine_tuned_model(folder)
+    matrices = resolve_targets(base, config.adapter.targets)
+    ranks = resolve_ranks(matrices, config.adapter)
+    results = []
+    for m in matrices:
+        w = weight_as_linear(base.get_submodule(m.name)).float()
+        w_after = weight_as_linear(tuned.get_submodule(m.name)).float()
+        delta = w_after - w
+        u, sigma, vh = torch.linalg.svd(w, full_matrices=False)
+        sigma_after = torch.linalg.svdvals(w_after)
+        delta_sigma = torch.linalg.svdvals(delta)
+        r = ranks[m.name]
+        norm = float(torch.linalg.matrix_norm(delta))
+        inside = float(torch.linalg.matrix_norm(u[:, :r].T @ delta @ vh[:r].T))
+        results.append(MatrixUpdate(
+            name=m.name, layer=m.layer, kind=m.kind, d_out=m.d_out, d_in=m.d_in, rank=r,
+            relative_norm=norm / float(torch.linalg.matrix_norm(w)), principal_share=inside / norm if norm else 0.0,
+            update_sigma=delta_sigma[:top_k].tolist(), spectrum_before=_normalized(sigma, top_k),
+            spectrum_after=_normalized(sigma_after, top_k)))
+    return UpdateReport(str(run.path), config.method, str(config.source), results)
