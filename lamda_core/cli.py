@@ -52,13 +52,13 @@ def _spectrum(args) -> None:
     rows = report.rows(base_rank=args.base_rank)
     energy = f"energy_at_{args.base_rank}"
     print(f"{'name':<48} {'layer':>5} {'kind':<7} {'shape':>11} {'sigma_1':>9} {'||W||_F':>9} "
-          f"{'stable_r':>9} {'eff_rank':>9} {'cond':>9} {'E(' + str(args.base_rank) + ')':>7}")
+          f"{'stable_r':>9} {'eff_rank':>9} {'cond':>9} {'E(' + str(args.base_rank) + ')':>7} {'alpha':>7}")
     for row in rows:
         layer = "-" if row["layer"] is None else row["layer"]
         print(f"{row['name']:<48} {layer:>5} {row['kind']:<7} {row['d_out']:>5}x{row['d_in']:<5} "
               f"{_format_number(row['sigma_1']):>9} {_format_number(row['frobenius']):>9} "
               f"{_format_number(row['stable_rank']):>9} {_format_number(row['effective_rank']):>9} "
-              f"{_format_number(row['condition_number']):>9} {row[energy]:>7.3f}")
+              f"{_format_number(row['condition_number']):>9} {row[energy]:>7.3f} {_format_number(row['alpha']):>7}")
     print(f"\n{len(rows)} matrices, {report.cache_hits} from the cache"
           + (f", top {args.top_k} singular values each" if args.top_k else ", full spectra"))
     if args.json:

@@ -10,7 +10,9 @@ from .spectra.spectrum import SpectrumReport, iter_kinds
 
 SCALARS = {"stable_rank": "stable rank ||W||_F^2 / sigma_1^2", "effective_rank": "effective rank exp(H)",
            "sigma_1": "largest singular value sigma_1", "frobenius": "Frobenius norm ||W||_F",
-           "condition_number": "condition number sigma_1 / sigma_min", "energy_at_base_rank": "energy E(r0)"}
+           "condition_number": "condition number sigma_1 / sigma_min", "energy_at_base_rank": "energy E(r0)",
+           "alpha": "power-law exponent alpha of the eigenvalues sigma_i^2 (WeightWatcher's fit)",
+           "alpha_weighted": "alpha x log10(lambda_max)", "log_spectral_norm": "log10(lambda_max) = 2 log10(sigma_1)"}
 
 
 def matrix_label(layer: int | None, kind: str) -> str:

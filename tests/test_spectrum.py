@@ -149,3 +149,35 @@ def test_top_k_larger_than_rank_is_a_specific_error():
         scan_spectra("tiny-llama", top_k=40)
     with pytest.raises(lc.SpectrumError, match="at least 1"):
         scan_spectra("default", top_k=0)
+
+
+@pytest.mark.parametrize("alpha", [2.0, 3.0, 4.5])
+def test_power_law_fit_recovers_a_known_exponent(alpha):
+    from lamda_core.spectra.heavy_tail import fit_power_law
+
+    rng = np.random.default_rng(0)
+    samples = (1 - rng.random(2000)) ** (-1 / (alpha - 1))  # density ~ x^-alpha above 1
+    fit = fit_power_law(samples)
+    assert fit.alpha == pytest.approx(alpha, abs=0.15) and fit.tail_size > 500
+    assert fit_power_law(np.array([1e-9, 2.0, 3.0])) is None  # too few eigenvalues above the floor
+
+
+def test_heavy_tail_metrics_need_the_full_spectrum():
+    full = scan_spectra("default").matrices[0]
+    top = scan_spectra("default", top_k=16).matrices[0]
+    assert full.alpha > 1 and full.alpha_weighted == pytest.approx(full.alpha * full.log_spectral_norm)
+    assert full.log_spectral_norm == pytest.approx(2 * np.log10(full.sigma_1))
+    assert top.alpha is None and top.log_spectral_norm == pytest.approx(full.log_spectral_norm)
+    assert {"alpha", "alpha_weighted", "log_spectral_norm"} <= set(full.scalars())
+
+
+def test_alpha_matches_weightwatcher_on_minilm():
+    """Where WeightWatcher is installed (the bench extra): the same alpha per matrix."""
+    weightwatcher = pytest.importorskip("weightwatcher")
+    model, _ = lc.load_model("default", task="encoder")
+    details = weightwatcher.WeightWatcher(model=model).analyze(plot=False)
+    differences = []
+    for m in scan_spectra("default").matrices:
+        row = details[details.longname.apply(lambda name: m.name.endswith(name))]
+        differences.append(abs(m.alpha - float(row.alpha.iloc[0])))
+    assert len(differences) == 36 and float(np.median(differences)) < 0.05

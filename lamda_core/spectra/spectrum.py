@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelSourceError, ScanCancelled, SpectrumError
+from .heavy_tail import heavy_tail_metrics
 from .svd import singular_values
 from ..models.targets import MatrixInfo, resolve_targets, weight_as_linear
 
@@ -75,6 +76,29 @@ class MatrixSpectrum:
             return None
         return float(self.sigma_1 / self.sigma[-1])
 
+    @property
+    def heavy_tail(self) -> dict:
+        """alpha, alpha_weighted, log_spectral_norm (heavy_tail.py); alpha needs the full
+        spectrum (None after a top-k scan)."""
+        if "_heavy_tail" not in self.__dict__:
+            metrics = heavy_tail_metrics(self.sigma)
+            if not self.complete:
+                metrics.update(alpha=None, alpha_weighted=None)
+            self.__dict__["_heavy_tail"] = metrics
+        return self.__dict__["_heavy_tail"]
+
+    @property
+    def alpha(self) -> float | None:
+        return self.heavy_tail["alpha"]
+
+    @property
+    def alpha_weighted(self) -> float | None:
+        return self.heavy_tail["alpha_weighted"]
+
+    @property
+    def log_spectral_norm(self) -> float | None:
+        return self.heavy_tail["log_spectral_norm"]
+
     def normalized(self) -> np.ndarray:
         """sigma_i / sigma_1, i = 1..len(sigma)."""
         return self.sigma / self.sigma_1 if self.sigma_1 > 0 else np.zeros_like(self.sigma)
@@ -101,7 +125,7 @@ class MatrixSpectrum:
         return {"name": self.name, "layer": self.layer, "kind": self.kind, "d_out": self.d_out, "d_in": self.d_in,
                 "sigma_1": self.sigma_1, "frobenius": self.frobenius, "stable_rank": self.stable_rank,
                 "effective_rank": self.effective_rank, "condition_number": self.condition_number,
-                "values": len(self.sigma)}
+                **self.heavy_tail, "values": len(self.sigma)}
 
     def to_dict(self) -> dict:
         data = asdict(self)
