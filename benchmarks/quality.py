@@ -85,6 +85,11 @@ FACTORS = {
     "rank 16, alpha 32 (scale 2)": {"rank": 16, "alpha": 32.0},
     "rank 16, alpha 32 + pooler": {"rank": 16, "alpha": 32.0, "head_modules": ["classifier", "pooler"]},
     "grad-mask-stepwise + pooler": {"freeze_rule": "grad-mask-stepwise", "head_modules": ["classifier", "pooler"]},
+    "B learning rate 1e-3 (S 1e-2)": {"learning_rate": 1e-3, "core_learning_rate": 1e-2},
+    "B learning rate 3e-3 (S 1e-2)": {"learning_rate": 3e-3, "core_learning_rate": 1e-2},
+    "B learning rate 1e-3 (S 3e-2)": {"learning_rate": 1e-3, "core_learning_rate": 3e-2},
+    "LayerNorms train too": {"head_modules": ["classifier", "LayerNorm"]},
+    "LayerNorms train too, head rate 1e-3": {"head_modules": ["classifier", "LayerNorm"], "head_learning_rate": 1e-3},
 }  # rank 4 / 16 / 32 / 64 on the validation file: see the Pareto section
 # variants of LaMDA judged like the defaults (SST-2 validation file, every seed): TrainConfig changes
 VARIANTS = {"init gradient (A, B from dL/dW)": {"init": "gradient"}}
@@ -351,14 +356,14 @@ def report(cache: dict, args) -> dict:
                 rows = [cache[run_key(s)] for s in pareto if s["method"] == method and s.get("rank", 8) == rank]
                 points.append({"method": method, "rank": rank, "accuracy": statistics.mean(r["accuracy"] for r in rows),
                                "adapter_average": rows[0]["adapter_average"],
-                               "peak_rss_mib": statistics.mean(r["peak_rss_mib"] for r in rows)})
+                               "peak_memory_mib": statistics.mean(r["peak_rss_mib"] for r in rows)})
         out["pareto"] = points
         print(f"### Pareto: SST-2 validation accuracy against averaged adapter parameters ({args.pareto_seeds} seed(s))\n")
         print("| method | rank | accuracy % | averaged adapter params | peak RSS (MiB) |")
         print("|---|---:|---:|---:|---:|")
         for p in points:
             print(f"| {p['method']} | {p['rank']} | {100 * p['accuracy']:.1f} | {p['adapter_average']:,.0f} "
-                  f"| {p['peak_rss_mib']:,.0f} |")
+                  f"| {p['peak_memory_mib']:,.0f} |")
         from lamda_core.figures import pareto_figure
 
         pareto_figure(points).write_html(RESULTS / "pareto.html", include_plotlyjs="cdn")

@@ -19,6 +19,9 @@ FREEZE_RULES = ("linear", "grad-mask-stepwise")
 LR_SCHEDULES = ("linear", "cosine", "constant")
 OPTIMIZERS = ("adamw", "sgd", "sgd-momentum")
 ALLOCATION_STRATEGIES = ("equal-energy", "energy-deficit")
+# Comparisons (training/compare.py): matched by total rank or by averaged trainable parameters.
+COMPARE_MATCHES = ("rank", "parameters")
+DEFAULT_COMPARE_METHODS = ("lora", "lamda", "lamda++")
 
 DEFAULT_METHOD = "lamda"
 DEFAULT_RANK = 8

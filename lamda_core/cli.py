@@ -144,24 +144,30 @@ def _read_ranks(path: str | None) -> dict | None:
     return Allocation.from_json(path).rank_pattern
 
 
-def _train(args) -> None:
+def _run_config(args, method: str, **changes):
+    """A TrainConfig from the options `train` and `compare` share (_add_run_arguments)."""
     from .adapter.config import LamdaConfig
     from .training.config import TrainConfig
+
+    dropout = getattr(args, "dropout", None)
+    adapter = LamdaConfig(rank=args.rank, rank_pattern=_read_ranks(getattr(args, "ranks", None)) or {},
+                          alpha=args.alpha, init=args.init, freeze_fraction=args.freeze_fraction,
+                          dropout=choices.DEFAULT_DROPOUT[method] if dropout is None else dropout,
+                          freeze_rule=args.freeze_rule, trainable_modules=args.head_modules)
+    return TrainConfig(
+        source=args.source, task=args.task, train_data=args.data, validation_data=args.validation,
+        text_column=args.text_column, label_column=args.label_column, method=method, adapter=adapter,
+        lr_schedule=args.schedule, warmup_fraction=args.warmup, weight_decay=args.weight_decay, batch_size=args.batch,
+        grad_accumulation=args.accumulation, eval_interval=args.eval_interval,
+        checkpoint_interval=args.checkpoint_interval, seq_len=args.seq, dtype=args.dtype, seed=args.seed, **changes)
+
+
+def _train(args) -> None:
     from .training.preflight import check_run
     from .training.runs import RunFolder
 
-    dropout = args.dropout if args.dropout is not None else choices.DEFAULT_DROPOUT[args.method]
-    adapter = LamdaConfig(rank=args.rank, rank_pattern=_read_ranks(args.ranks) or {}, alpha=args.alpha,
-                          dropout=dropout, init=args.init, freeze_fraction=args.freeze_fraction,
-                          freeze_rule=args.freeze_rule, trainable_modules=args.head_modules)
-    config = TrainConfig(
-        source=args.source, task=args.task, train_data=args.data, validation_data=args.validation,
-        text_column=args.text_column, label_column=args.label_column, method=args.method, adapter=adapter,
-        learning_rate=args.lr, head_learning_rate=args.head_lr, core_learning_rate=args.core_lr, lr_schedule=args.schedule,
-        warmup_fraction=args.warmup, weight_decay=args.weight_decay, batch_size=args.batch,
-        grad_accumulation=args.accumulation, max_steps=args.max_steps, epochs=args.epochs,
-        eval_interval=args.eval_interval, checkpoint_interval=args.checkpoint_interval, seq_len=args.seq,
-        dtype=args.dtype, seed=args.seed)
+    config = _run_config(args, args.method, learning_rate=args.lr, head_learning_rate=args.head_lr,
+                         core_learning_rate=args.core_lr, max_steps=args.max_steps, epochs=args.epochs)
     for note in check_run(config):
         print(f"note: {note}")
     folder = RunFolder.create(config, args.output).path
@@ -185,6 +191,90 @@ def _launch(folder, background: bool, processes: int) -> None:
     print(f"run {state}: {folder}" + (f" ({status['reason']})" if status.get("reason") else ""))
     if state == "failed":
         raise SystemExit(1)
+
+
+def _compare(args) -> None:
+    from .training.compare import create_comparison
+    from .training.runs import read_config, start_run
+
+    if args.show:
+        _print_comparison(args.root, args.show, args.json)
+        return
+    base = _run_config(args, choices.DEFAULT_METHOD, max_steps=args.steps)
+    folders = create_comparison(base, args.methods, args.root, args.match, args.name)
+    name = read_config(folders[0]).comparison
+    print(f"comparison {name}: {len(folders)} runs queued in {args.root}, trained one after another: "
+          + ", ".join(f"{read_config(f).method} (rank {read_config(f).rank_label})" for f in folders), flush=True)
+    for folder in folders:
+        start_run(folder)
+    if args.background:
+        print(f"started in the background; see it with `lamda compare --show {name} --root {args.root}`")
+        return
+    _watch(folders)
+    _print_comparison(args.root, name, args.json)
+
+
+def _watch(folders) -> None:
+    """One progress bar over every run's steps, naming the run training now, until none is queued
+    or training; Ctrl-C asks every active run to checkpoint and stop (each resumes with `lamda resume`)."""
+    import time
+
+    from tqdm import tqdm
+
+    from .training.runs import RunFolder
+
+    runs = [RunFolder(f) for f in folders]
+    bar = tqdm(total=sum(run.config.max_steps for run in runs), desc="comparison", unit="step", file=sys.stderr)
+    try:
+        while True:
+            statuses = [run.status() for run in runs]
+            bar.update(sum(s.get("step") or 0 for s in statuses) - bar.n)
+            now = [f"{run.config.method} {s['state']}" for run, s in zip(runs, statuses)
+                   if s["state"] in ("running", "stopping")]
+            bar.set_postfix_str(now[0] if now else "", refresh=True)
+            if not any(run.is_live() for run in runs):
+                break
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        for run in runs:
+            if run.is_active():
+                run.request_stop()
+        print("\nstop requested for every active run; resume each with `lamda resume RUN`", file=sys.stderr)
+        raise SystemExit(130)
+    finally:
+        bar.close()
+    for run, status in zip(runs, statuses):
+        if status["state"] != "finished":
+            print(f"{run.name}: {status['state']}" + (f" ({status['reason']})" if status.get("reason") else ""))
+
+
+def _print_comparison(root, name: str, json_path: str | None) -> None:
+    import json
+
+    from .training.compare import COST_AXES, comparison_table
+
+    rows = comparison_table(root, name)
+    metric = "accuracy" if rows[0]["accuracy"] is not None or rows[0]["perplexity"] is None else "perplexity"
+    print(f"\ncomparison {name}: final {metric} against averaged trainable parameters; * = on the Pareto front")
+    print(f"{'method':<9}{'rank':>10}{'state':>10}{metric:>12}{'F1':>8}{'adapter avg':>13}{'trainable avg':>15}"
+          f"{'peak MiB':>10}{'seconds':>9}")
+    for row in rows:
+        value = row[metric]
+        shown = "-" if value is None else (f"{100 * value:.1f}%" if metric == "accuracy" else f"{value:.3f}")
+        f1 = "-" if row["f1"] is None else f"{100 * row['f1']:.1f}%"
+        print(f"{row['method'] + ('*' if row['pareto'] else ''):<9}{row['rank']:>10}{row['state']:>10}{shown:>12}"
+              f"{f1:>8}{_format_count(row['adapter_average']):>13}{_format_count(row['trainable_average']):>15}"
+              f"{_format_count(row['peak_memory_mib']):>10}{_format_count(row['seconds'], '.1f'):>9}")
+    kinds = {row["peak_memory_kind"] for row in rows if row["peak_memory_kind"]}
+    print(f"peak MiB: {', '.join(sorted(kinds)) or 'not recorded'}; front: {COST_AXES['trainable_average']}")
+    if json_path:
+        with open(json_path, "w") as handle:
+            json.dump({"comparison": name, "metric": metric, "x": "trainable_average", "runs": rows}, handle, indent=1)
+        print(f"table written to {json_path}")
+
+
+def _format_count(value, spec: str = ",.0f") -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def _resume(args) -> None:
@@ -260,6 +350,34 @@ def _doctor(args) -> None:
         raise SystemExit(1)
 
 
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model, data, adapter and shape options that `train` and `compare` share."""
+    parser.add_argument("--source", default="default", help="model: 'default', 'tiny-llama', 'tiny-gpt2', a folder or hub id")
+    parser.add_argument("--task", default="classification", choices=choices.TRAIN_TASKS)
+    parser.add_argument("--data", default="demo-sentiment",
+                        help="'demo-sentiment', 'demo-corpus' or a .csv/.tsv/.jsonl (.txt for causal-lm) file")
+    parser.add_argument("--validation", help="validation file (default: 10%% of the data, seeded)")
+    parser.add_argument("--text-column")
+    parser.add_argument("--label-column")
+    parser.add_argument("--rank", type=int, default=choices.DEFAULT_RANK)
+    parser.add_argument("--alpha", type=float, default=choices.DEFAULT_ALPHA)
+    parser.add_argument("--init", default=choices.DEFAULT_INIT, choices=choices.INIT_VARIANTS)
+    parser.add_argument("--freeze-fraction", type=float, default=choices.DEFAULT_FREEZE_FRACTION)
+    parser.add_argument("--freeze-rule", default=choices.DEFAULT_FREEZE_RULE, choices=choices.FREEZE_RULES)
+    parser.add_argument("--head-modules", nargs="+", default=None,
+                        help="modules trained in full beside the adapter (default: the classification head)")
+    parser.add_argument("--schedule", default=choices.DEFAULT_LR_SCHEDULE, choices=choices.LR_SCHEDULES)
+    parser.add_argument("--warmup", type=float, default=0.06, help="warm-up fraction of the steps")
+    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--accumulation", type=int, default=1, help="gradient accumulation steps")
+    parser.add_argument("--eval-interval", type=int, default=25)
+    parser.add_argument("--checkpoint-interval", type=int, default=25)
+    parser.add_argument("--seq", type=int, default=64, help="maximum tokens per example (block size for causal-lm)")
+    parser.add_argument("--dtype", default="float32", choices=choices.MODEL_DTYPES)
+    parser.add_argument("--seed", type=int, default=0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lamda", description="LaMDA / LaMDA++ fine-tuning tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -311,46 +429,39 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.set_defaults(handler=_estimate)
 
     train = commands.add_parser("train", help="a short local fine-tune as a resumable run folder")
-    train.add_argument("--source", default="default", help="model: 'default', 'tiny-llama', 'tiny-gpt2', a folder or hub id")
-    train.add_argument("--task", default="classification", choices=choices.TRAIN_TASKS)
-    train.add_argument("--data", default="demo-sentiment",
-                       help="'demo-sentiment', 'demo-corpus' or a .csv/.tsv/.jsonl (.txt for causal-lm) file")
-    train.add_argument("--validation", help="validation file (default: 10%% of the data, seeded)")
-    train.add_argument("--text-column")
-    train.add_argument("--label-column")
+    _add_run_arguments(train)
     train.add_argument("--method", default=choices.DEFAULT_METHOD, choices=choices.METHODS)
-    train.add_argument("--rank", type=int, default=choices.DEFAULT_RANK)
     train.add_argument("--ranks", help="per-matrix ranks from `lamda allocate` (for lamda++)")
-    train.add_argument("--alpha", type=float, default=choices.DEFAULT_ALPHA)
     train.add_argument("--dropout", type=float, default=None,
                        help="adapter dropout (default: " + _per_method(choices.DEFAULT_DROPOUT) + ")")
-    train.add_argument("--init", default=choices.DEFAULT_INIT, choices=choices.INIT_VARIANTS)
-    train.add_argument("--freeze-fraction", type=float, default=choices.DEFAULT_FREEZE_FRACTION)
-    train.add_argument("--freeze-rule", default=choices.DEFAULT_FREEZE_RULE, choices=choices.FREEZE_RULES)
     train.add_argument("--lr", type=float, default=None,
                        help="default: " + _per_method(choices.DEFAULT_LEARNING_RATES))
     train.add_argument("--head-lr", type=float, default=None,
                        help="the task head's rate (default: " + _per_method(choices.DEFAULT_HEAD_LEARNING_RATES) + ")")
     train.add_argument("--core-lr", type=float, default=None,
                        help="LaMDA's r x r core S (default: --lr, which B then uses alone)")
-    train.add_argument("--head-modules", nargs="+", default=None,
-                       help="modules trained in full beside the adapter (default: the classification head)")
-    train.add_argument("--schedule", default=choices.DEFAULT_LR_SCHEDULE, choices=choices.LR_SCHEDULES)
-    train.add_argument("--warmup", type=float, default=0.06, help="warm-up fraction of the steps")
-    train.add_argument("--weight-decay", type=float, default=0.0)
-    train.add_argument("--batch", type=int, default=16)
-    train.add_argument("--accumulation", type=int, default=1, help="gradient accumulation steps")
     train.add_argument("--max-steps", type=int)
     train.add_argument("--epochs", type=float, help="used when --max-steps is not given (default 3)")
-    train.add_argument("--eval-interval", type=int, default=25)
-    train.add_argument("--checkpoint-interval", type=int, default=25)
-    train.add_argument("--seq", type=int, default=64, help="maximum tokens per example (block size for causal-lm)")
-    train.add_argument("--dtype", default="float32", choices=choices.MODEL_DTYPES)
-    train.add_argument("--seed", type=int, default=0)
     train.add_argument("--output", required=True, help="the run folder to create")
     train.add_argument("--background", action="store_true", help="start a separate process and return")
     train.add_argument("--processes", type=int, default=1, help="processes under accelerate launch (CPU: gloo)")
     train.set_defaults(handler=_train)
+
+    compare = commands.add_parser("compare", help="train several methods on the same data with matched budgets "
+                                  "and compare quality, parameters, memory and time")
+    _add_run_arguments(compare)
+    compare.add_argument("--methods", nargs="+", default=list(choices.DEFAULT_COMPARE_METHODS), choices=choices.METHODS,
+                         help="the methods to train (default: %(default)s; add full for the full fine-tuning reference)")
+    compare.add_argument("--match", default=choices.COMPARE_MATCHES[0], choices=choices.COMPARE_MATCHES,
+                         help="rank: every adapter at --rank (LaMDA++ at the same total rank); parameters: LoRA's "
+                              "rank chosen to match LaMDA's averaged trainable parameters")
+    compare.add_argument("--steps", type=int, default=60, help="optimizer steps of every run")
+    compare.add_argument("--root", default="runs", help="the runs folder to create the runs in")
+    compare.add_argument("--name", help="the comparison's name (default: compare-<date>-<time>)")
+    compare.add_argument("--background", action="store_true", help="queue the runs and return")
+    compare.add_argument("--show", metavar="NAME", help="print the table of an existing comparison and exit")
+    compare.add_argument("--json", help="write the table as JSON to this file")
+    compare.set_defaults(handler=_compare)
 
     resume = commands.add_parser("resume", help="resume a stopped, failed or killed run from its last checkpoint")
     resume.add_argument("run")

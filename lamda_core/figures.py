@@ -165,22 +165,30 @@ def freezing_figure(rank: int = 8, total_steps: int = 300, fraction: float = 0.3
     return figure
 
 
-def pareto_figure(points: list[dict], x: str = "adapter_average") -> go.Figure:
-    """Accuracy against cost, one line per method through its rank sweep, ranks as labels.
-    points: [{"method", "rank", "accuracy", "adapter_average", "peak_rss_mib"}, ...];
-    x: "adapter_average" (averaged trainable adapter parameters, log axis) or "peak_rss_mib"."""
+def pareto_figure(points: list[dict], x: str = "adapter_average", metric: str = "accuracy") -> go.Figure:
+    """``metric`` against a cost ``x`` (training/compare.py: COST_AXES, METRIC_LABELS), one line
+    per method through its points, labelled by point["label"] (or its rank), and the Pareto front
+    (no other point is both cheaper and better) as a dashed line through ringed markers. Accuracy
+    and F1 are shown in %; points lacking x or the metric are left out."""
+    from .training.compare import COST_AXES, LOG_AXES, METRIC_LABELS, pareto_front
+
+    scale = 100 if metric in ("accuracy", "f1") else 1
+    points = [p for p in points if p.get(x) is not None and p.get(metric) is not None]
     figure = go.Figure()
     for method in dict.fromkeys(p["method"] for p in points):
         mine = sorted((p for p in points if p["method"] == method), key=lambda p: p[x])
         figure.add_trace(go.Scatter(
-            x=[p[x] for p in mine], y=[100 * p["accuracy"] for p in mine], mode="lines+markers+text",
-            name=method, text=[f"r={p['rank']}" for p in mine], textposition="top center",
-            hovertemplate=f"<b>{method}</b> %{{text}}<br>accuracy %{{y:.1f}}%<br>x=%{{x:,.0f}}<extra></extra>"))
-    log = x == "adapter_average"
-    figure.update_layout(
-        xaxis_title="averaged trainable adapter parameters" if log else "peak training memory (MiB)",
-        yaxis_title="accuracy (%)", legend_title="method", margin=dict(l=10, r=10, t=30, b=10))
-    if log:
+            x=[p[x] for p in mine], y=[scale * p[metric] for p in mine], mode="lines+markers+text", name=method,
+            text=[p.get("label") or f"r={p['rank']}" for p in mine], textposition="top center",
+            hovertemplate=f"<b>{method}</b> %{{text}}<br>{metric} %{{y:.4g}}<br>x=%{{x:,.4g}}<extra></extra>"))
+    front = sorted((points[i] for i in pareto_front(points, x, metric)), key=lambda p: p[x])
+    figure.add_trace(go.Scatter(
+        x=[p[x] for p in front], y=[scale * p[metric] for p in front], mode="lines+markers", name="Pareto front",
+        line=dict(dash="dash", color="grey"), marker=dict(size=16, symbol="circle-open", color="black"),
+        hoverinfo="skip"))
+    figure.update_layout(xaxis_title=COST_AXES[x], yaxis_title=METRIC_LABELS[metric], legend_title="method",
+                         margin=dict(l=10, r=10, t=30, b=10))
+    if x in LOG_AXES:
         figure.update_xaxes(type="log")
     return figure
 

@@ -10,6 +10,7 @@ import streamlit as st
 
 import lamda_core as lc
 from lamda_core import choices
+from lamda_core.training.compare import create_comparison
 from lamda_core.training.config import TrainConfig
 from lamda_core.training.data import check_language_model_text, preview_classification
 from lamda_core.training.preflight import check_run
@@ -99,6 +100,7 @@ else:
                     data_ok = False
 
 # ---- options -------------------------------------------------------------------------------
+MATCH_LABELS = {"rank": "same total rank", "parameters": "same averaged parameters"}
 allocation = st.session_state.get("allocation") if st.session_state.get("allocation_source") == source else None
 methods = [m for m in choices.METHODS if m != "lamda++" or allocation is not None]
 with st.form("launch"):
@@ -123,19 +125,53 @@ with st.form("launch"):
     freeze = c10.slider("Freeze fraction eta", 0.05, 1.0, choices.DEFAULT_FREEZE_FRACTION, key="ft_freeze",
                         help="B is fully frozen after eta x steps, one column at a time (largest singular "
                              "direction first).")
-    start = st.form_submit_button("Start", type="primary", disabled=not (data_ok and trainable_task and source),
+    st.markdown("**Compare methods**: the same data, seed, steps and shape for each, every method at its default "
+                "learning rate, queued one after another; the results are on the Compare page.")
+    c11, c12 = st.columns([2, 1])
+    compare_methods = c11.multiselect(
+        "Methods to compare", choices.METHODS, default=list(choices.DEFAULT_COMPARE_METHODS), key="cmp_methods",
+        help="full: full fine-tuning, the unmatched reference (every weight trains).")
+    match = c12.radio("Matched budget", choices.COMPARE_MATCHES, key="cmp_match", horizontal=True,
+                      format_func=MATCH_LABELS.get,
+                      help="same total rank: every adapter at Rank, LaMDA++ at the same total rank; same averaged "
+                           "parameters: LoRA at the rank whose parameters come closest to LaMDA's parameters "
+                           "averaged over its freezing schedule.")
+    ready = data_ok and trainable_task and bool(source)
+    b1, b2, _ = st.columns([1, 1, 4])
+    start = b1.form_submit_button("Start", type="primary", disabled=not ready,
                                   help=None if data_ok else "Fix the data file first (see the message above).")
+    compare = b2.form_submit_button("Compare methods", disabled=not ready,
+                                    help="Queue one run per chosen method with matched budgets.")
+
+def launch_config(method: str) -> TrainConfig:
+    """The run the form describes, for ``method``."""
+    adapter = lc.LamdaConfig(rank=int(rank), init=init, freeze_fraction=float(freeze),
+                             rank_pattern=allocation.rank_pattern if method == "lamda++" else {},
+                             dropout=choices.DEFAULT_DROPOUT[method])
+    return TrainConfig(source=source, task=task, train_data=train_data, validation_data=validation_data,
+                       text_column=text_column, label_column=label_column, method=method, adapter=adapter,
+                       learning_rate=lr or None, max_steps=int(steps), batch_size=int(batch), seq_len=int(seq),
+                       eval_interval=max(1, int(steps) // 6), checkpoint_interval=max(1, int(steps) // 3), dtype=dtype)
+
+
+if compare:
+    try:
+        with st.spinner("Preparing the comparison (LaMDA++ ranks from the spectra, checks of every run)…"):
+            folders = create_comparison(launch_config(choices.DEFAULT_METHOD), compare_methods, root, match)
+        for folder in folders:
+            start_run(folder)
+        st.session_state["comparison"] = RunFolder(folders[0]).config.comparison
+        st.session_state["run_folder"] = str(folders[-1])
+        st.success(f"Queued comparison **{st.session_state['comparison']}**: " + ", ".join(
+            f"{RunFolder(f).config.method} (rank {RunFolder(f).config.rank_label})" for f in folders)
+            + ". They train one after another below; the Compare page shows the results.")
+        st.page_link("pages/6_Compare.py", label="Open the Compare page", icon=":material/compare_arrows:")
+    except lc.LamdaError as error:
+        st.error(str(error))
 
 if start:
     try:
-        adapter = lc.LamdaConfig(rank=int(rank), init=init, freeze_fraction=float(freeze),
-                                 rank_pattern=allocation.rank_pattern if method == "lamda++" else {},
-                                 dropout=choices.DEFAULT_DROPOUT[method])
-        config = TrainConfig(source=source, task=task, train_data=train_data, validation_data=validation_data,
-                             text_column=text_column, label_column=label_column, method=method, adapter=adapter,
-                             learning_rate=lr or None, max_steps=int(steps), batch_size=int(batch), seq_len=int(seq),
-                             eval_interval=max(1, int(steps) // 6), checkpoint_interval=max(1, int(steps) // 3),
-                             dtype=dtype)
+        config = launch_config(method)
         check_run(config)  # data, model and ranks, before the folder exists
         stamp = time.strftime('%Y%m%d-%H%M%S')
         folder = next(root / name for n in range(100)

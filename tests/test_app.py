@@ -133,6 +133,33 @@ def test_runs_page_shows_what_fine_tuning_changed(runs_folder):
     assert {trace["name"] for trace in overlay["data"]} >= {"W before", "lamda-run: W after", "lora-run: W after"}
 
 
+def test_compare_page_plots_quality_against_cost_with_the_front_and_a_table(runs_folder):
+    from lamda_core.training.compare import create_comparison
+
+    assert any("No comparison yet" in info.value for info in page("Compare").run().info)
+    base = TrainConfig(max_steps=4, batch_size=4, eval_interval=4, checkpoint_interval=10, adapter=lc.LamdaConfig(rank=2))
+    for folder in create_comparison(base, ["lora", "lamda"], runs_folder, name="pair"):
+        assert run(folder) == "finished"
+    app = page("Compare").run()
+    assert not app.exception
+    assert app.selectbox(key="comparison_shown").value == "pair"
+    table = app.dataframe[0].value
+    assert list(table["method"]) == ["lora", "lamda"] and set(table["state"]) == {"finished"}
+    assert table["peak memory (MiB)"].min() > 100 and table["time (s)"].min() > 0
+    assert table.loc[1, "averaged adapter params"] < table.loc[0, "averaged adapter params"]
+    import json
+
+    figure = json.loads(app.get("plotly_chart")[0].proto.spec)
+    assert [t["name"] for t in figure["data"]] == ["lora", "lamda", "Pareto front"]
+    assert figure["layout"]["xaxis"]["type"] == "log"
+    assert any("Pareto front" in m.value and "lamda" in m.value for m in app.markdown)
+    app.radio(key="compare_x").set_value("peak_memory_mib").run()
+    app.radio(key="compare_metric").set_value("f1").run()
+    assert not app.exception
+    figure = json.loads(app.get("plotly_chart")[0].proto.spec)
+    assert "MiB" in figure["layout"]["xaxis"]["title"]["text"] and "F1" in figure["layout"]["yaxis"]["title"]["text"]
+
+
 def test_about_page_renders():
     app = page("About_LaMDA").run()
     assert not app.exception and "About LaMDA" in app.title[0].value

@@ -3,7 +3,8 @@
 Visits every page, moves the budget slider, launches a short fine-tune on the demo data and waits
 for it to finish; then the flows users take: a model choice that must survive page switches and
 reach the run, ranks handed from Rank budget to Costs and Fine-tune, uploads checked at once, two
-runs at a time with Stop, a reload, and Rank budget settings that follow r0 and stick. Saves a
+runs at a time with Stop, a reload, Rank budget settings that follow r0 and stick, and a comparison
+of methods launched in one click and followed on the Compare page. Saves a
 screenshot of each page under test-artifacts/screenshots/.
 """
 import os
@@ -328,3 +329,31 @@ def test_two_runs_show_side_by_side_stop_and_survive_a_reload(page, server, runs
     assert (finished_run / "downloads" / "adapter.zip").stat().st_mtime == zipped  # built once, not per refresh
     go(page, "Runs")
     keyed_button(page, f"merge-{finished_run.name}").wait_for()  # Runs has the downloads too
+
+
+def test_compare_methods_in_one_click(page, server, runs_dir):
+    """Fine-tune's Compare methods queues LoRA, LaMDA and LaMDA++ on the same data; the Compare page
+    follows them and plots accuracy against cost with the Pareto front."""
+    fresh_session(page, server)
+    go(page, "Fine-tune")
+    fill_number(page, "Steps", "4")
+    before = set(run_configs(runs_dir))
+    page.get_by_role("button", name="Compare methods").click()
+    page.get_by_text("Queued comparison").first.wait_for()
+    created = sorted(set(run_configs(runs_dir)) - before)
+    configs = run_configs(runs_dir)
+    assert sorted(configs[n]["method"] for n in created) == ["lamda", "lamda++", "lora"]
+    assert len({configs[n]["comparison"] for n in created}) == 1  # one comparison, the same data and steps
+    assert {(configs[n]["train_data"], configs[n]["max_steps"], configs[n]["seed"]) for n in created} == \
+        {("demo-sentiment", 4, 0)}
+    page.screenshot(path=str(ARTIFACTS / "6-fine-tune-compare-queued.png"), full_page=True)
+    for name in created:
+        wait_for_state(runs_dir / name, "finished")
+    go(page, "Compare")
+    live(page).get_by_text("Pareto front (accuracy").first.wait_for()
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
+    page.locator('[data-testid="stRadio"]').filter(has_text="Against").get_by_text("peak training memory").click()
+    settle(page)
+    live(page).get_by_text("Pareto front (accuracy (%) against peak training memory").first.wait_for()
+    assert not page.locator('[data-testid="stException"]').count()
+    page.screenshot(path=str(ARTIFACTS / "9-compare.png"), full_page=True)

@@ -47,12 +47,17 @@ def test_allocation_figure_bars_are_the_ranks(report):
     assert [c[0] for c in figure.data[0].customdata] == pytest.approx(list(allocation.energy_kept.values()))
 
 
-def test_pareto_figure_draws_one_line_per_method_through_its_ranks():
-    points = [{"method": "lamda", "rank": r, "accuracy": a, "adapter_average": p, "peak_rss_mib": m}
+def test_pareto_figure_draws_one_line_per_method_and_rings_the_front():
+    points = [{"method": "lamda", "rank": r, "accuracy": a, "adapter_average": p, "peak_memory_mib": m}
               for r, a, p, m in ((8, 0.85, 51_000, 1500), (4, 0.83, 26_000, 1490))] + \
-             [{"method": "lora", "rank": 8, "accuracy": 0.89, "adapter_average": 331_776, "peak_rss_mib": 1870}]
+             [{"method": "lora", "rank": r, "accuracy": a, "adapter_average": p, "peak_memory_mib": m}
+              for r, a, p, m in ((8, 0.89, 331_776, 1870), (2, 0.84, 82_944, 1860))]
     figure = figures.pareto_figure(points)
-    assert [t.name for t in figure.data] == ["lamda", "lora"]
+    assert [t.name for t in figure.data] == ["lamda", "lora", "Pareto front"]
     assert list(figure.data[0].x) == [26_000, 51_000] and list(figure.data[0].text) == ["r=4", "r=8"]
     assert list(figure.data[0].y) == pytest.approx([83.0, 85.0]) and figure.layout.xaxis.type == "log"
-    assert "MiB" in figures.pareto_figure(points, x="peak_rss_mib").layout.xaxis.title.text
+    # LoRA r=2 costs more than LaMDA r=8 and scores lower: it is off the front
+    assert list(figure.data[2].x) == [26_000, 51_000, 331_776]
+    by_memory = figures.pareto_figure(points, x="peak_memory_mib")
+    assert "MiB" in by_memory.layout.xaxis.title.text and by_memory.layout.xaxis.type != "log"
+    assert list(by_memory.data[2].x) == [1490, 1500, 1870]  # LoRA r=2: more memory than LaMDA r=8, lower

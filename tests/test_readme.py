@@ -27,8 +27,9 @@ def command_line_block() -> list[str]:
 
 
 def as_test_command(command: str) -> list[str]:
-    """The command as the test runs it: /models/llama-2-7b is a local tiny Llama stand-in, and a
-    train gets 30 steps (checkpoints and evaluations every 10) instead of its full length."""
+    """The command as the test runs it: /models/llama-2-7b is a local tiny Llama stand-in, a train
+    gets 30 steps (checkpoints and evaluations every 10) and a comparison 10, instead of their full
+    length."""
     import shlex
 
     argv = shlex.split(command.replace("/models/", "models/"))
@@ -38,6 +39,8 @@ def as_test_command(command: str) -> list[str]:
         if "--max-steps" in argv:
             del argv[argv.index("--max-steps"):argv.index("--max-steps") + 2]
         argv += ["--max-steps", "30", "--checkpoint-interval", "10", "--eval-interval", "10"]
+    if argv[0] == "compare" and "--steps" in argv:
+        argv[argv.index("--steps") + 1] = "10"
     return argv
 
 
@@ -95,3 +98,6 @@ def test_every_command_line_in_the_readme_runs(tmp_path, monkeypatch):
     update = json.loads(Path("update.json").read_text())  # lamda analyze: every adapted matrix
     assert update["method"] == "lamda" and len(update["matrices"]) == 36
     assert Path("update.csv").read_text().count("\n") == 37
+    compared = json.loads(Path("compare.json").read_text())["runs"]  # lamda compare: three methods, all trained
+    assert [r["method"] for r in compared] == ["lora", "lamda", "lamda++"]
+    assert all(r["state"] == "finished" and r["accuracy"] is not None for r in compared)

@@ -19,7 +19,8 @@ class TrainConfig:
     default dropout; learning_rate / head_learning_rate: None = the method's default (choices);
     core_learning_rate: rate of LaMDA's r x r core S (None = learning_rate, which B then uses);
     max_steps: None = ``epochs`` (default 3) over the data; group_by_length: classification
-    micro-batches of similar lengths (less padding)."""
+    micro-batches of similar lengths (less padding); comparison: the name of the comparison the run
+    belongs to (compare.py), None for a lone run."""
 
     source: str = "default"
     task: str = "classification"
@@ -46,6 +47,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     dtype: str = "float32"
     seed: int = 0
+    comparison: str | None = None
     created: float = field(default_factory=time.time)
 
     def __post_init__(self):

@@ -100,6 +100,12 @@ class RunFolder:
     def is_active(self) -> bool:
         return self.status()["state"] in ACTIVE_STATES
 
+    def is_live(self) -> bool:
+        """Queued, or training in a process that is still alive (a killed trainer leaves its run
+        "running" with a dead pid)."""
+        status = self.status()
+        return status["state"] == "queued" or (status["state"] in ACTIVE_STATES and _alive(status.get("pid")))
+
     # ---- metrics, summary -----------------------------------------------------------------
     def metrics(self) -> list[dict]:
         """Every complete metrics line (a line being written is skipped)."""

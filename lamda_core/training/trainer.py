@@ -250,10 +250,23 @@ class Trainer:
         count = trainable_parameters(self.model)
         summary = {"method": c.method, "steps": self.step, "elapsed": round(time.time() - self.started, 3),
                    "trainable_parameters_end": count.trainable, "adapter_parameters_end": count.adapter,
-                   **self.run.last_eval()}
+                   **peak_memory(self.accelerator.device), **self.run.last_eval()}
         if c.task == "classification":
             summary["labels"] = self.data.label_names
         self.run.write_summary(summary)
+
+
+def peak_memory(device: torch.device) -> dict:
+    """The trainer's peak memory so far, in MiB: on a GPU the allocator's high-water mark
+    (torch.cuda.max_memory_allocated), else the process's peak resident set (ru_maxrss, KiB on
+    Linux), which also counts loading, initialization and evaluation."""
+    if device.type == "cuda":
+        return {"peak_memory_mib": round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1),
+                "peak_memory_kind": "cuda allocator"}
+    import resource
+
+    return {"peak_memory_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "peak_memory_kind": "process RSS"}
 
 
 def run(folder: str | Path) -> str:

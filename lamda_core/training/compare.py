@@ -1,0 +1,174 @@
+"""Compare methods on one dataset: matched run configs, a comparison's runs, their results and the
+Pareto front.
+
+A comparison is a set of ordinary run folders under one runs root whose TrainConfig.comparison
+holds the comparison's name; they queue one after another like any runs (runs.TrainingSlot).
+Every method trains on the same data, seed, steps, batch and sequence length, at its own default
+learning rate and dropout, with a matched budget:
+  match="rank"        every adapter at rank r; LaMDA++ at the same total rank (allocate_ranks);
+  match="parameters"  LaMDA at rank r sets the budget, its averaged adapter parameters over the
+                      freezing schedule; LoRA takes the rank whose parameters come closest to it
+                      and LaMDA++ the same trainable LaMDA parameters as uniform rank r.
+Full fine-tuning, when asked for, is the unmatched reference (every weight trains).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from .. import choices
+from ..errors import ConfigError, RunError
+from .config import TrainConfig
+from .runs import RunFolder, list_runs
+
+# higher or lower is better, per metric in a run's summary (without the "eval_" prefix)
+METRIC_DIRECTIONS = {"accuracy": "higher", "f1": "higher", "perplexity": "lower", "loss": "lower"}
+METRIC_LABELS = {"accuracy": "accuracy (%)", "f1": "macro F1 (%)", "perplexity": "perplexity",
+                 "loss": "validation loss"}
+# the costs a point can be placed against, and whether their axis is logarithmic
+COST_AXES = {"trainable_average": "averaged trainable parameters (adapter + head, or the whole model)",
+             "adapter_average": "averaged trainable adapter parameters",
+             "peak_memory_mib": "peak training memory (MiB)",
+             "seconds": "training time (s)"}
+LOG_AXES = ("trainable_average", "adapter_average")
+
+
+def lamda_average_parameters(rank: int, d_out: int, total_steps: int, fraction: float, rule: str) -> float:
+    """The trainer's count of one LaMDA matrix averaged over its metrics lines (each written after
+    step t = 1..T): r^2 for S, plus r x d_out for B while it is in the optimizer (until its last
+    column freezes)."""
+    from ..adapter.freezing import frozen_column_count
+
+    training = sum(frozen_column_count(rule, rank, t, total_steps, fraction) < rank for t in range(1, total_steps + 1))
+    return rank * rank + rank * d_out * training / total_steps
+
+
+def _target_matrices(base: TrainConfig) -> list:
+    from ..models.loading import load_config, meta_model
+    from ..models.targets import resolve_targets
+
+    return resolve_targets(meta_model(load_config(base.source), base.task), base.adapter.targets)
+
+
+def matched_configs(base: TrainConfig, methods: list[str], match: str = "rank", report=None) -> dict[str, TrainConfig]:
+    """One TrainConfig per method (in the order given), equal to ``base`` in data, seed, steps and
+    shape, each at its method's default rate and dropout with budgets matched by ``match`` (module
+    docstring). base.adapter.rank is LaMDA's rank; ``report`` (a SpectrumReport, scanned when None)
+    gives LaMDA++'s ranks."""
+    choices.check_choice(match, choices.COMPARE_MATCHES, "match")
+    for method in methods:
+        choices.check_choice(method, choices.METHODS, "method")
+    if len(set(methods)) < 2:
+        raise ConfigError(f"a comparison needs at least two different methods, got {methods}")
+    if base.max_steps is None:
+        raise ConfigError("a comparison needs a fixed step budget (max_steps), the same for every method")
+    rank, adapter = base.adapter.rank, base.adapter
+    ranks = {method: rank for method in methods}
+    pattern = {}
+    if match == "parameters" and "lora" in methods:
+        matrices = _target_matrices(base)
+        budget = sum(lamda_average_parameters(rank, m.d_out, base.max_steps, adapter.freeze_fraction,
+                                              adapter.freeze_rule) for m in matrices)
+        ranks["lora"] = min(range(1, 4 * rank + 1),
+                            key=lambda r: abs(sum(r * (m.d_in + m.d_out) for m in matrices) - budget))
+    if "lamda++" in methods:
+        from ..spectra.allocation import allocate_ranks
+        from ..spectra.spectrum import scan_spectra
+
+        report = report if report is not None else scan_spectra(base.source)
+        pattern = allocate_ranks(report, base_rank=rank,
+                                 budget_kind="params" if match == "parameters" else "rank").rank_pattern
+    configs, now = {}, time.time()
+    for index, method in enumerate(methods):
+        method_adapter = replace(adapter, rank=ranks[method], rank_pattern=pattern if method == "lamda++" else {},
+                                 dropout=choices.DEFAULT_DROPOUT[method])
+        configs[method] = replace(base, method=method, adapter=method_adapter, learning_rate=None,
+                                  head_learning_rate=None, core_learning_rate=None,
+                                  created=now + index * 1e-3)  # the queue's order: the order given
+    return configs
+
+
+def create_comparison(base: TrainConfig, methods: list[str], root: str | Path, match: str = "rank",
+                      name: str | None = None, report=None) -> list[Path]:
+    """Check every run (preflight), then create one queued run folder per method under ``root``,
+    named <comparison>-<method>; nothing is created when a check fails."""
+    from .preflight import check_run
+
+    root = Path(root)
+    name = name or f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
+    if any(RunFolder(f).config.comparison == name for f in list_runs(root)):
+        raise RunError(f"{root} already holds a comparison named {name!r}; choose another name")
+    configs = matched_configs(replace(base, comparison=name), methods, match, report)
+    folders = {method: root / f"{name}-{method.replace('+', 'p')}" for method in configs}
+    taken = [str(f) for f in folders.values() if f.exists()]
+    if taken:
+        raise RunError(f"run folders already exist: {', '.join(taken)}; choose another comparison name")
+    for config in configs.values():
+        check_run(config)
+    return [RunFolder.create(config, folders[method]).path for method, config in configs.items()]
+
+
+def list_comparisons(root: str | Path) -> list[str]:
+    """The comparison names under ``root``, oldest first."""
+    return list(dict.fromkeys(c for c in (RunFolder(f).config.comparison for f in list_runs(root)) if c))
+
+
+def comparison_runs(root: str | Path, name: str) -> list[Path]:
+    runs = [f for f in list_runs(root) if RunFolder(f).config.comparison == name]
+    if not runs:
+        raise RunError(f"no comparison named {name!r} in {root}")
+    return runs
+
+
+def training_seconds(metrics: list[dict]) -> float:
+    """Seconds spent training, summed over the sessions of a run (``elapsed`` restarts at a resume)."""
+    total, previous = 0.0, 0.0
+    for row in metrics:
+        elapsed = row.get("elapsed", 0.0)
+        total += elapsed - previous if elapsed >= previous else elapsed
+        previous = elapsed
+    return total
+
+
+def run_result(folder: str | Path) -> dict:
+    """One run as a comparison point: method, rank, state, metrics (accuracy and F1 as fractions,
+    or perplexity), adapter / trainable parameters averaged over its steps, the trainer's peak
+    memory and its training time; metrics are None until the run has evaluated."""
+    run = RunFolder(folder)
+    config, status, metrics = run.config, run.status(), run.metrics()
+    summary = run.summary() or {}
+    evaluation = run.last_eval()
+    steps = len(metrics)
+    return {
+        "run": run.name, "method": config.method, "rank": config.rank_label, "state": status["state"],
+        "step": status.get("step") or 0, "total_steps": status.get("total_steps") or config.max_steps,
+        **{metric: evaluation.get(f"eval_{metric}") for metric in METRIC_DIRECTIONS},
+        "adapter_average": sum(r["adapter_parameters"] for r in metrics) / steps if steps else None,
+        "trainable_average": sum(r["trainable_parameters"] for r in metrics) / steps if steps else None,
+        "peak_memory_mib": summary.get("peak_memory_mib"), "peak_memory_kind": summary.get("peak_memory_kind"),
+        "seconds": training_seconds(metrics) if steps else None,
+    }
+
+
+def pareto_front(points: list[dict], x: str, metric: str) -> list[int]:
+    """Indices of the points no other point beats: none is at most as costly in ``x`` and at least
+    as good in ``metric`` while strictly better in one. Points lacking either value are left out."""
+    sign = 1 if METRIC_DIRECTIONS[metric] == "higher" else -1
+    valid = [i for i, p in enumerate(points) if p.get(x) is not None and p.get(metric) is not None]
+
+    def beats(a: dict, b: dict) -> bool:
+        no_worse = a[x] <= b[x] and sign * a[metric] >= sign * b[metric]
+        return no_worse and (a[x] < b[x] or sign * a[metric] > sign * b[metric])
+
+    return [i for i in valid if not any(beats(points[j], points[i]) for j in valid if j != i)]
+
+
+def comparison_table(root: str | Path, name: str, metric: str | None = None, x: str = "trainable_average") -> list[dict]:
+    """run_result of every run of a comparison, with "pareto" (on the front of ``metric`` against
+    ``x``; metric: accuracy for classification, perplexity for a causal LM)."""
+    runs = comparison_runs(root, name)
+    metric = metric or ("accuracy" if RunFolder(runs[0]).config.task == "classification" else "perplexity")
+    rows = [run_result(f) for f in runs]
+    front = set(pareto_front(rows, x, metric))
+    return [{**row, "pareto": i in front} for i, row in enumerate(rows)]

@@ -1,0 +1,69 @@
+"""Compare methods trained on the same data (queued from Fine-tune or `lamda compare`): final
+quality against averaged trainable parameters, peak memory or time, the Pareto front highlighted,
+and a table; it follows the runs while they train."""
+import json
+
+import pandas as pd
+import streamlit as st
+
+from lamda_core import figures
+from lamda_core.training.compare import COST_AXES, METRIC_LABELS, comparison_runs, comparison_table, list_comparisons
+from lamda_core.training.runs import RunFolder
+from studio_ui.common import page_setup, runs_root, sidebar
+
+page_setup("Compare")
+sidebar()
+st.title("Compare")
+root = runs_root()
+names = list_comparisons(root)
+if not names:
+    st.info("No comparison yet. On the Fine-tune page, choose the methods under **Compare methods** and press "
+            "**Compare methods** (or run `lamda compare --data FILE`).")
+    st.stop()
+wanted = st.session_state.get("comparison")
+name = st.selectbox("Comparison", names, index=names.index(wanted) if wanted in names else len(names) - 1,
+                    key="comparison_shown")
+config = RunFolder(comparison_runs(root, name)[0]).config
+metrics = ["accuracy", "f1"] if config.task == "classification" else ["perplexity"]
+c1, c2 = st.columns(2)
+metric = c1.radio("Quality", metrics, format_func=METRIC_LABELS.get, horizontal=True, key="compare_metric")
+x = c2.radio("Against", [k for k in COST_AXES if k != "adapter_average"], format_func=COST_AXES.get,
+             horizontal=True, key="compare_x")
+st.caption(f"Model {config.source}, data {config.train_data}, {config.max_steps} steps of batch {config.batch_size}, "
+           f"seed {config.seed}; each method at its default learning rate.")
+
+
+@st.fragment(run_every=2.0)
+def comparison() -> None:
+    rows = comparison_table(root, name, metric, x)
+    active = [r for r in rows if r["state"] in ("queued", "running", "stopping")]
+    if active:
+        done = sum(r["step"] for r in rows)
+        total = sum(r["total_steps"] or 0 for r in rows) or 1
+        st.progress(min(1.0, done / total), text=f"{len(rows) - len(active)} of {len(rows)} runs done; "
+                    + ", ".join(f"{r['method']} {r['state']} ({r['step']}/{r['total_steps']})" for r in active))
+    scored = [r for r in rows if r[metric] is not None and r[x] is not None]
+    if scored:
+        st.plotly_chart(figures.pareto_figure([{**r, "label": f"r={r['rank']}" if r["rank"].isdigit() else r["rank"]}
+                                                    for r in scored], x, metric),
+                        width="stretch", key="compare_figure")
+        front = [r["method"] for r in rows if r["pareto"]]
+        st.markdown(f"**Pareto front** ({METRIC_LABELS[metric]} against {COST_AXES[x]}): {', '.join(front)}")
+    else:
+        st.caption("The figure appears when the first run has evaluated.")
+    scale = 100 if metric in ("accuracy", "f1") else 1
+    table = pd.DataFrame([{
+        "method": r["method"], "rank": r["rank"], "state": r["state"], "steps": f"{r['step']}/{r['total_steps']}",
+        **{METRIC_LABELS[m]: None if r[m] is None else round(scale * r[m], 2) for m in metrics},
+        "averaged adapter params": r["adapter_average"], "averaged trainable params": r["trainable_average"],
+        "peak memory (MiB)": r["peak_memory_mib"], "time (s)": None if r["seconds"] is None else round(r["seconds"], 1),
+        "Pareto": "yes" if r["pareto"] else "", "run": r["run"]} for r in rows])
+    st.dataframe(table, hide_index=True, width="stretch", key="compare_table")
+    kinds = sorted({r["peak_memory_kind"] for r in rows if r["peak_memory_kind"]})
+    st.caption(f"Peak memory: {', '.join(kinds) or 'recorded when a run finishes'} of each trainer process "
+               "(the process RSS also counts loading, initialization and evaluation). Time: seconds spent training.")
+    st.download_button("Download table (JSON)", json.dumps({"comparison": name, "metric": metric, "x": x, "runs": rows},
+                                                          indent=1), file_name=f"{name}.json", key="compare_json")
+
+
+comparison()

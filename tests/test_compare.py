@@ -1,0 +1,114 @@
+"""Comparisons: matched budgets, the trainer's parameter count, the Pareto front, `lamda compare`."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from lamda_core import ConfigError, DataError, LamdaConfig, RunError, allocate_ranks, scan_spectra
+from lamda_core.choices import DEFAULT_DROPOUT
+from lamda_core.training.compare import (comparison_table, create_comparison, lamda_average_parameters,
+                                         list_comparisons, matched_configs, pareto_front, training_seconds)
+from lamda_core.training.config import TrainConfig
+from lamda_core.training.runs import RunFolder, read_metrics
+from lamda_core.training.trainer import run
+
+
+def base_config(**changes) -> TrainConfig:
+    return TrainConfig(**{"max_steps": 30, "batch_size": 4, "seq_len": 16, "learning_rate": 5e-3,
+                          "adapter": LamdaConfig(rank=8), **changes})
+
+
+def test_same_total_rank_gives_every_adapter_the_rank_and_lamda_plus_plus_the_same_sum():
+    configs = matched_configs(base_config(), ["lora", "lamda", "lamda++", "full"], "rank")
+    assert list(configs) == ["lora", "lamda", "lamda++", "full"]
+    assert configs["lora"].adapter.rank == configs["lamda"].adapter.rank == 8
+    pattern = configs["lamda++"].adapter.rank_pattern
+    assert len(pattern) == 36 and sum(pattern.values()) == 36 * 8 and len(set(pattern.values())) > 1
+    for method, config in configs.items():  # the same run otherwise, each at its own defaults
+        assert (config.max_steps, config.batch_size, config.seed, config.train_data) == (30, 4, 0, "demo-sentiment")
+        assert config.learning_rate is None and config.adapter.dropout == DEFAULT_DROPOUT[method]
+    created = [c.created for c in configs.values()]
+    assert created == sorted(created) and len(set(created)) == 4  # they queue in the order given
+
+
+def test_same_parameters_gives_lora_the_rank_closest_to_lamdas_averaged_count():
+    configs = matched_configs(base_config(), ["lamda", "lora", "lamda++"], "parameters")
+    lamda_average = 6 * sum(lamda_average_parameters(8, d_out, 30, 0.3, "linear") for d_out in (384,) * 5 + (1536,))
+    lora = {r: 6 * r * (4 * (384 + 384) + 2 * (384 + 1536)) for r in range(1, 33)}
+    assert configs["lora"].adapter.rank == min(lora, key=lambda r: abs(lora[r] - lamda_average))
+    assert configs["lora"].adapter.rank < 8  # LaMDA trains far fewer parameters on average than LoRA at r
+    allocation = allocate_ranks(scan_spectra("default"), base_rank=8, budget_kind="params")
+    assert configs["lamda++"].adapter.rank_pattern == allocation.rank_pattern
+
+
+def test_the_averaged_count_is_the_trainers(tmp_path):
+    """lamda_average_parameters predicts the mean of the trainer's adapter_parameters column."""
+    config = TrainConfig(source="tiny-llama", task="causal-lm", train_data="demo-corpus", max_steps=20, batch_size=2,
+                         seq_len=16, eval_interval=20, checkpoint_interval=100, adapter=LamdaConfig(rank=4))
+    (folder,) = create_comparison(config, ["lamda", "lora"], tmp_path, "rank", name="count")[:1]
+    assert run(folder) == "finished"
+    measured = sum(r["adapter_parameters"] for r in read_metrics(folder)) / 20
+    from lamda_core.models.loading import load_model
+    from lamda_core.models.targets import default_targets
+
+    model, _ = load_model("tiny-llama", task="causal-lm")
+    predicted = sum(lamda_average_parameters(4, m.d_out, 20, 0.3, "linear") for m in default_targets(model))
+    assert measured == pytest.approx(predicted, rel=0.02)
+
+
+def test_bad_comparisons_are_refused_before_any_folder_exists(tmp_path):
+    with pytest.raises(ConfigError, match="at least two different methods"):
+        matched_configs(base_config(), ["lamda", "lamda"])
+    with pytest.raises(ConfigError, match="fixed step budget"):
+        matched_configs(base_config(max_steps=None), ["lamda", "lora"])
+    with pytest.raises(ConfigError, match="match must be one of"):
+        matched_configs(base_config(), ["lamda", "lora"], "flops")
+    with pytest.raises(DataError, match="no such data file"):
+        create_comparison(base_config(train_data=str(tmp_path / "missing.csv")), ["lamda", "lora"], tmp_path / "runs")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    create_comparison(base_config(), ["lamda", "lora"], tmp_path / "runs", name="mine")
+    with pytest.raises(RunError, match="already holds a comparison named 'mine'"):
+        create_comparison(base_config(), ["lamda", "full"], tmp_path / "runs", name="mine")
+    assert list_comparisons(tmp_path / "runs") == ["mine"]
+
+
+def test_pareto_front_keeps_what_nothing_beats():
+    points = [{"p": 10, "accuracy": 0.80}, {"p": 20, "accuracy": 0.85}, {"p": 30, "accuracy": 0.84},
+              {"p": 5, "accuracy": 0.70}, {"p": 20, "accuracy": 0.85}, {"p": 40, "accuracy": None}]
+    assert pareto_front(points, "p", "accuracy") == [0, 1, 3, 4]  # equal points both stay; no metric: left out
+    perplexities = [{"p": 1, "perplexity": 30.0}, {"p": 2, "perplexity": 20.0}, {"p": 3, "perplexity": 25.0}]
+    assert pareto_front(perplexities, "p", "perplexity") == [0, 1]  # lower is better
+
+
+def test_training_seconds_add_up_across_a_resume():
+    rows = [{"elapsed": 5.0}, {"elapsed": 6.0}, {"elapsed": 7.0}, {"elapsed": 4.0}, {"elapsed": 4.5}]
+    assert training_seconds(rows) == pytest.approx(7.0 + 4.5)
+
+
+def test_lamda_compare_trains_every_method_and_prints_the_table(tmp_path):
+    out = tmp_path / "compare.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "lamda_core.cli", "compare", "--source", "tiny-gpt2", "--task", "causal-lm",
+         "--data", "demo-corpus", "--methods", "lora", "lamda", "lamda++", "full", "--steps", "4", "--batch", "2",
+         "--seq", "16", "--root", str(tmp_path / "runs"), "--name", "tiny", "--json", str(out)],
+        capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "comparison tiny: 4 runs queued" in result.stdout and "comparison" in result.stderr  # the progress bar
+    table = json.loads(out.read_text())["runs"]
+    assert [r["method"] for r in table] == ["lora", "lamda", "lamda++", "full"]
+    assert all(r["state"] == "finished" and r["perplexity"] > 1 and r["peak_memory_mib"] > 100 for r in table)
+    assert all(r["seconds"] > 0 and r["trainable_average"] > 0 for r in table)
+    assert table[1]["adapter_average"] < table[0]["adapter_average"]  # LaMDA's averaged count below LoRA's
+    assert any(r["pareto"] for r in table) and "*" in result.stdout
+    for row in table:
+        assert row["method"] in result.stdout
+        summary = RunFolder(tmp_path / "runs" / row["run"]).summary()
+        assert summary["peak_memory_kind"] == "process RSS" and summary["peak_memory_mib"] == row["peak_memory_mib"]
+    shown = subprocess.run([sys.executable, "-m", "lamda_core.cli", "compare", "--show", "tiny", "--root",
+                            str(tmp_path / "runs")], capture_output=True, text=True)
+    assert shown.returncode == 0 and "lamda++" in shown.stdout
+    missing = subprocess.run([sys.executable, "-m", "lamda_core.cli", "compare", "--show", "nope", "--root",
+                              str(tmp_path / "runs")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "no comparison named 'nope'" in missing.stderr
+    assert comparison_table(tmp_path / "runs", "tiny", "perplexity")[0]["run"] == "tiny-lora"
