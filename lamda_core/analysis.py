@@ -4,6 +4,7 @@ For each targeted matrix W (d_out, d_in) of the run's base and its fine-tuned va
 LoRA merged, full fine-tuning as saved), dW = W' - W, and with W = U diag(sigma) V^T:
 
     update_sigma       the top-k singular values of dW (a LaMDA or LoRA update has rank <= r)
+    update_effective_rank   exp of the entropy of all of dW's sigma_i / sum sigma
     relative_norm      ||dW||_F / ||W||_F
     principal_share    ||U_r^T dW V_r||_F / ||dW||_F: the part of dW inside W's top-r singular
                        subspaces (r: the matrix's adapter rank; the run's base rank for full)
@@ -19,7 +20,6 @@ from pathlib import Path
 
 import torch
 
-from .errors import RunError
 
 METRICS = {"relative_norm": "||dW||_F / ||W||_F", "principal_share": "share of dW in W's top-r subspaces",
            "update_top_sigma": "largest singular value of dW", "update_effective_rank":
@@ -36,6 +36,7 @@ class MatrixUpdate:
     rank: int
     relative_norm: float
     principal_share: float
+    update_effective_rank: float
     update_sigma: list[float]
     spectrum_before: list[float]
     spectrum_after: list[float]
@@ -43,15 +44,6 @@ class MatrixUpdate:
     @property
     def update_top_sigma(self) -> float:
         return self.update_sigma[0] if self.update_sigma else 0.0
-
-    @property
-    def update_effective_rank(self) -> float:
-        sigma = torch.tensor(self.update_sigma, dtype=torch.float64)
-        if float(sigma.sum()) == 0.0:
-            return 0.0
-        p = sigma / sigma.sum()
-        p = p[p > 0]
-        return float(torch.exp(-(p * p.log()).sum()))
 
     def metric(self, name: str) -> float:
         if name not in METRICS:
@@ -86,37 +78,6 @@ class UpdateReport:
         return out.getvalue()
 
 
-def fine_tuned_model(folder: str | Path):
-    """(fine-tuned model, tokenizer) of a finished run: LaMDA (adapter/) and LoRA (peft/) merged
-    into the run's base, full fine-tuning loaded from model/."""
-    from .adapter.persistence import load_adapter, merge_adapter
-    from .models.loading import load_model
-
-    run, kwargs = finished_run(folder)
-    source, task = run.config.source, run.config.task
-    if (run.path / "model").is_dir():
-        return load_model(str(run.path / "model"), task=task)
-    model, tokenizer = load_model(source, task=task, **kwargs)
-    if (run.path / "adapter").is_dir():
-        return merge_adapter(load_adapter(model, run.path / "adapter")), tokenizer
-    if (run.path / "peft").is_dir():
-        from peft import PeftModel
-
-        return PeftModel.from_pretrained(model, str(run.path / "peft")).merge_and_unload(), tokenizer
-    raise RunError(f"{run.path} holds no adapter/, peft/ or model/ folder to analyse")
-
-
-def finished_run(folder: str | Path):
-    """(RunFolder, load_model keyword arguments) of a finished run; RunError otherwise."""
-    from .training.runs import RunFolder
-
-    run = RunFolder(folder)
-    summary = run.summary()
-    if run.status()["state"] != "finished" or summary is None:
-        raise RunError(f"{run.path} has not finished ({run.status()['state']}); only a finished run can be exported or analysed")
-    return run, ({"num_labels": len(summary["labels"])} if run.config.task == "classification" else {})
-
-
 def _normalized(sigma: torch.Tensor, top_k: int) -> list[float]:
     return (sigma[:top_k] / sigma[0]).tolist() if float(sigma[0]) > 0 else [0.0] * min(top_k, len(sigma))
 
@@ -127,6 +88,8 @@ def analyze_run(folder: str | Path, top_k: int = 16) -> UpdateReport:
     from .adapter.inject import resolve_ranks
     from .models.loading import load_model
     from .models.targets import resolve_targets, weight_as_linear
+    from .spectra.spectrum import entropy_effective_rank
+    from .training.export import finished_run, fine_tuned_model
 
     run, kwargs = finished_run(folder)
     config = run.config
@@ -148,6 +111,7 @@ def analyze_run(folder: str | Path, top_k: int = 16) -> UpdateReport:
         results.append(MatrixUpdate(
             name=m.name, layer=m.layer, kind=m.kind, d_out=m.d_out, d_in=m.d_in, rank=r,
             relative_norm=norm / float(torch.linalg.matrix_norm(w)), principal_share=inside / norm if norm else 0.0,
+            update_effective_rank=entropy_effective_rank(delta_sigma.double().numpy()),
             update_sigma=delta_sigma[:top_k].tolist(), spectrum_before=_normalized(sigma, top_k),
             spectrum_after=_normalized(sigma_after, top_k)))
     return UpdateReport(str(run.path), config.method, str(config.source), results)

@@ -231,7 +231,8 @@ def _watch(folders) -> None:
             bar.update(sum(s.get("step") or 0 for s in statuses) - bar.n)
             now = [f"{run.config.method} {s['state']}" for run, s in zip(runs, statuses)
                    if s["state"] in ("running", "stopping")]
-            bar.set_postfix_str(now[0] if now else "", refresh=True)
+            if (now[0] if now else "") != bar.postfix:  # redraw on a change only (a log file stays short)
+                bar.set_postfix_str(now[0] if now else "")
             if not any(run.is_live() for run in runs):
                 break
             time.sleep(0.5)

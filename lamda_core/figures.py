@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 
 from .spectra.allocation import Allocation
 from .costs.estimate import CostBreakdown
-from .spectra.spectrum import SpectrumReport, iter_kinds
+from .spectra.spectrum import SpectrumReport
 
 SCALARS = {"stable_rank": "stable rank ||W||_F^2 / sigma_1^2", "effective_rank": "effective rank exp(H)",
            "sigma_1": "largest singular value sigma_1", "frobenius": "Frobenius norm ||W||_F",
@@ -43,31 +43,41 @@ def spectra_figure(report: SpectrumReport, kinds: list[str] | None = None, layer
     return figure
 
 
+def layer_kind_grid(matrices, value) -> tuple[list[int], list[str], np.ndarray]:
+    """(layers, kinds, values (layers, kinds)) of ``value(m)`` over the matrices that belong to a
+    layer (anything with .layer and .kind); NaN where a value is missing or None."""
+    rows = [m for m in matrices if m.layer is not None]
+    layers, kinds = sorted({m.layer for m in rows}), list(dict.fromkeys(m.kind for m in rows))
+    values = np.full((len(layers), len(kinds)), np.nan)
+    for m in rows:
+        result = value(m)
+        values[layers.index(m.layer), kinds.index(m.kind)] = np.nan if result is None else result
+    return layers, kinds, values
+
+
 def scalar_grid(report: SpectrumReport, scalar: str, base_rank: int = 8) -> tuple[list[int], list[str], np.ndarray]:
     """(layers, kinds, values (layers, kinds)) of a per-matrix scalar; NaN where undefined."""
     if scalar not in SCALARS:
         raise ValueError(f"unknown scalar {scalar!r}; choose one of {tuple(SCALARS)}")
-    layers = sorted({m.layer for m in report.matrices if m.layer is not None})
-    kinds = list(iter_kinds(report))
-    values = np.full((len(layers), len(kinds)), np.nan)
-    for m in report.matrices:
-        if m.layer is None:
-            continue
-        value = m.energy_at(min(base_rank, len(m.sigma))) if scalar == "energy_at_base_rank" else getattr(m, scalar)
-        values[layers.index(m.layer), kinds.index(m.kind)] = np.nan if value is None else value
-    return layers, kinds, values
+    if scalar == "energy_at_base_rank":
+        return layer_kind_grid(report.matrices, lambda m: m.energy_at(min(base_rank, len(m.sigma))))
+    return layer_kind_grid(report.matrices, lambda m: getattr(m, scalar))
 
 
-def heatmap_figure(report: SpectrumReport, scalar: str = "stable_rank", base_rank: int = 8) -> go.Figure:
-    """Layers x kinds heatmap of one per-matrix scalar."""
-    layers, kinds, values = scalar_grid(report, scalar, base_rank)
-    title = SCALARS[scalar].replace("r0", f"r0={base_rank}")
-    figure = go.Figure(go.Heatmap(z=values, x=kinds, y=layers, colorscale="Viridis", colorbar_title=scalar,
+def layer_heatmap(grid: tuple[list[int], list[str], np.ndarray], name: str, title: str) -> go.Figure:
+    """A layers x kinds heatmap of a layer_kind_grid; ``name`` on the colour bar, ``title`` above."""
+    layers, kinds, values = grid
+    figure = go.Figure(go.Heatmap(z=values, x=kinds, y=layers, colorscale="Viridis", colorbar_title=name,
                                   hovertemplate="layer %{y}, %{x}<br>" + title + " = %{z:.4g}<extra></extra>"))
     figure.update_layout(xaxis_title="matrix kind", yaxis_title="layer", title=title,
                          margin=dict(l=10, r=10, t=40, b=10))
     figure.update_yaxes(autorange="reversed", dtick=1)
     return figure
+
+
+def heatmap_figure(report: SpectrumReport, scalar: str = "stable_rank", base_rank: int = 8) -> go.Figure:
+    """Layers x kinds heatmap of one per-matrix scalar."""
+    return layer_heatmap(scalar_grid(report, scalar, base_rank), scalar, SCALARS[scalar].replace("r0", f"r0={base_rank}"))
 
 
 def allocation_figure(allocation: Allocation, labels: dict[str, str] | None = None) -> go.Figure:
@@ -197,17 +207,9 @@ def update_heatmap(report: "UpdateReport", metric: str = "relative_norm") -> go.
     """Layers x kinds heatmap of one metric of a run's learned updates (analysis.METRICS)."""
     from .analysis import METRICS
 
-    rows = [m for m in report.matrices if m.layer is not None]
-    layers = sorted({m.layer for m in rows})
-    kinds = list(dict.fromkeys(m.kind for m in rows))
-    values = np.full((len(layers), len(kinds)), np.nan)
-    for m in rows:
-        values[layers.index(m.layer), kinds.index(m.kind)] = m.metric(metric)
-    figure = go.Figure(go.Heatmap(z=values, x=kinds, y=layers, colorscale="Viridis", colorbar_title=metric,
-                                  hovertemplate="layer %{y}, %{x}<br>" + METRICS[metric] + " = %{z:.4g}<extra></extra>"))
-    figure.update_layout(xaxis_title="matrix kind", yaxis_title="layer", title=f"{report.method}: {METRICS[metric]}",
-                         margin=dict(l=10, r=10, t=40, b=10))
-    figure.update_yaxes(autorange="reversed", dtick=1)
+    grid = layer_kind_grid(report.matrices, lambda m: m.metric(metric))
+    figure = layer_heatmap(grid, metric, METRICS[metric])
+    figure.update_layout(title=f"{report.method}: {METRICS[metric]}")
     return figure
 
 

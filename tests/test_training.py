@@ -127,6 +127,20 @@ def test_runs_wait_for_each_other_in_order(tmp_path):
     assert b["started"] >= a["updated"] - 1.0  # the second began once the first had ended
 
 
+def test_runs_started_back_to_back_train_in_creation_order(tmp_path):
+    """A comparison starts its runs at once: each must queue behind the ones created before it,
+    even before their trainers have come up."""
+    folders = [create_run(TrainConfig(max_steps=2, eval_interval=100, checkpoint_interval=100,
+                                      adapter=lc.LamdaConfig(rank=2)), tmp_path / name) for name in "abc"]
+    processes = [start_run(folder) for folder in folders]
+    assert all(read_status(f)["pid"] == p.pid for f, p in zip(folders, processes))  # queued with its pid at once
+    for process in processes:
+        process.wait()
+    started = [read_status(folder)["started"] for folder in folders]
+    assert all(read_status(folder)["state"] == "finished" for folder in folders)
+    assert started == sorted(started), started
+
+
 def test_stopping_a_queued_run_removes_it_from_the_queue_at_once(tmp_path):
     first = create_run(TrainConfig(max_steps=400, eval_interval=1000, checkpoint_interval=1000, adapter=lc.LamdaConfig(rank=4)), tmp_path / "a")
     second = create_run(TrainConfig(max_steps=5, adapter=lc.LamdaConfig(rank=4)), tmp_path / "b")

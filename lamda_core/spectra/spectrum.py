@@ -37,6 +37,16 @@ RANK_DEFICIENT = 1e-7  # sigma_min / sigma_1 below this: condition number not me
 Progress = Callable[[int, int, str], None]
 
 
+def entropy_effective_rank(sigma: np.ndarray) -> float:
+    """exp(H(p)), p_i = sigma_i / sum sigma (Roy and Vetterli's effective rank); 0 for sigma = 0."""
+    total = float(np.sum(sigma))
+    if total <= 0:
+        return 0.0
+    p = np.asarray(sigma, dtype=np.float64) / total
+    p = p[p > 0]
+    return float(math.exp(-(p * np.log(p)).sum()))
+
+
 @dataclass
 class MatrixSpectrum:
     """The singular values of one matrix (all, or the top k) and its Frobenius norm."""
@@ -64,11 +74,7 @@ class MatrixSpectrum:
 
     @property
     def effective_rank(self) -> float | None:
-        if not self.complete or self.sigma.sum() == 0:
-            return None
-        p = self.sigma / self.sigma.sum()
-        p = p[p > 0]
-        return float(math.exp(-(p * np.log(p)).sum()))
+        return entropy_effective_rank(self.sigma) if self.complete and self.sigma.sum() > 0 else None
 
     @property
     def condition_number(self) -> float | None:

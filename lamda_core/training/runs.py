@@ -242,8 +242,12 @@ class RunFolder:
         self.clear_stop_request()
         self.write_status("queued", reason=None)
         with open(self.path / "train.log", "ab") as log:  # the child keeps its own copy of the handle
-            return subprocess.Popen(trainer_command(self.path, processes), stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True, cwd=os.getcwd())
+            process = subprocess.Popen(trainer_command(self.path, processes), stdout=log, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, start_new_session=True, cwd=os.getcwd())
+        # the pid at once, so a run started right after this one sees it queued ahead (TrainingSlot);
+        # the child rewrites the same pid when it starts, seconds later (it imports torch first)
+        self.write_status("queued", pid=process.pid)
+        return process
 
     def delete(self) -> None:
         """Remove the folder and everything in it; refused while the run is queued or training."""
