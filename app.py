@@ -3,7 +3,7 @@ from pathlib import Path
 
 import streamlit as st
 
-PAGES = Path(__file__).resolve().parent / "pages"
+PAGES = Path(__file__).resolve().parent / "app_pages"  # not "pages/", which Streamlit would list on its own
 # The local logo as favicon before navigation runs: otherwise the default page's material icon
 # becomes the favicon, fetched from fonts.gstatic.com (the app must work offline).
 st.set_page_config(page_title="LaMDA Studio", page_icon=str(PAGES.parent / "assets" / "logo.svg"), layout="wide")

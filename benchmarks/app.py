@@ -84,7 +84,7 @@ def main() -> None:
     os.environ["LAMDA_RUNS"] = tempfile.mkdtemp()
 
     def app(name: str) -> AppTest:
-        path = ROOT / "app.py" if name == "app" else next((ROOT / "pages").glob(f"*_{name}.py"))
+        path = ROOT / "app.py" if name == "app" else next((ROOT / "app_pages").glob(f"*_{name}.py"))
         return AppTest.from_file(str(path), default_timeout=600)
 
     budget = app("Rank_budget")

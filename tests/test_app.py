@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def page(name: str) -> AppTest:
-    path = ROOT / "app.py" if name == "app" else next((ROOT / "pages").glob(f"*_{name}.py"))
+    path = ROOT / "app.py" if name == "app" else next((ROOT / "app_pages").glob(f"*_{name}.py"))
     return AppTest.from_file(str(path), default_timeout=300)
 
 

@@ -101,6 +101,17 @@ def metric_text(page, label: str) -> str:
     return page.locator('[data-testid="stMetric"]').filter(has_text=label).first.inner_text()
 
 
+def test_a_bookmarked_page_opened_first_shows_the_apps_navigation(page, server):
+    """The server's very first session opens a deep link: the sidebar must be the app's own
+    navigation (a folder named pages/ would make Streamlit list its files, "app" included)."""
+    page.goto(f"{server}/About_LaMDA")
+    page.get_by_role("heading", name="About LaMDA").first.wait_for()
+    settle(page)
+    links = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()  # "<icon ligature>\n\n<title>"
+    assert [link.split("\n")[-1].strip() for link in links] == ["Model", "Spectrum", "Rank budget", "Costs", "Fine-tune", "Runs",
+                                                "Compare", "About LaMDA"], links
+
+
 def test_every_page_renders(page, server):
     page.goto(server)
     page.locator('[data-testid="stDataFrame"] canvas').first.wait_for()  # the matrices-by-kind table

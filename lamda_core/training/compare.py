@@ -141,7 +141,8 @@ def run_result(folder: str | Path) -> dict:
     evaluation = run.last_eval()
     steps = len(metrics)
     return {
-        "run": run.name, "method": config.method, "rank": config.rank_label, "state": status["state"],
+        "run": run.name, "method": config.method, "rank": "-" if config.method == "full" else config.rank_label,
+        "state": status["state"],
         "step": status.get("step") or 0, "total_steps": status.get("total_steps") or config.max_steps,
         **{metric: evaluation.get(f"eval_{metric}") for metric in METRIC_DIRECTIONS},
         "adapter_average": sum(r["adapter_parameters"] for r in metrics) / steps if steps else None,

@@ -58,7 +58,9 @@ def comparison() -> None:
         "averaged adapter params": r["adapter_average"], "averaged trainable params": r["trainable_average"],
         "peak memory (MiB)": r["peak_memory_mib"], "time (s)": None if r["seconds"] is None else round(r["seconds"], 1),
         "Pareto": "yes" if r["pareto"] else "", "run": r["run"]} for r in rows])
-    st.dataframe(table, hide_index=True, width="stretch", key="compare_table")
+    counts = {c: st.column_config.NumberColumn(format="localized")
+              for c in ("averaged adapter params", "averaged trainable params", "peak memory (MiB)")}
+    st.dataframe(table, hide_index=True, width="stretch", key="compare_table", column_config=counts)
     kinds = sorted({r["peak_memory_kind"] for r in rows if r["peak_memory_kind"]})
     st.caption(f"Peak memory: {', '.join(kinds) or 'recorded when a run finishes'} of each trainer process "
                "(the process RSS also counts loading, initialization and evaluation). Time: seconds spent training.")

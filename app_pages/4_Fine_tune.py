@@ -165,7 +165,7 @@ if compare:
         st.success(f"Queued comparison **{st.session_state['comparison']}**: " + ", ".join(
             f"{RunFolder(f).config.method} (rank {RunFolder(f).config.rank_label})" for f in folders)
             + ". They train one after another below; the Compare page shows the results.")
-        st.page_link("pages/6_Compare.py", label="Open the Compare page", icon=":material/compare_arrows:")
+        st.page_link("app_pages/6_Compare.py", label="Open the Compare page", icon=":material/compare_arrows:")
     except lc.LamdaError as error:
         st.error(str(error))
 
