@@ -10,6 +10,7 @@ from lamda_core import figures
 from lamda_core.training.compare import COST_AXES, METRIC_LABELS, comparison_runs, comparison_table, list_comparisons
 from lamda_core.training.runs import RunFolder
 from studio_ui.common import page_setup, runs_root, sidebar
+from studio_ui.runs_view import data_label
 
 page_setup("Compare")
 sidebar()
@@ -29,7 +30,7 @@ c1, c2 = st.columns(2)
 metric = c1.radio("Quality", metrics, format_func=METRIC_LABELS.get, horizontal=True, key="compare_metric")
 x = c2.radio("Against", [k for k in COST_AXES if k != "adapter_average"], format_func=COST_AXES.get,
              horizontal=True, key="compare_x")
-st.caption(f"Model {config.source}, data {config.train_data}, {config.max_steps} steps of batch {config.batch_size}, "
+st.caption(f"Model {config.source}, data {data_label(config.train_data)}, {config.max_steps} steps of batch {config.batch_size}, "
            f"seed {config.seed}; each method at its default learning rate.")
 
 

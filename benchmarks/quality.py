@@ -9,7 +9,8 @@ Sections (each reuses the runs already in the cache, so they can be run one at a
   final    each method at its defaults (CLI / app / Python API), several seeds, on SST-2 and AG
            News, evaluated on the validation file; the demo set as a smoke row
   factors  LaMDA on SST-2 (train split): one factor changed at a time from the defaults
-  variants LaMDA variants (VARIANTS) on SST-2's validation file, every seed, against the defaults
+  variants LaMDA variants (VARIANTS) on the validation file of each --variant-tasks (default SST-2),
+           every seed, against the defaults
   pareto   accuracy against averaged adapter parameters and peak memory: LaMDA r in
            {4, 8, 16, 32, 64} and LoRA r in {2, 4, 8, 16}, on SST-2's validation file
   report   print the markdown tables and write benchmarks/results/quality.json (and the Pareto
@@ -91,7 +92,7 @@ FACTORS = {
     "LayerNorms train too": {"head_modules": ["classifier", "LayerNorm"]},
     "LayerNorms train too, head rate 1e-3": {"head_modules": ["classifier", "LayerNorm"], "head_learning_rate": 1e-3},
 }  # rank 4 / 16 / 32 / 64 on the validation file: see the Pareto section
-# variants of LaMDA judged like the defaults (SST-2 validation file, every seed): TrainConfig changes
+# variants of LaMDA judged like the defaults (validation files, every seed): TrainConfig changes
 VARIANTS = {"init gradient (A, B from dL/dW)": {"init": "gradient"},
             # B trains longer at a smaller rank, inside the 5x budget (the factor table: B's training is what helps)
             "rank 3, freeze fraction 1.0": {"rank": 3, "freeze_fraction": 1.0},
@@ -244,9 +245,10 @@ def factor_runs(args) -> dict[str, dict]:
     return runs
 
 
-def variant_runs(args) -> dict[str, list[dict]]:
-    return {name: [{**final_spec("sst2", "lamda", seed, args), **change} for seed in range(args.seeds)]
-            for name, change in VARIANTS.items()}
+def variant_runs(args) -> dict[tuple[str, str], list[dict]]:
+    """{(task, variant): its runs over every seed}, for --variant-tasks and --variants."""
+    return {(task, name): [{**final_spec(task, "lamda", seed, args), **VARIANTS[name]} for seed in range(args.seeds)]
+            for task in args.variant_tasks for name in args.variants}
 
 
 def budget_runs(args) -> list[dict]:
@@ -324,19 +326,22 @@ def report(cache: dict, args) -> dict:
             print(f"| {name} | {100 * row['accuracy']:.1f} | {100 * (row['accuracy'] - base):+.1f} "
                   f"| {row['adapter_average']:,.0f} |")
         print()
-    variants = {name: [cache[run_key(s)] for s in specs if run_key(s) in cache]
-                for name, specs in variant_runs(args).items()}
-    variants = {name: rows for name, rows in variants.items() if rows}
-    if variants and "sst2" in out["final"]:
-        reference = out["final"]["sst2"]["lamda"]
-        out["variants"] = {name: [r["accuracy"] for r in rows] for name, rows in variants.items()}
-        print("### LaMDA variants against its defaults (SST-2 validation file)\n")
-        print("| LaMDA r=8 | seeds | accuracy % | vs defaults | averaged adapter params |")
+    variants = {key: [cache[run_key(s)] for s in specs if run_key(s) in cache]
+                for key, specs in variant_runs(args).items()}
+    out["variants"] = {}
+    for task in TASKS:
+        rows_of = {name: rows for (t, name), rows in variants.items() if t == task and rows}
+        if not rows_of or task not in out["final"]:
+            continue
+        reference = out["final"][task]["lamda"]
+        out["variants"][task] = {name: [r["accuracy"] for r in rows] for name, rows in rows_of.items()}
+        print(f"### LaMDA variants against its defaults ({task} validation file, {STEPS[task]} steps)\n")
+        print("| LaMDA | seeds | accuracy % | vs defaults (r=8) | averaged adapter params |")
         print("|---|---:|---:|---:|---:|")
         base = statistics.mean(r["accuracy"] for r in reference)
-        print(f"| defaults | {len(reference)} | {mean_sd([r['accuracy'] for r in reference])} | +0.0 "
+        print(f"| defaults (r=8) | {len(reference)} | {mean_sd([r['accuracy'] for r in reference])} | +0.0 "
               f"| {reference[0]['adapter_average']:,.0f} |")
-        for name, rows in variants.items():
+        for name, rows in rows_of.items():
             change = statistics.mean(r["accuracy"] for r in rows) - base
             print(f"| {name} | {len(rows)} | {mean_sd([r['accuracy'] for r in rows])} | {100 * change:+.1f} "
                   f"| {rows[0]['adapter_average']:,.0f} |")
@@ -385,6 +390,10 @@ def main() -> None:
     parser.add_argument("--sweep-tasks", nargs="+", default=["sst2"], choices=("sst2", "agnews"),
                         help="tasks the learning-rate sweep runs on (AG News costs about twice as much per run)")
     parser.add_argument("--factors", nargs="+", choices=list(FACTORS), help="run only these factors")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
+                        help="the variants section's variants (default: all)")
+    parser.add_argument("--variant-tasks", nargs="+", default=["sst2"], choices=list(TASKS),
+                        help="the tasks the variants section runs on (default: sst2)")
     parser.add_argument("--sweep-methods", nargs="+", default=list(GRID), choices=list(GRID))
     parser.add_argument("--final-methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--final-tasks", nargs="+", default=["sst2", "agnews", "demo"], choices=list(TASKS))
