@@ -7,7 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from lamda_core import figures
-from lamda_core.training.compare import COST_AXES, METRIC_LABELS, comparison_runs, comparison_table, list_comparisons
+from lamda_core.training.compare import (COST_AXES, METRIC_LABELS, comparison_runs, comparison_table, list_comparisons,
+                                         quality_metric)
 from lamda_core.training.runs import RunFolder
 from studio_ui.common import page_setup, runs_root, sidebar
 from studio_ui.runs_view import data_label
@@ -25,7 +26,7 @@ wanted = st.session_state.get("comparison")
 name = st.selectbox("Comparison", names, index=names.index(wanted) if wanted in names else len(names) - 1,
                     key="comparison_shown")
 config = RunFolder(comparison_runs(root, name)[0]).config
-metrics = ["accuracy", "f1"] if config.task == "classification" else ["perplexity"]
+metrics = [quality_metric(config.task)] + (["f1"] if config.task == "classification" else [])
 c1, c2 = st.columns(2)
 metric = c1.radio("Quality", metrics, format_func=METRIC_LABELS.get, horizontal=True, key="compare_metric")
 x = c2.radio("Against", [k for k in COST_AXES if k != "adapter_average"], format_func=COST_AXES.get,

@@ -252,10 +252,11 @@ def _watch(folders) -> None:
 def _print_comparison(root, name: str, json_path: str | None) -> None:
     import json
 
-    from .training.compare import COST_AXES, comparison_table
+    from .training.compare import COST_AXES, comparison_runs, comparison_table, quality_metric
+    from .training.runs import read_config
 
-    rows = comparison_table(root, name)
-    metric = "accuracy" if rows[0]["accuracy"] is not None or rows[0]["perplexity"] is None else "perplexity"
+    metric = quality_metric(read_config(comparison_runs(root, name)[0]).task)
+    rows = comparison_table(root, name, metric)
     print(f"\ncomparison {name}: final {metric} against averaged trainable parameters; * = on the Pareto front")
     print(f"{'method':<9}{'rank':>10}{'state':>10}{metric:>12}{'F1':>8}{'adapter avg':>13}{'trainable avg':>15}"
           f"{'peak MiB':>10}{'seconds':>9}")

@@ -165,11 +165,16 @@ def pareto_front(points: list[dict], x: str, metric: str) -> list[int]:
     return [i for i in valid if not any(beats(points[j], points[i]) for j in valid if j != i)]
 
 
+def quality_metric(task: str) -> str:
+    """The metric a comparison is judged by: accuracy for classification, perplexity for a causal LM."""
+    return "accuracy" if task == "classification" else "perplexity"
+
+
 def comparison_table(root: str | Path, name: str, metric: str | None = None, x: str = "trainable_average") -> list[dict]:
-    """run_result of every run of a comparison, with "pareto" (on the front of ``metric`` against
-    ``x``; metric: accuracy for classification, perplexity for a causal LM)."""
+    """run_result of every run of a comparison, with "pareto" (on the front of ``metric``, by
+    default quality_metric, against ``x``)."""
     runs = comparison_runs(root, name)
-    metric = metric or ("accuracy" if RunFolder(runs[0]).config.task == "classification" else "perplexity")
+    metric = metric or quality_metric(RunFolder(runs[0]).config.task)
     rows = [run_result(f) for f in runs]
     front = set(pareto_front(rows, x, metric))
     return [{**row, "pareto": i in front} for i, row in enumerate(rows)]
