@@ -360,7 +360,9 @@ def test_compare_methods_in_one_click(page, server, runs_dir):
     page.screenshot(path=str(ARTIFACTS / "6-fine-tune-compare-queued.png"), full_page=True)
     for name in created:
         wait_for_state(runs_dir / name, "finished")
-    go(page, "Compare")
+    page.get_by_role("link", name="Open the Compare page").click()  # the link under the message
+    page.get_by_role("heading", name="Compare").first.wait_for()
+    settle(page)
     live(page).get_by_text("Pareto front (accuracy").first.wait_for()
     page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
     page.locator('[data-testid="stRadio"]').filter(has_text="Against").get_by_text("peak training memory").click()
