@@ -82,6 +82,7 @@ def test_pareto_front_keeps_what_nothing_beats():
 
 
 def test_training_seconds_add_up_across_a_resume():
+    """Pure arithmetic on a metrics column (its elapsed restarts at a resume); nothing is timed."""
     rows = [{"elapsed": 5.0}, {"elapsed": 6.0}, {"elapsed": 7.0}, {"elapsed": 4.0}, {"elapsed": 4.5}]
     assert training_seconds(rows) == pytest.approx(7.0 + 4.5)
 
@@ -98,7 +99,9 @@ def test_lamda_compare_trains_every_method_and_prints_the_table(tmp_path):
     table = json.loads(out.read_text())["runs"]
     assert [r["method"] for r in table] == ["lora", "lamda", "lamda++", "full"]
     assert all(r["state"] == "finished" and r["perplexity"] > 1 and r["peak_memory_mib"] > 100 for r in table)
-    assert all(r["seconds"] > 0 and r["trainable_average"] > 0 for r in table)
+    assert all(r["trainable_average"] > 0 for r in table)
+    for row in table:  # the time shown is the run's own record, summed from its metrics (no speed check)
+        assert row["seconds"] == training_seconds(read_metrics(tmp_path / "runs" / row["run"]))
     assert table[1]["adapter_average"] < table[0]["adapter_average"]  # LaMDA's averaged count below LoRA's
     assert any(r["pareto"] for r in table) and "*" in result.stdout
     for row in table:
