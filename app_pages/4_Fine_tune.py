@@ -112,7 +112,7 @@ with st.form("launch"):
     rank = c4.number_input("Rank", 1, 256, choices.DEFAULT_RANK, key="ft_rank", help="r of every adapted matrix")
     steps = c5.number_input("Steps", 1, 100000, 60, key="ft_steps", help="Optimizer steps")
     batch = c6.number_input("Batch size", 1, 1024, 16, key="ft_batch")
-    c7, c8, c9, c10 = st.columns(4)
+    c7, c8, c9, c10, c10b = st.columns(5)
     lr = c7.number_input("Learning rate (0 = method default)", 0.0, 1.0, 0.0, format="%.5f", key="ft_lr",
                          help="Defaults, chosen on real data: " + ", ".join(
                              f"{m} {v:g}" for m, v in choices.DEFAULT_LEARNING_RATES.items()))
@@ -125,6 +125,11 @@ with st.form("launch"):
     freeze = c10.slider("Freeze fraction eta", 0.05, 1.0, choices.DEFAULT_FREEZE_FRACTION, key="ft_freeze",
                         help="B is fully frozen after eta x steps, one column at a time (largest singular "
                              "direction first).")
+    pooling = c10b.selectbox("Pooling", choices.POOLINGS, key="ft_pooling", disabled=task != "classification",
+                             help="What the classifier reads: auto = what the model was trained with (MiniLM: the "
+                                  "mean of the token states; README, Pooling); cls = the model's own head, which "
+                                  "plain transformers reloads the same way; mean = the masked mean of the token "
+                                  "states.")
     st.markdown("**Compare methods**: the same data, seed, steps and shape for each, every method at its default "
                 "learning rate, queued one after another; the results are on the Compare page.")
     c11, c12 = st.columns([2, 1])
@@ -151,7 +156,8 @@ def launch_config(method: str) -> TrainConfig:
     return TrainConfig(source=source, task=task, train_data=train_data, validation_data=validation_data,
                        text_column=text_column, label_column=label_column, method=method, adapter=adapter,
                        learning_rate=lr or None, max_steps=int(steps), batch_size=int(batch), seq_len=int(seq),
-                       eval_interval=max(1, int(steps) // 6), checkpoint_interval=max(1, int(steps) // 3), dtype=dtype)
+                       eval_interval=max(1, int(steps) // 6), checkpoint_interval=max(1, int(steps) // 3), dtype=dtype,
+                       pooling=pooling if task == "classification" else choices.DEFAULT_POOLING)
 
 
 if compare:

@@ -159,7 +159,7 @@ def train(spec: dict, data_dir: Path, work: Path) -> dict:
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
-        raise RuntimeError(f"run {settings} failed: {(folder / 'status.json').read_text()}")
+        raise RuntimeError(f"run {run_key(spec)} failed: {(folder / 'status.json').read_text()}")
     metrics = read_metrics(folder)
     summary = json.loads((folder / "summary.json").read_text())
     steps = len(metrics)
@@ -192,8 +192,11 @@ def ensure(specs: list[dict], data_dir: Path, workers: int) -> None:
                   f"accuracy {result['accuracy']:.4f}", flush=True)
 
 
-def spec(task: str, method: str, args, seed: int = 0, split: bool = False, **changes) -> dict:
-    base = {"task": task, "method": method, "seed": seed, "split": split, "steps": args.steps, "batch": args.batch}
+def spec(task: str, method: str, args, seed: int = 0, split: bool = False, pooling: str = "cls", **changes) -> dict:
+    """A run's settings. pooling "cls" (the model's own BERT pooler) is what every section but
+    the final table was measured with, before the mean-pooling default (--pooling)."""
+    base = {"task": task, "method": method, "seed": seed, "split": split, "steps": args.steps, "batch": args.batch,
+            "pooling": pooling}
     return {**base, **changes}
 
 
@@ -232,8 +235,8 @@ def final_runs(args) -> list[dict]:
             for method in args.final_methods]
 
 
-def final_spec(task: str, method: str, seed: int, args) -> dict:
-    return spec(task, method, args, seed=seed, steps=STEPS[task])
+def final_spec(task: str, method: str, seed: int, args, pooling: str | None = None) -> dict:
+    return spec(task, method, args, seed=seed, steps=STEPS[task], pooling=pooling or args.pooling)
 
 
 def factor_runs(args) -> dict[str, dict]:
@@ -247,7 +250,7 @@ def factor_runs(args) -> dict[str, dict]:
 
 def variant_runs(args) -> dict[tuple[str, str], list[dict]]:
     """{(task, variant): its runs over every seed}, for --variant-tasks and --variants."""
-    return {(task, name): [{**final_spec(task, "lamda", seed, args), **VARIANTS[name]} for seed in range(args.seeds)]
+    return {(task, name): [{**final_spec(task, "lamda", seed, args, "cls"), **VARIANTS[name]} for seed in range(args.seeds)]
             for task in args.variant_tasks for name in args.variants}
 
 
@@ -266,6 +269,30 @@ def pareto_runs(args) -> list[dict]:
 def mean_sd(values: list[float], scale: float = 100) -> str:
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{scale * statistics.mean(values):.1f} ± {scale * sd:.1f}"
+
+
+def pooling_table(cache: dict, args) -> dict:
+    """Accuracy of each method's defaults with the model's own pooler (cls) and with the mean of
+    the token states, on the validation files; printed where both were run."""
+    table = {}
+    for task in TASKS:
+        for m in METHODS:
+            rows = {p: [r for s in range(args.seeds) if (r := cache.get(run_key(final_spec(task, m, s, args, p))))]
+                    for p in ("cls", "mean")}
+            if all(rows.values()):
+                table.setdefault(task, {})[m] = {p: [r["accuracy"] for r in rs] for p, rs in rows.items()}
+    if table:
+        print("### Pooling: the classifier reads BERT's pooler (cls) or the mean of the token states "
+              "(validation files, each method at its defaults)\n")
+        print("| task | method | cls: accuracy % | mean: accuracy % | mean - cls |")
+        print("|---|---|---:|---:|---:|")
+        for task, methods in table.items():
+            for m, by in methods.items():
+                change = statistics.mean(by["mean"]) - statistics.mean(by["cls"])
+                print(f"| {task} | {LABELS[m]} | {mean_sd(by['cls'])} ({len(by['cls'])}) "
+                      f"| {mean_sd(by['mean'])} ({len(by['mean'])}) | {100 * change:+.1f} |")
+        print()
+    return table
 
 
 def report(cache: dict, args) -> dict:
@@ -295,7 +322,7 @@ def report(cache: dict, args) -> dict:
             continue
         out["final"][task] = rows
         steps = STEPS[task]
-        print(f"### {task}: {steps} steps of batch {args.batch}, each method at its defaults\n")
+        print(f"### {task}: {steps} steps of batch {args.batch}, each method at its defaults ({args.pooling} pooling)\n")
         print("| method | lr | seeds | accuracy % | macro F1 % | adapter params start / end / averaged | trainable with "
               "head (averaged) | s / step | peak RSS (MiB) |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -314,6 +341,7 @@ def report(cache: dict, args) -> dict:
         worst = min(x["accuracy"] for r in rows.values() for x in r)
         print(f"\nLoRA - LaMDA: {100 * gap:+.1f} points; averaged adapter parameters LoRA / LaMDA: {ratio:.1f}x; "
               f"lowest single-seed accuracy of any method: {100 * worst:.1f}%\n")
+    out["pooling"] = pooling_table(cache, args)
     factors = {name: s for name, s in factor_runs(args).items() if run_key(s) in cache}
     if "defaults" in factors:
         base = cache[run_key(factors["defaults"])]["accuracy"]
@@ -331,11 +359,11 @@ def report(cache: dict, args) -> dict:
     out["variants"] = {}
     for task in TASKS:
         rows_of = {name: rows for (t, name), rows in variants.items() if t == task and rows}
-        if not rows_of or task not in out["final"]:
+        if not rows_of or not all(run_key(final_spec(task, "lamda", s, args, "cls")) in cache for s in range(args.seeds)):
             continue
-        reference = out["final"][task]["lamda"]
+        reference = [cache[run_key(final_spec(task, "lamda", s, args, "cls"))] for s in range(args.seeds)]
         out["variants"][task] = {name: [r["accuracy"] for r in rows] for name, rows in rows_of.items()}
-        print(f"### LaMDA variants against its defaults ({task} validation file, {STEPS[task]} steps)\n")
+        print(f"### LaMDA variants against its defaults ({task} validation file, {STEPS[task]} steps, cls pooling)\n")
         print("| LaMDA | seeds | accuracy % | vs defaults (r=8) | averaged adapter params |")
         print("|---|---:|---:|---:|---:|")
         base = statistics.mean(r["accuracy"] for r in reference)
@@ -397,6 +425,8 @@ def main() -> None:
     parser.add_argument("--sweep-methods", nargs="+", default=list(GRID), choices=list(GRID))
     parser.add_argument("--final-methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--final-tasks", nargs="+", default=["sst2", "agnews", "demo"], choices=list(TASKS))
+    parser.add_argument("--pooling", default="mean", choices=("cls", "mean"),
+                        help="the final table's pooling (mean: what the product's default 'auto' picks for MiniLM)")
     parser.add_argument("--workers", type=int, default=2, help="runs at a time (2 single-threaded children "
                         "use two cores better than one two-threaded child on these small matrices)")
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")

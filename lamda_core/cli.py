@@ -159,7 +159,8 @@ def _run_config(args, method: str, **changes):
         text_column=args.text_column, label_column=args.label_column, method=method, adapter=adapter,
         lr_schedule=args.schedule, warmup_fraction=args.warmup, weight_decay=args.weight_decay, batch_size=args.batch,
         grad_accumulation=args.accumulation, eval_interval=args.eval_interval,
-        checkpoint_interval=args.checkpoint_interval, seq_len=args.seq, dtype=args.dtype, seed=args.seed, **changes)
+        checkpoint_interval=args.checkpoint_interval, seq_len=args.seq, dtype=args.dtype, seed=args.seed,
+        pooling=args.pooling, **changes)
 
 
 def _train(args) -> None:
@@ -312,10 +313,15 @@ def _runs(args) -> None:
 
 
 def _export(args) -> None:
+    from .models.pooling import mean_pooled
     from .training.export import export_merged
 
     target = export_merged(args.run, args.merged)
     print(f"merged model written to {target}")
+    if mean_pooled(target):
+        print("note: this classifier reads the mean of the token states (pooling 'mean'); lamda_core.load_model "
+              "restores that, plain transformers would read the [CLS] pooler instead (train with --pooling cls "
+              "for a model that plain transformers predicts with unchanged)")
 
 
 def _analyze(args) -> None:
@@ -378,6 +384,9 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seq", type=int, default=64, help="maximum tokens per example (block size for causal-lm)")
     parser.add_argument("--dtype", default="float32", choices=choices.MODEL_DTYPES)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pooling", default=choices.DEFAULT_POOLING, choices=choices.POOLINGS,
+                        help="classification: the model's own head (cls), the masked mean of the token "
+                             "states (mean), or what the model was trained with (auto: mean for MiniLM)")
 
 
 def build_parser() -> argparse.ArgumentParser:

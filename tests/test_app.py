@@ -90,6 +90,9 @@ def test_fine_tune_page_renders_and_refuses_the_encoder_task():
     assert not app.exception
     assert app.get("form") and any("No run yet" in caption.value for caption in app.caption)
     assert "built-in demo data **demo-sentiment**" in app.caption[0].value
+    assert app.selectbox(key="ft_pooling").value == "auto" and not app.selectbox(key="ft_pooling").disabled
+    app.selectbox(key="task").set_value("causal-lm").run()
+    assert app.selectbox(key="ft_pooling").disabled  # a language model reads every token
     app.selectbox(key="task").set_value("encoder").run()
     assert "Choose the classification or causal-lm task" in app.warning[0].value
     assert app.button(key="FormSubmitter:launch-Start").disabled

@@ -93,6 +93,8 @@ def test_every_command_line_in_the_readme_runs(tmp_path, monkeypatch):
     base, _ = lc.load_model("default")
     name = "bert.encoder.layer.0.attention.self.query.weight"
     assert not torch.equal(merged.state_dict()[name], base.state_dict()[name])  # the update is in the weights
+    reloaded, _ = lc.load_model("out/merged")  # and the mean pooling it was trained with comes back
+    assert type(reloaded.bert.pooler).__name__ == "MeanPooler"
     import json
 
     update = json.loads(Path("update.json").read_text())  # lamda analyze: every adapted matrix

@@ -17,9 +17,10 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from ..choices import MODEL_DTYPES, TASKS, check_choice
+from ..choices import DEFAULT_POOLING, MODEL_DTYPES, POOLINGS, TASKS, check_choice
 from ..errors import ModelSourceError
 from .paths import default_model_path
+from .pooling import apply_pooling, resolve_pooling
 from .tiny_models import TINY_FAMILIES, tiny_model_path
 
 TORCH_DTYPES = {name: getattr(torch, name) for name in MODEL_DTYPES}
@@ -107,15 +108,17 @@ def load_config(source):
 
 
 def load_model(source: str | os.PathLike = "default", task: str = "classification", num_labels: int = 2,
-               dtype: str = "float32", trust_remote_code: bool = False, device: str = "cpu"):
+               dtype: str = "float32", trust_remote_code: bool = False, device: str = "cpu",
+               pooling: str = DEFAULT_POOLING):
     """(model, tokenizer) for a task: "classification" (sequence classification with
-    ``num_labels``), "causal-lm" or "encoder" (the bare model). The tokenizer is None when the
-    folder has none. ``trust_remote_code`` stays off unless asked for."""
+    ``num_labels`` and ``pooling``, see pooling.py), "causal-lm" or "encoder" (the bare model).
+    The tokenizer is None when the folder has none. ``trust_remote_code`` stays off unless asked for."""
     from transformers import (AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification,
                               AutoTokenizer)
 
     check_choice(task, TASKS, "task")
     check_choice(dtype, MODEL_DTYPES, "dtype")
+    check_choice(pooling, POOLINGS, "pooling")
     resolved = resolve_source(source)
     auto = {"classification": AutoModelForSequenceClassification, "causal-lm": AutoModelForCausalLM,
             "encoder": AutoModel}[task]
@@ -134,4 +137,6 @@ def load_model(source: str | os.PathLike = "default", task: str = "classificatio
             tokenizer.pad_token = tokenizer.eos_token
         if getattr(model.config, "pad_token_id", None) is None:
             model.config.pad_token_id = tokenizer.pad_token_id
+    if task == "classification":
+        apply_pooling(model, resolve_pooling(pooling, model, resolved))
     return model.to(device), tokenizer

@@ -19,7 +19,8 @@ class TrainConfig:
     default dropout; learning_rate / head_learning_rate: None = the method's default (choices);
     core_learning_rate: rate of LaMDA's r x r core S (None = learning_rate, which B then uses);
     max_steps: None = ``epochs`` (default 3) over the data; group_by_length: classification
-    micro-batches of similar lengths (less padding); comparison: the name of the comparison the run
+    micro-batches of similar lengths (less padding); pooling: how a classifier reads the token
+    states (choices.POOLINGS, models/pooling.py); comparison: the name of the comparison the run
     belongs to (compare.py), None for a lone run."""
 
     source: str = "default"
@@ -47,6 +48,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     dtype: str = "float32"
     seed: int = 0
+    pooling: str = choices.DEFAULT_POOLING
     comparison: str | None = None
     created: float = field(default_factory=time.time)
 
@@ -55,6 +57,7 @@ class TrainConfig:
         check_choice(self.method, choices.METHODS, "method")
         check_choice(self.lr_schedule, choices.LR_SCHEDULES, "lr_schedule")
         check_choice(self.dtype, choices.MODEL_DTYPES, "dtype")
+        check_choice(self.pooling, choices.POOLINGS, "pooling")
         if isinstance(self.adapter, dict):
             self.adapter = LamdaConfig.from_dict(self.adapter)
         if self.adapter is None:
@@ -91,6 +94,7 @@ class TrainConfig:
     @classmethod
     def from_json(cls, text: str) -> "TrainConfig":
         data = json.loads(text)
+        data.setdefault("pooling", "cls")  # runs configured before pooling existed used the model's own head
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 

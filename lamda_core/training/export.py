@@ -18,7 +18,7 @@ def fine_tuned_model(folder: str | Path):
     run, kwargs = finished_run(folder)
     source, task = run.config.source, run.config.task
     if (run.path / "model").is_dir():
-        return load_model(str(run.path / "model"), task=task)
+        return load_model(str(run.path / "model"), task=task, **kwargs)
     model, tokenizer = load_model(source, task=task, **kwargs)
     if (run.path / "adapter").is_dir():
         return merge_adapter(load_adapter(model, run.path / "adapter")), tokenizer
@@ -35,7 +35,8 @@ def finished_run(folder: str | Path):
     summary = run.summary()
     if run.status()["state"] != "finished" or summary is None:
         raise RunError(f"{run.path} has not finished ({run.status()['state']}); only a finished run can be exported or analysed")
-    return run, ({"num_labels": len(summary["labels"])} if run.config.task == "classification" else {})
+    classification = {"num_labels": len(summary["labels"]), "pooling": run.config.pooling}
+    return run, (classification if run.config.task == "classification" else {})
 
 
 def export_merged(folder: str | Path, target: str | Path | None = None) -> Path:

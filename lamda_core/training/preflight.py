@@ -2,11 +2,12 @@
 
 The data loads (classification: every row, the columns and the classes; causal-lm: the file
 holds text), the model's config loads, and the targets and every rank fit the model's matrices,
-checked on the meta-device model (shapes only, no weights). A failure raises the specific
+checked on the meta-device model (shapes only, no weights), as is the pooling. A failure raises the specific
 LamdaError; nothing is written.
 """
 from __future__ import annotations
 
+from ..errors import ConfigError
 from .config import TrainConfig
 
 
@@ -14,7 +15,8 @@ def check_run(config: TrainConfig) -> list[str]:
     """Raise on the first problem of ``config``; return notes on what was detected (e.g. a data
     file without a header line)."""
     from ..adapter.inject import resolve_ranks
-    from ..models.loading import load_config, meta_model
+    from ..models.loading import load_config, meta_model, resolve_source
+    from ..models.pooling import apply_pooling, resolve_pooling
     from ..models.targets import resolve_targets
     from .data import check_language_model_text, load_classification
 
@@ -25,6 +27,10 @@ def check_run(config: TrainConfig) -> list[str]:
         check_language_model_text(config.train_data, config.validation_data)
         notes = []
     model = meta_model(load_config(config.source), config.task)
+    if config.task == "classification":
+        apply_pooling(model, resolve_pooling(config.pooling, model, resolve_source(config.source)))
+    elif config.pooling == "mean":
+        raise ConfigError("pooling applies to classification only; a causal-lm run reads every token")
     if config.method != "full":
         resolve_ranks(resolve_targets(model, config.adapter.targets), config.adapter)
     return notes

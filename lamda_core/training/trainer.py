@@ -61,7 +61,7 @@ class Trainer:
             for note in self.data.notes:
                 print(f"note: {note}", flush=True)
             model, self.tokenizer = load_model(c.source, task="classification", num_labels=len(self.data.label_names),
-                                               dtype=c.dtype)
+                                               dtype=c.dtype, pooling=c.pooling)
             model.config.id2label = dict(enumerate(self.data.label_names))
             model.config.label2id = {n: i for i, n in enumerate(self.data.label_names)}
             size = len(self.data.train_texts)
