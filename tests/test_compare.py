@@ -7,7 +7,8 @@ import pytest
 
 from lamda_core import ConfigError, DataError, LamdaConfig, RunError, allocate_ranks, scan_spectra
 from lamda_core.choices import DEFAULT_DROPOUT
-from lamda_core.training.compare import (comparison_table, create_comparison, lamda_average_parameters,
+from lamda_core.costs.estimate import average_lamda_parameters
+from lamda_core.training.compare import (comparison_table, create_comparison,
                                          list_comparisons, matched_configs, pareto_front, training_seconds)
 from lamda_core.training.config import TrainConfig
 from lamda_core.training.runs import RunFolder, read_metrics
@@ -34,7 +35,7 @@ def test_same_total_rank_gives_every_adapter_the_rank_and_lamda_plus_plus_the_sa
 
 def test_same_parameters_gives_lora_the_rank_closest_to_lamdas_averaged_count():
     configs = matched_configs(base_config(), ["lamda", "lora", "lamda++"], "parameters")
-    lamda_average = 6 * sum(lamda_average_parameters(8, d_out, 30, 0.3, "linear") for d_out in (384,) * 5 + (1536,))
+    lamda_average = 6 * sum(average_lamda_parameters(8, d_out, 30, 0.3, "linear", "whole") for d_out in (384,) * 5 + (1536,))
     lora = {r: 6 * r * (4 * (384 + 384) + 2 * (384 + 1536)) for r in range(1, 33)}
     assert configs["lora"].adapter.rank == min(lora, key=lambda r: abs(lora[r] - lamda_average))
     assert configs["lora"].adapter.rank < 8  # LaMDA trains far fewer parameters on average than LoRA at r
@@ -43,7 +44,7 @@ def test_same_parameters_gives_lora_the_rank_closest_to_lamdas_averaged_count():
 
 
 def test_the_averaged_count_is_the_trainers(tmp_path):
-    """lamda_average_parameters predicts the mean of the trainer's adapter_parameters column."""
+    """average_lamda_parameters(..., "whole") predicts the mean of the trainer's adapter_parameters column."""
     config = TrainConfig(source="tiny-llama", task="causal-lm", train_data="demo-corpus", max_steps=20, batch_size=2,
                          seq_len=16, eval_interval=20, checkpoint_interval=100, adapter=LamdaConfig(rank=4))
     (folder,) = create_comparison(config, ["lamda", "lora"], tmp_path, "rank", name="count")[:1]
@@ -53,7 +54,7 @@ def test_the_averaged_count_is_the_trainers(tmp_path):
     from lamda_core.models.targets import default_targets
 
     model, _ = load_model("tiny-llama", task="causal-lm")
-    predicted = sum(lamda_average_parameters(4, m.d_out, 20, 0.3, "linear") for m in default_targets(model))
+    predicted = sum(average_lamda_parameters(4, m.d_out, 20, 0.3, "linear", "whole") for m in default_targets(model))
     assert measured == pytest.approx(predicted, rel=0.02)
 
 

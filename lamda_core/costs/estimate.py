@@ -259,10 +259,20 @@ def _peak(weights: int, gradients: int, optimizer: int, activations: int, transi
     return int(weights + optimizer + phases[phase]), phase
 
 
-def average_lamda_parameters(rank: int, d_out: int, total_steps: int, fraction: float, rule: str = "linear") -> float:
-    """r^2 + d_out x (unfrozen columns of B averaged over the T steps of the freezing schedule)."""
-    unfrozen = sum(rank - frozen_column_count(rule, rank, t, total_steps, fraction) for t in range(total_steps))
-    return rank * rank + d_out * unfrozen / total_steps
+def average_lamda_parameters(rank: int, d_out: int, total_steps: int, fraction: float, rule: str = "linear",
+                             b_counted: str = "columns") -> float:
+    """r^2 + d_out x (B's trained columns averaged over the freezing schedule), counting
+    b_counted="columns": its unfrozen columns before each step t = 0..T-1 (the cost model), or
+    "whole": all r columns while any is unfrozen, after each step t = 1..T (the trainer's
+    ``adapter_parameters``: B leaves the optimizer only when its last column freezes)."""
+    if b_counted == "columns":
+        trained = sum(rank - frozen_column_count(rule, rank, t, total_steps, fraction) for t in range(total_steps))
+    elif b_counted == "whole":
+        trained = rank * sum(frozen_column_count(rule, rank, t, total_steps, fraction) < rank
+                             for t in range(1, total_steps + 1))
+    else:
+        raise ValueError(f"b_counted must be 'columns' or 'whole', got {b_counted!r}")
+    return rank * rank + d_out * trained / total_steps
 
 
 def estimate_costs(query: CostQuery) -> CostBreakdown:

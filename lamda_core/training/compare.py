@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .. import choices
+from ..costs.estimate import average_lamda_parameters
 from ..errors import ConfigError, RunError
 from .config import TrainConfig
 from .runs import RunFolder, list_runs
@@ -32,16 +33,6 @@ COST_AXES = {"trainable_average": "averaged trainable parameters (adapter + head
              "peak_memory_mib": "peak training memory (MiB)",
              "seconds": "training time (s)"}
 LOG_AXES = ("trainable_average", "adapter_average")
-
-
-def lamda_average_parameters(rank: int, d_out: int, total_steps: int, fraction: float, rule: str) -> float:
-    """The trainer's count of one LaMDA matrix averaged over its metrics lines (each written after
-    step t = 1..T): r^2 for S, plus r x d_out for B while it is in the optimizer (until its last
-    column freezes)."""
-    from ..adapter.freezing import frozen_column_count
-
-    training = sum(frozen_column_count(rule, rank, t, total_steps, fraction) < rank for t in range(1, total_steps + 1))
-    return rank * rank + rank * d_out * training / total_steps
 
 
 def _target_matrices(base: TrainConfig) -> list:
@@ -68,8 +59,8 @@ def matched_configs(base: TrainConfig, methods: list[str], match: str = "rank", 
     pattern = {}
     if match == "parameters" and "lora" in methods:
         matrices = _target_matrices(base)
-        budget = sum(lamda_average_parameters(rank, m.d_out, base.max_steps, adapter.freeze_fraction,
-                                              adapter.freeze_rule) for m in matrices)
+        budget = sum(average_lamda_parameters(rank, m.d_out, base.max_steps, adapter.freeze_fraction,
+                                              adapter.freeze_rule, b_counted="whole") for m in matrices)
         ranks["lora"] = min(range(1, 4 * rank + 1),
                             key=lambda r: abs(sum(r * (m.d_in + m.d_out) for m in matrices) - budget))
     if "lamda++" in methods:
