@@ -32,6 +32,17 @@ def test_mean_pooling_is_the_masked_mean_whatever_the_padding():
 
 
 @torch.no_grad()
+def test_mean_pooling_sees_the_mask_inside_a_peft_model():
+    from peft import LoraConfig, get_peft_model
+
+    model, tokenizer = lc.load_model("default")
+    wrapped = get_peft_model(model, LoraConfig(r=2, target_modules=["query"], task_type="SEQ_CLS")).eval()
+    padded = tokenizer(["a gripping, beautifully acted film", "dull"], padding=True, return_tensors="pt")
+    alone = tokenizer(["dull"], return_tensors="pt")
+    assert torch.allclose(wrapped(**padded).logits[1], wrapped(**alone).logits[0], atol=1e-5)
+
+
+@torch.no_grad()
 def test_saved_model_keeps_its_pooling_and_the_usual_keys(tmp_path):
     model, tokenizer = lc.load_model("default")
     model.eval()
