@@ -31,7 +31,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..models.loading import load_config, meta_model
+from ..models.loading import load_config, meta_model, resolve_source
+from ..models.pooling import resolve_pooling, unused_pooler_parameters
 from .query import CostQuery
 from ..adapter.freezing import frozen_column_count
 from ..adapter.inject import head_module_names, resolve_ranks
@@ -284,6 +285,7 @@ def estimate_costs(query: CostQuery) -> CostBreakdown:
     model_config = load_config(q.source)
     validate_shape(model_config, batch_size, seq_len)
     meta = meta_model(model_config, task)
+    pooling = resolve_pooling(q.pooling, meta, resolve_source(q.source) if isinstance(q.source, str) else None)
     family = model_family(meta)
     sh = _shape(meta.config, family, batch_size, seq_len)
     act = DTYPE_BYTES[dtype]
@@ -316,7 +318,9 @@ def estimate_costs(query: CostQuery) -> CostBreakdown:
     else:
         trainable = adapter_start + head_params
         weights = base_params * act + (adapter_frozen + adapter_start) * ADAPTER_BYTES + head_copy * act
-    trainable_native = trainable - adapter_start  # trainable parameters in the model's dtype
+    # trainable parameters in the model's dtype that get a gradient (full fine-tuning with mean
+    # pooling leaves BERT's pooler unused)
+    trainable_native = trainable - adapter_start - (unused_pooler_parameters(meta, pooling) if method == "full" else 0)
     gradients = trainable_native * act + adapter_start * ADAPTER_BYTES
     states = OPTIMIZER_STATES[q.optimizer]
     if q.mixed_precision and act < 4:  # fp32 master copy and fp32 moments for half-precision parameters

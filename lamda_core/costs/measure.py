@@ -105,7 +105,8 @@ def measure_costs(query: CostQuery) -> CostBreakdown:
     method, batch_size, seq_len, device, task = query.method, query.batch_size, query.seq_len, query.device, query.task
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' was asked for but no GPU is available")
-    model, _ = load_model(query.source, task=task, dtype=query.dtype, device=device)
+    model, _ = load_model(query.source, task=task, dtype=query.dtype, device=device,
+                          **({"pooling": query.pooling} if task == "classification" else {}))
     validate_shape(model.config, batch_size, seq_len)
     if query.gradient_checkpointing:  # non-reentrant: works with a frozen embedding and adapters
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

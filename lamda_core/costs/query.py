@@ -14,7 +14,8 @@ class CostQuery:
     ``rank`` (``rank_pattern`` per matrix for lamda++); shape: batch_size x seq_len tokens in
     ``dtype`` on ``device`` ("cpu" or "cuda" kernels); optimizer: adamw | sgd | sgd-momentum;
     schedule: B frozen after freeze_fraction * total_steps by ``freeze_rule`` (for the averaged
-    parameter count). mixed_precision is estimated only."""
+    parameter count); pooling: a classifier's pooling (models/pooling.py). mixed_precision is
+    estimated only."""
 
     source: object = "default"
     method: str = choices.DEFAULT_METHOD
@@ -34,6 +35,7 @@ class CostQuery:
     freeze_rule: str = choices.DEFAULT_FREEZE_RULE
     targets: list[str] | None = None
     seed: int = 0
+    pooling: str = choices.DEFAULT_POOLING
 
     def __post_init__(self):
         check_choice(self.method, choices.METHODS, "method")
@@ -41,6 +43,7 @@ class CostQuery:
         check_choice(self.optimizer, choices.OPTIMIZERS, "optimizer")
         check_choice(self.task, choices.TASKS, "task")
         check_choice(self.freeze_rule, choices.FREEZE_RULES, "freeze_rule")
+        check_choice(self.pooling, choices.POOLINGS, "pooling")
 
     def adapter_config(self) -> LamdaConfig:
         return LamdaConfig.for_method(self.method, self.rank, self.rank_pattern, self.dropout, self.targets,

@@ -66,13 +66,13 @@ def hub_cache_folder(source: str) -> Path | None:
     return Path(path).parent.parent if isinstance(path, str) else None
 
 
-def resolve_pooling(requested: str, model: nn.Module, source: str) -> str:
+def resolve_pooling(requested: str, model: nn.Module, source: str | None) -> str:
     """The pooling ("cls" or "mean") a requested one ("auto", "cls", "mean") means for the model
-    loaded from ``source`` (a folder or a hub id)."""
+    loaded from ``source`` (a folder or a hub id; None: only the model's config decides)."""
     check_choice(requested, POOLINGS, "pooling")
     if requested != "auto":
         return requested
-    folder = Path(source) if Path(source).is_dir() else hub_cache_folder(source)
+    folder = None if source is None else Path(source) if Path(source).is_dir() else hub_cache_folder(source)
     return getattr(model.config, CONFIG_KEY, None) or sentence_transformers_pooling(folder) or "cls"
 
 
@@ -86,6 +86,12 @@ def _pooler_owner(model: nn.Module) -> nn.Module | None:
     """The base model holding a ``pooler`` module (BertModel inside BertForSequenceClassification)."""
     base = getattr(model, getattr(model, "base_model_prefix", ""), None)
     return base if base is not None and isinstance(getattr(base, "pooler", None), nn.Module) else None
+
+
+def unused_pooler_parameters(model: nn.Module, pooling: str) -> int:
+    """Parameters of BERT's pooler that mean pooling leaves unused (no gradient, no optimizer state)."""
+    owner = _pooler_owner(model) if pooling == "mean" else None
+    return sum(p.numel() for p in owner.pooler.parameters()) if owner is not None else 0
 
 
 def apply_pooling(model: nn.Module, pooling: str) -> nn.Module:
