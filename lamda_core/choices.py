@@ -30,7 +30,8 @@ DEFAULT_INIT = "svd"
 # Classification pooling (models/pooling.py). "auto" classifies from the sentence embedding the model
 # was trained to produce: for all-MiniLM-L6-v2 (sentence-transformers, mean tokens) the masked mean.
 # A linear probe on frozen MiniLM features scores SST-2 validation 84.4% from the mean, 79.3% from
-# [CLS] and 77.6% from BERT's pooler; fine-tuned, the mean lifts every method (benchmarks/quality.py).
+# [CLS] and 77.6% from BERT's pooler. Fine-tuned (benchmarks/quality.py, 3 seeds), the mean lifts LaMDA
+# by +1.1 points on SST-2 and +1.0 on AG News, LoRA by +0.3 and +0.6, and costs no method anything.
 POOLINGS = ("auto", "cls", "mean")
 DEFAULT_POOLING = "auto"
 DEFAULT_FREEZE_FRACTION = 0.3
