@@ -101,8 +101,6 @@ def test_lamda_compare_trains_every_method_and_prints_the_table(tmp_path):
     assert [r["method"] for r in table] == ["lora", "lamda", "lamda++", "full"]
     assert all(r["state"] == "finished" and r["perplexity"] > 1 and r["peak_memory_mib"] > 100 for r in table)
     assert all(r["trainable_average"] > 0 for r in table)
-    for row in table:  # the time shown is the run's own record, summed from its metrics (no speed check)
-        assert row["seconds"] == training_seconds(read_metrics(tmp_path / "runs" / row["run"]))
     assert table[1]["adapter_average"] < table[0]["adapter_average"]  # LaMDA's averaged count below LoRA's
     assert any(r["pareto"] for r in table) and "*" in result.stdout
     for row in table:
