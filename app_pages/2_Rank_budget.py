@@ -4,6 +4,7 @@ import streamlit as st
 
 import lamda_core as lc
 from lamda_core import figures
+from lamda_core import choices
 from lamda_core.choices import ALLOCATION_STRATEGIES
 from lamda_core.spectra.allocation import budget_bounds
 from studio_ui.common import kept, matrix_labels, page_setup, report_or_stop, set_by_user, set_kept, sidebar
@@ -20,7 +21,7 @@ FOLLOWERS = {"r_min": lambda r0: max(1, r0 // 4), "r_max": lambda r0: 4 * r0}
 
 c1, c2, c3, c4 = st.columns(4)
 base_rank = c1.slider("Base rank r0", 1, 64, help="The rank of uniform LaMDA that LaMDA++ is compared with: the "
-                      "default budget is r0 x matrices.", **kept("base_rank", 8))
+                      "default budget is r0 x matrices.", **kept("base_rank", choices.DEFAULT_RANKS["lamda"]))
 strategy = c2.selectbox("Strategy", ALLOCATION_STRATEGIES, **kept("strategy", ALLOCATION_STRATEGIES[0]),
                         help="equal-energy: one threshold tau, each matrix gets the smallest rank keeping "
                              "E(r) >= tau; greedy: ranks go one step at a time to the largest energy gain.")

@@ -109,7 +109,9 @@ with st.form("launch"):
     method = c3.selectbox("Method", methods, key="ft_method",
                           help="lamda: A frozen, S trained, B frozen gradually; lamda++: LaMDA with the Rank budget "
                                "page's per-matrix ranks; lora: PEFT LoRA; full: every weight trains.")
-    rank = c4.number_input("Rank", 1, 256, choices.DEFAULT_RANK, key="ft_rank", help="r of every adapted matrix")
+    rank = c4.number_input("Rank (0 = method default)", 0, 256, 0, key="ft_rank",
+                           help="r of every adapted matrix. Defaults, chosen on real data: " + ", ".join(
+                               f"{m} {r}" for m, r in choices.DEFAULT_RANKS.items() if m in ("lamda", "lora")))
     steps = c5.number_input("Steps", 1, 100000, 60, key="ft_steps", help="Optimizer steps")
     batch = c6.number_input("Batch size", 1, 1024, 16, key="ft_batch")
     c7, c8, c9, c10, c10b = st.columns(5)
@@ -122,9 +124,9 @@ with st.form("launch"):
                              "gradient: the same from the task gradient dL/dW over 8 batches, so S starts along "
                              "the best rank-r part of full fine-tuning's first step; svd-residual: "
                              "the top-r part moves from W into the adapter; random: A, S random, B = 0.")
-    freeze = c10.slider("Freeze fraction eta", 0.05, 1.0, choices.DEFAULT_FREEZE_FRACTION, key="ft_freeze",
+    freeze = c10.slider("Freeze fraction eta", 0.01, 1.0, choices.DEFAULT_FREEZE_FRACTION, 0.01, key="ft_freeze",
                         help="B is fully frozen after eta x steps, one column at a time (largest singular "
-                             "direction first).")
+                             "direction first); by default within the first 1%, so S carries the update.")
     pooling = c10b.selectbox("Pooling", choices.POOLINGS, key="ft_pooling", disabled=task != "classification",
                              help="What the classifier reads: auto = what the model was trained with (MiniLM: the "
                                   "mean of the token states; README, Pooling); cls = the model's own head, which "
@@ -150,7 +152,7 @@ with st.form("launch"):
 
 def launch_config(method: str) -> TrainConfig:
     """The run the form describes, for ``method``."""
-    adapter = lc.LamdaConfig(rank=int(rank), init=init, freeze_fraction=float(freeze),
+    adapter = lc.LamdaConfig(rank=int(rank) or choices.DEFAULT_RANKS[method], init=init, freeze_fraction=float(freeze),
                              rank_pattern=allocation.rank_pattern if method == "lamda++" else {},
                              dropout=choices.DEFAULT_DROPOUT[method])
     return TrainConfig(source=source, task=task, train_data=train_data, validation_data=validation_data,

@@ -3,22 +3,24 @@
     python benchmarks/quality.py SECTION [SECTION ...] [--seeds 3] [--steps 300] [--batch 32]
 
 Sections (each reuses the runs already in the cache, so they can be run one at a time):
-  sweep    each method over a small learning-rate grid, seed 0, trained on 90% of each task's
-           train file and scored on the other 10% (never on the validation file); per method the
-           rate with the best mean accuracy over both tasks is the one the defaults must hold
+  sweep    the learning-rate sweeps (SWEEPS), trained on 90% of each task's train file and scored
+           on the other 10% (never on the validation file); a method's default rate is the best
+           mean over the sweep's seeds
   final    each method at its defaults (CLI / app / Python API), several seeds, on SST-2 and AG
            News, evaluated on the validation file; the demo set as a smoke row
-  factors  LaMDA on SST-2 (train split): one factor changed at a time from the defaults
-  variants LaMDA variants (VARIANTS) on the validation file of each --variant-tasks (default SST-2),
-           every seed, against the defaults
-  pareto   accuracy against averaged adapter parameters and peak memory: LaMDA r in
-           {4, 8, 16, 32, 64} and LoRA r in {2, 4, 8, 16}, on SST-2's validation file
-  report   print the markdown tables and write benchmarks/results/quality.json (and the Pareto
-           figure as HTML)
+  factors  LaMDA on SST-2 (train split): one factor changed at a time from its previous defaults
+  variants LaMDA settings (VARIANTS) on the validation file of each --variant-tasks (default SST-2),
+           every seed, against LoRA's defaults
+  pareto   accuracy against averaged adapter parameters and peak memory, LaMDA against LoRA over
+           PARETO_RANKS, on SST-2's validation file
+  report   print the markdown tables and write benchmarks/results/quality.json and the Pareto
+           figures (HTML, and PNGs where Debian's chromium is installed)
 
-The final table runs with --pooling (default mean: what the product's pooling "auto" picks for
-MiniLM); the other sections were measured with BERT's [CLS] pooler ("cls"), before that default,
-and say so; the Pooling table sets the final runs of both side by side.
+The final table, variants and Pareto run with --pooling (default mean: what the product's pooling
+"auto" picks for MiniLM); the factor and step-budget sections were measured with BERT's [CLS]
+pooler ("cls") from LaMDA's previous defaults (PREVIOUS) and say so. A run's key holds its rank,
+alpha, freeze fraction and rate written out (``settled``), so a changed default never relabels a
+cached run.
 
 Every run goes through the product's own trainer: a run folder and ``python -m
 lamda_core.training.trainer`` as a child process, whose peak resident memory (ru_maxrss from os.wait4) is
@@ -41,7 +43,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from lamda_core.adapter.config import LamdaConfig  # noqa: E402
-from lamda_core.choices import DEFAULT_DROPOUT, DEFAULT_LEARNING_RATES  # noqa: E402
+from lamda_core.choices import (DEFAULT_DROPOUT, DEFAULT_FREEZE_FRACTION, DEFAULT_LEARNING_RATES,  # noqa: E402
+                                DEFAULT_RANKS, DEFAULT_SCALE, LAMDA_METHODS)
 from lamda_core.training.config import TrainConfig  # noqa: E402
 from lamda_core.training.runs import create_run, read_metrics  # noqa: E402
 
@@ -49,8 +52,11 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 CACHE = RESULTS / "quality_runs.jsonl"
 METHODS = ("lora", "lamda", "lamda++", "full")
-LABELS = {"lamda": "LaMDA r=8", "lamda++": "LaMDA++ (same total rank)", "lora": "PEFT LoRA r=8",
-          "full": "full fine-tuning"}
+LABELS = {"lamda": f"LaMDA r={DEFAULT_RANKS['lamda']}", "lamda++": "LaMDA++ (same total rank)",
+          "lora": f"PEFT LoRA r={DEFAULT_RANKS['lora']}", "full": "full fine-tuning"}
+# LaMDA's previous defaults (r = 8, alpha 16, B frozen column by column over the first 30% of the
+# steps, rate 1e-2): the factor, step-budget and Pareto sections were measured from them.
+PREVIOUS = {"rank": 8, "alpha": 16.0, "freeze_fraction": 0.3, "learning_rate": 1e-2}
 # task: (train file, validation file, sequence length). SST-2 phrases fit in 64 MiniLM tokens,
 # 95% of AG News texts in 72.
 TASKS = {"sst2": ("sst2_phrases_train.tsv", "sst2_phrases_validation.tsv", 64),
@@ -59,9 +65,13 @@ TASKS = {"sst2": ("sst2_phrases_train.tsv", "sst2_phrases_validation.tsv", 64),
 # Steps of batch 32 per task: AG News texts are about 3x longer than SST-2 phrases, so on two CPU
 # cores it gets half the steps (4,800 examples, 0.6 epoch); the demo set is a 400-row smoke test.
 STEPS = {"sst2": 300, "agnews": 150, "demo": 60}
-# LaMDA++ is LaMDA with other ranks: it takes LaMDA's rate. Full fine-tuning costs 3x a LaMDA run
-# here, so it gets two points around the usual BERT rates.
-GRID = {"lamda": [3e-3, 1e-2, 3e-2], "lora": [3e-4, 1e-3, 3e-3], "full": [3e-5, 1e-4]}
+# Learning-rate sweeps: (label, method, settings, rates, seeds). LaMDA++ is LaMDA with other ranks:
+# it takes LaMDA's rate. The first two were run before the mean-pooling default, with BERT's pooler.
+SWEEPS = [("LaMDA r=8, previous defaults (cls pooling)", "lamda",
+           {**PREVIOUS, "pooling": "cls"}, [3e-3, 1e-2, 3e-2], 1),
+          ("PEFT LoRA r=8 (cls pooling)", "lora", {"pooling": "cls"}, [3e-4, 1e-3, 3e-3], 1),
+          (f"LaMDA r={DEFAULT_RANKS['lamda']}, defaults (mean pooling)", "lamda", {"pooling": "mean"},
+           [1e-3, 3e-3, 1e-2], 3)]
 # one factor at a time, LaMDA on SST-2's train split; each entry is a TrainConfig change
 FACTORS = {
     "defaults": {},
@@ -96,13 +106,21 @@ FACTORS = {
     "LayerNorms train too": {"head_modules": ["classifier", "LayerNorm"]},
     "LayerNorms train too, head rate 1e-3": {"head_modules": ["classifier", "LayerNorm"], "head_learning_rate": 1e-3},
 }  # rank 4 / 16 / 32 / 64 on the validation file: see the Pareto section
-# variants of LaMDA judged like the defaults (validation files, every seed): TrainConfig changes
-VARIANTS = {"init gradient (A, B from dL/dW)": {"init": "gradient"},
-            # B trains longer at a smaller rank, inside the 5x budget (the factor table: B's training is what helps)
-            "rank 3, freeze fraction 1.0": {"rank": 3, "freeze_fraction": 1.0},
-            "rank 4, freeze fraction 0.75": {"rank": 4, "freeze_fraction": 0.75}}
+# LaMDA settings judged like the defaults (validation files, every seed), against LoRA's defaults:
+# TrainConfig changes from LaMDA's defaults
+VARIANTS = {"defaults": {},
+            "learning rate 3e-3": {"learning_rate": 3e-3},
+            "rank 40 (alpha 80)": {"rank": 40, "learning_rate": 3e-3},
+            "previous defaults (r=8, B over the first 30% of steps)": PREVIOUS,
+            "previous, init gradient (A, B from dL/dW)": {**PREVIOUS, "init": "gradient"},
+            # B trains longer at a smaller rank (the factor table: B's training is what helped at r=8)
+            "previous, rank 3, freeze fraction 1.0": {**PREVIOUS, "rank": 3, "alpha": 16.0, "freeze_fraction": 1.0},
+            "previous, rank 4, freeze fraction 0.75": {**PREVIOUS, "rank": 4, "alpha": 16.0, "freeze_fraction": 0.75},
+            "previous, learning rate 2e-2": {**PREVIOUS, "learning_rate": 2e-2},
+            "rank 32, alpha 16 (scale 0.5), learning rate 1e-2": {"alpha": 16.0, "learning_rate": 1e-2}}
 ADAPTER_SETTINGS = ("rank", "alpha", "dropout", "init", "freeze_fraction", "freeze_rule")  # LamdaConfig fields
-PARETO_RANKS = {"lamda": [4, 8, 16, 32, 64], "lora": [2, 4, 8, 16]}
+PARETO_RANKS = {"cls": {"lamda": [4, 8, 16, 32, 64], "lora": [2, 4, 8, 16]},
+                "mean": {"lamda": [8, 16, 32, 64], "lora": [2, 4, 8, 16]}}
 
 
 # ---- running and caching ------------------------------------------------------------------
@@ -115,6 +133,19 @@ def data_paths(task: str, data_dir: Path, split: bool) -> tuple[str, str | None]
 
 def run_key(spec: dict) -> str:
     return json.dumps(spec, sort_keys=True)
+
+
+def settled(spec_: dict) -> dict:
+    """``spec_`` with the method's defaults written out (rank, alpha, freeze fraction, learning
+    rate), so a cached run keeps meaning what it ran with when a default changes."""
+    method, out = spec_["method"], dict(spec_)
+    out.setdefault("learning_rate", DEFAULT_LEARNING_RATES[method])
+    if method != "full":
+        out.setdefault("rank", DEFAULT_RANKS[method])
+        out.setdefault("alpha", DEFAULT_SCALE * out["rank"])
+    if method in LAMDA_METHODS:
+        out.setdefault("freeze_fraction", DEFAULT_FREEZE_FRACTION)
+    return out
 
 
 def load_cache() -> dict[str, dict]:
@@ -201,37 +232,31 @@ def spec(task: str, method: str, args, seed: int = 0, split: bool = False, pooli
     the final table was measured with, before the mean-pooling default (--pooling)."""
     base = {"task": task, "method": method, "seed": seed, "split": split, "steps": args.steps, "batch": args.batch,
             "pooling": pooling}
-    return {**base, **changes}
+    return settled({**base, **changes})
 
 
 # ---- sections -----------------------------------------------------------------------------
-def sweep_spec(task: str, method: str, lr: float, args) -> dict:
-    return spec(task, method, args, split=True, learning_rate=lr)
+def sweep_spec(task: str, sweep: tuple, lr: float, seed: int, args) -> dict:
+    _, method, settings, _, _ = sweep
+    return spec(task, method, args, seed=seed, split=True, **{**settings, "learning_rate": lr})
 
 
 def cached(cache: dict, spec_: dict) -> dict | None:
-    """A run's result; a rate equal to the method's default may have been left out of its key."""
-    if run_key(spec_) in cache:
-        return cache[run_key(spec_)]
-    default = DEFAULT_LEARNING_RATES[spec_["method"]]
-    if "learning_rate" not in spec_:
-        return cache.get(run_key({**spec_, "learning_rate": default}))
-    if spec_["learning_rate"] == default:
-        return cache.get(run_key({k: v for k, v in spec_.items() if k != "learning_rate"}))
-    return None
+    return cache.get(run_key(spec_))
 
 
 def sweep_runs(args) -> list[dict]:
-    return [sweep_spec(task, method, lr, args) for task in args.sweep_tasks for method in GRID for lr in GRID[method]
-            if method in args.sweep_methods]
+    return [sweep_spec(task, sweep, lr, seed, args) for task in args.sweep_tasks for sweep in SWEEPS
+            for lr in sweep[3] for seed in range(sweep[4]) if sweep[1] in args.sweep_methods]
 
 
-def best_rate(cache: dict, method: str, args) -> float:
-    """The grid rate with the best mean split accuracy over the sweep's tasks (ties: lower loss)."""
-    def score(lr):
-        rows = [cached(cache, sweep_spec(t, method, lr, args)) for t in args.sweep_tasks]
-        return statistics.mean(r["accuracy"] for r in rows), -statistics.mean(r["eval_loss"] for r in rows)
-    return max(GRID[method], key=score)
+def sweep_scores(cache: dict, sweep: tuple, args) -> dict[float, float] | None:
+    """{rate: mean split accuracy over the sweep's tasks and seeds}, None until every run is in."""
+    rows = {lr: [cached(cache, sweep_spec(t, sweep, lr, seed, args)) for t in args.sweep_tasks
+                 for seed in range(sweep[4])] for lr in sweep[3]}
+    if not all(all(r) for r in rows.values()):
+        return None
+    return {lr: statistics.mean(r["accuracy"] for r in rs) for lr, rs in rows.items()}
 
 
 def final_runs(args) -> list[dict]:
@@ -239,8 +264,8 @@ def final_runs(args) -> list[dict]:
             for method in args.final_methods]
 
 
-def final_spec(task: str, method: str, seed: int, args, pooling: str | None = None) -> dict:
-    return spec(task, method, args, seed=seed, steps=STEPS[task], pooling=pooling or args.pooling)
+def final_spec(task: str, method: str, seed: int, args, pooling: str | None = None, **changes) -> dict:
+    return spec(task, method, args, seed=seed, steps=STEPS[task], pooling=pooling or args.pooling, **changes)
 
 
 def factor_runs(args) -> dict[str, dict]:
@@ -248,25 +273,31 @@ def factor_runs(args) -> dict[str, dict]:
     for name, change in FACTORS.items():
         change = dict(change)
         steps = args.steps * change.pop("max_steps", 1)
-        runs[name] = {**spec("sst2", "lamda", args, split=True), "steps": steps, **change}
+        runs[name] = {**spec("sst2", "lamda", args, split=True, **{**PREVIOUS, **change}), "steps": steps}
     return runs
 
 
-def variant_runs(args) -> dict[tuple[str, str], list[dict]]:
-    """{(task, variant): its runs over every seed}, for --variant-tasks and --variants."""
-    return {(task, name): [{**final_spec(task, "lamda", seed, args, "cls"), **VARIANTS[name]} for seed in range(args.seeds)]
+def variant_runs(args, pooling: str | None = None) -> dict[tuple[str, str], list[dict]]:
+    """{(task, variant): its runs over every seed}, for --variant-tasks and --variants, with
+    ``pooling`` (default --pooling)."""
+    return {(task, name): [final_spec(task, "lamda", seed, args, pooling, **VARIANTS[name]) for seed in range(args.seeds)]
             for task in args.variant_tasks for name in args.variants}
 
 
 def budget_runs(args) -> list[dict]:
-    """LaMDA and LoRA at 1x and 2x the step budget (SST-2 train split): does the gap close?"""
-    return [spec("sst2", m, args, split=True, **({"steps": 2 * args.steps} if twice else {}))
-            for m in ("lamda", "lora") for twice in (False, True)]
+    """LaMDA (previous defaults) and LoRA at 1x and 2x the step budget (SST-2 train split)."""
+    return [{**spec("sst2", m, args, split=True, **(PREVIOUS if m == "lamda" else {})),
+             **({"steps": 2 * args.steps} if twice else {})} for m in ("lamda", "lora") for twice in (False, True)]
 
 
-def pareto_runs(args) -> list[dict]:
-    return [spec("sst2", method, args, seed=seed, **({"rank": rank} if rank != 8 else {}))
-            for method, ranks in PARETO_RANKS.items() for rank in ranks for seed in range(args.pareto_seeds)]
+def pareto_runs(args, pooling: str) -> list[dict]:
+    """LaMDA and LoRA over PARETO_RANKS on SST-2's validation file. cls pooling: LaMDA from its
+    previous defaults, alpha 16 at every rank (as measured then); mean: each method's defaults
+    (alpha = 2 x rank)."""
+    old = pooling == "cls"
+    settings = {"lamda": {**PREVIOUS, "alpha": 16.0} if old else {}, "lora": {"alpha": 16.0} if old else {}}
+    return [spec("sst2", method, args, seed=seed, pooling=pooling, **{**settings[method], "rank": rank})
+            for method, ranks in PARETO_RANKS[pooling].items() for rank in ranks for seed in range(args.pareto_seeds)]
 
 
 # ---- report -------------------------------------------------------------------------------
@@ -281,42 +312,44 @@ def pooling_table(cache: dict, args) -> dict:
     table = {}
     for task in TASKS:
         for m in METHODS:
-            rows = {p: [r for s in range(args.seeds) if (r := cache.get(run_key(final_spec(task, m, s, args, p))))]
+            previous = PREVIOUS if m in LAMDA_METHODS else {}  # measured both ways before r=32 was the default
+            rows = {p: [r for s in range(args.seeds) if (r := cache.get(run_key(final_spec(task, m, s, args, p, **previous))))]
                     for p in ("cls", "mean")}
             if all(rows.values()):
                 table.setdefault(task, {})[m] = {p: [r["accuracy"] for r in rs] for p, rs in rows.items()}
     if table:
         print("### Pooling: the classifier reads BERT's pooler (cls) or the mean of the token states "
-              "(validation files, each method at its defaults)\n")
+              "(validation files; LaMDA and LaMDA++ at their previous defaults, r=8)\n")
         print("| task | method | cls: accuracy % | mean: accuracy % | mean - cls |")
         print("|---|---|---:|---:|---:|")
         for task, methods in table.items():
             for m, by in methods.items():
                 change = statistics.mean(by["mean"]) - statistics.mean(by["cls"])
-                print(f"| {task} | {LABELS[m]} | {mean_sd(by['cls'])} ({len(by['cls'])}) "
+                label = LABELS[m] if m not in LAMDA_METHODS else LABELS[m].replace(f"r={DEFAULT_RANKS[m]}", "r=8")
+                print(f"| {task} | {label} | {mean_sd(by['cls'])} ({len(by['cls'])}) "
                       f"| {mean_sd(by['mean'])} ({len(by['mean'])}) | {100 * change:+.1f} |")
         print()
     return table
 
 
 def report(cache: dict, args) -> dict:
-    out = {"settings": {"steps": args.steps, "batch": args.batch, "seeds": args.seeds, "grid": GRID,
-                        "defaults": DEFAULT_LEARNING_RATES}}
-    swept = [m for m in GRID if all(cached(cache, sweep_spec(t, m, lr, args))
-                                    for t in args.sweep_tasks for lr in GRID[m])]
-    if swept:
-        out["sweep"] = {m: {f"{lr:g}": {t: cached(cache, sweep_spec(t, m, lr, args))["accuracy"]
-                                        for t in args.sweep_tasks} for lr in GRID[m]} for m in swept}
-        out["chosen_rates"] = {m: best_rate(cache, m, args) for m in swept}
-        print(f"### Learning-rate sweep (seed 0, accuracy % on a 10% split of the train file of "
-              f"{' / '.join(args.sweep_tasks)}; cls pooling)\n")
-        print("| method | learning rate: accuracy % | best | default |")
-        print("|---|---|---:|---:|")
-        for m in swept:
-            cells = "; ".join(f"{lr:g}: " + " / ".join(f"{100 * out['sweep'][m][f'{lr:g}'][t]:.1f}"
-                                                       for t in args.sweep_tasks) for lr in GRID[m])
-            print(f"| {LABELS[m]} | {cells} | {out['chosen_rates'][m]:g} | {DEFAULT_LEARNING_RATES[m]:g} |")
-        print()
+    out = {"settings": {"steps": args.steps, "batch": args.batch, "seeds": args.seeds,
+                        "sweeps": [{"label": w[0], "method": w[1], "settings": w[2], "rates": w[3], "seeds": w[4]}
+                                   for w in SWEEPS], "defaults": DEFAULT_LEARNING_RATES}, "sweep": {}}
+    lines = []
+    for sweep in SWEEPS:
+        scores = sweep_scores(cache, sweep, args)
+        if scores:
+            best = max(scores, key=scores.get)
+            out["sweep"][sweep[0]] = {"accuracy": {f"{lr:g}": a for lr, a in scores.items()}, "best": best}
+            cells = "; ".join(f"{lr:g}: {100 * a:.1f}" for lr, a in scores.items())
+            lines.append(f"| {sweep[0]} | {sweep[4]} | {cells} | {best:g} |")
+    if lines:
+        print(f"### Learning-rate sweep (accuracy % on a 10% split of the train file of "
+              f"{' / '.join(args.sweep_tasks)}, mean over seeds)\n")
+        print("| method | seeds | learning rate: accuracy % | best |")
+        print("|---|---:|---|---:|")
+        print("\n".join(lines) + "\n")
     out["final"] = {}
     for task in TASKS:
         rows = {m: [r for s in range(args.seeds) if (r := cache.get(run_key(final_spec(task, m, s, args))))]
@@ -358,58 +391,92 @@ def report(cache: dict, args) -> dict:
             print(f"| {name} | {100 * row['accuracy']:.1f} | {100 * (row['accuracy'] - base):+.1f} "
                   f"| {row['adapter_average']:,.0f} |")
         print()
-    variants = {key: [cache[run_key(s)] for s in specs if run_key(s) in cache]
-                for key, specs in variant_runs(args).items()}
     out["variants"] = {}
-    for task in TASKS:
-        rows_of = {name: rows for (t, name), rows in variants.items() if t == task and rows}
-        if not rows_of or not all(run_key(final_spec(task, "lamda", s, args, "cls")) in cache for s in range(args.seeds)):
-            continue
-        reference = [cache[run_key(final_spec(task, "lamda", s, args, "cls"))] for s in range(args.seeds)]
-        out["variants"][task] = {name: [r["accuracy"] for r in rows] for name, rows in rows_of.items()}
-        print(f"### LaMDA variants against its defaults ({task} validation file, {STEPS[task]} steps, cls pooling)\n")
-        print("| LaMDA | seeds | accuracy % | vs defaults (r=8) | averaged adapter params |")
-        print("|---|---:|---:|---:|---:|")
-        base = statistics.mean(r["accuracy"] for r in reference)
-        print(f"| defaults (r=8) | {len(reference)} | {mean_sd([r['accuracy'] for r in reference])} | +0.0 "
-              f"| {reference[0]['adapter_average']:,.0f} |")
-        for name, rows in rows_of.items():
-            change = statistics.mean(r["accuracy"] for r in rows) - base
-            print(f"| {name} | {len(rows)} | {mean_sd([r['accuracy'] for r in rows])} | {100 * change:+.1f} "
-                  f"| {rows[0]['adapter_average']:,.0f} |")
-        print()
+    for pooling in ("mean", "cls"):
+        variants = {key: [cache[run_key(s)] for s in specs if run_key(s) in cache]
+                    for key, specs in variant_runs(args, pooling).items()}
+        for task in TASKS:
+            rows_of = {name: rows for (t, name), rows in variants.items() if t == task and rows}
+            lora = [cache.get(run_key(final_spec(task, "lora", s, args, pooling))) for s in range(args.seeds)]
+            if not rows_of or not all(lora):
+                continue
+            out["variants"][f"{task}, {pooling} pooling"] = {name: [r["accuracy"] for r in rows]
+                                                             for name, rows in rows_of.items()}
+            print(f"### LaMDA settings against LoRA's defaults ({task} validation file, {STEPS[task]} steps, "
+                  f"{pooling} pooling)\n")
+            print(f"| LaMDA | seeds | accuracy % | vs {LABELS['lora']} | averaged adapter params | LoRA / LaMDA |")
+            print("|---|---:|---:|---:|---:|---:|")
+            reference = statistics.mean(r["accuracy"] for r in lora)
+            print(f"| ({LABELS['lora']}, its defaults) | {len(lora)} | {mean_sd([r['accuracy'] for r in lora])} | +0.0 "
+                  f"| {lora[0]['adapter_average']:,.0f} | 1.0x |")
+            for name, rows in rows_of.items():
+                change = statistics.mean(r["accuracy"] for r in rows) - reference
+                print(f"| {name} | {len(rows)} | {mean_sd([r['accuracy'] for r in rows])} | {100 * change:+.1f} "
+                      f"| {rows[0]['adapter_average']:,.0f} | {lora[0]['adapter_average'] / rows[0]['adapter_average']:.1f}x |")
+            print()
     budget = budget_runs(args)
     if all(run_key(s) in cache for s in budget):
         out["step_budget"] = {f"{s['method']} {s['steps']}": cache[run_key(s)]["accuracy"] for s in budget}
-        print("### Step budget (SST-2, seed 0, accuracy % on the train file's 10% split; cls pooling)\n")
+        print("### Step budget (SST-2, seed 0, accuracy % on the train file's 10% split; LaMDA r=8 at its previous "
+              "defaults; cls pooling)\n")
         print("| method | " + " | ".join(f"{n} steps" for n in (args.steps, 2 * args.steps)) + " |")
         print("|---|---:|---:|")
-        for m in ("lamda", "lora"):
+        for m, label in (("lamda", "LaMDA r=8"), ("lora", LABELS["lora"])):
             cells = [100 * cache[run_key(s)]["accuracy"] for s in budget if s["method"] == m]
-            print(f"| {LABELS[m]} | {cells[0]:.1f} | {cells[1]:.1f} |")
+            print(f"| {label} | {cells[0]:.1f} | {cells[1]:.1f} |")
         print()
-    pareto = pareto_runs(args)
-    if all(run_key(s) in cache for s in pareto):
+    out["pareto"] = {}
+    for pooling in ("mean", "cls"):
+        pareto = pareto_runs(args, pooling)
+        if not all(run_key(s) in cache for s in pareto):
+            continue
         points = []
-        for method, ranks in PARETO_RANKS.items():
+        for method, ranks in PARETO_RANKS[pooling].items():
             for rank in ranks:
-                rows = [cache[run_key(s)] for s in pareto if s["method"] == method and s.get("rank", 8) == rank]
+                rows = [cache[run_key(s)] for s in pareto if s["method"] == method and s["rank"] == rank]
                 points.append({"method": method, "rank": rank, "accuracy": statistics.mean(r["accuracy"] for r in rows),
                                "adapter_average": rows[0]["adapter_average"],
                                "peak_memory_mib": statistics.mean(r["peak_rss_mib"] for r in rows)})
-        out["pareto"] = points
+        out["pareto"][pooling] = points
+        settings = ("each method's defaults, alpha = 2 x rank" if pooling == "mean" else
+                    "LaMDA from its previous defaults (B over the first 30% of steps), alpha 16 at every rank")
         print(f"### Pareto: SST-2 validation accuracy against averaged adapter parameters ({args.pareto_seeds} seed(s); "
-              "cls pooling)\n")
+              f"{settings}; {pooling} pooling)\n")
         print("| method | rank | accuracy % | averaged adapter params | peak RSS (MiB) |")
         print("|---|---:|---:|---:|---:|")
         for p in points:
             print(f"| {p['method']} | {p['rank']} | {100 * p['accuracy']:.1f} | {p['adapter_average']:,.0f} "
                   f"| {p['peak_memory_mib']:,.0f} |")
-        from lamda_core.figures import pareto_figure
-
-        pareto_figure(points).write_html(RESULTS / "pareto.html", include_plotlyjs="cdn")
+        print()
+        if pooling == next(iter(out["pareto"])):  # the figures show the newest complete set
+            write_pareto_figures(points)
     (RESULTS / "quality.json").write_text(json.dumps(out, indent=1))
     return out
+
+
+def write_pareto_figures(points: list[dict]) -> None:
+    """pareto.html, and where Debian's chromium is installed pareto_params.png and
+    pareto_memory.png (the README's images), rendered offline through Playwright."""
+    import shutil
+
+    from lamda_core.figures import pareto_figure
+
+    pareto_figure(points).write_html(RESULTS / "pareto.html", include_plotlyjs="cdn")
+    chromium = shutil.which("chromium")
+    if not chromium:
+        return
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 900, "height": 500})
+        for x, name in (("adapter_average", "pareto_params.png"), ("peak_memory_mib", "pareto_memory.png")):
+            html = Path(tmp) / "figure.html"
+            pareto_figure(points, x=x).update_layout(width=900, height=500).write_html(html, include_plotlyjs=True)
+            page.goto(html.as_uri())
+            page.wait_for_selector(".main-svg")
+            page.screenshot(path=str(RESULTS / name))
+        browser.close()
 
 
 def main() -> None:
@@ -427,7 +494,7 @@ def main() -> None:
                         help="the variants section's variants (default: all)")
     parser.add_argument("--variant-tasks", nargs="+", default=["sst2"], choices=list(TASKS),
                         help="the tasks the variants section runs on (default: sst2)")
-    parser.add_argument("--sweep-methods", nargs="+", default=list(GRID), choices=list(GRID))
+    parser.add_argument("--sweep-methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--final-methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--final-tasks", nargs="+", default=["sst2", "agnews", "demo"], choices=list(TASKS))
     parser.add_argument("--pooling", default="mean", choices=("cls", "mean"),
@@ -440,7 +507,8 @@ def main() -> None:
         parser.error(f"no SST-2 train file in {args.data_dir}; pass --data-dir")
     wanted = {"sweep": sweep_runs, "final": final_runs, "budget": budget_runs,
               "factors": lambda a: [s for name, s in factor_runs(a).items() if not a.factors or name in a.factors],
-              "variants": lambda a: [s for specs in variant_runs(a).values() for s in specs], "pareto": pareto_runs}
+              "variants": lambda a: [s for specs in variant_runs(a).values() for s in specs],
+              "pareto": lambda a: pareto_runs(a, a.pooling)}
     todo = [s for section in args.sections if section in wanted for s in wanted[section](args)]
     ensure(list({run_key(s): s for s in todo}.values()), args.data_dir, args.workers)  # one queue
     report(load_cache(), args)

@@ -150,7 +150,7 @@ def _run_config(args, method: str, **changes):
     from .training.config import TrainConfig
 
     dropout = getattr(args, "dropout", None)
-    adapter = LamdaConfig(rank=args.rank, rank_pattern=_read_ranks(getattr(args, "ranks", None)) or {},
+    adapter = LamdaConfig(rank=args.rank or choices.DEFAULT_RANKS[method], rank_pattern=_read_ranks(getattr(args, "ranks", None)) or {},
                           alpha=args.alpha, init=args.init, freeze_fraction=args.freeze_fraction,
                           dropout=choices.DEFAULT_DROPOUT[method] if dropout is None else dropout,
                           freeze_rule=args.freeze_rule, trainable_modules=args.head_modules)
@@ -367,8 +367,10 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--validation", help="validation file (default: 10%% of the data, seeded)")
     parser.add_argument("--text-column")
     parser.add_argument("--label-column")
-    parser.add_argument("--rank", type=int, default=choices.DEFAULT_RANK)
-    parser.add_argument("--alpha", type=float, default=choices.DEFAULT_ALPHA)
+    parser.add_argument("--rank", type=int, help="r of every adapted matrix (default: the method's, "
+                        + ", ".join(f"{m} {r}" for m, r in choices.DEFAULT_RANKS.items() if m != "full") + ")")
+    parser.add_argument("--alpha", type=float, help=f"update scale s = alpha / r (default: alpha = "
+                        f"{choices.DEFAULT_SCALE:g} x rank)")
     parser.add_argument("--init", default=choices.DEFAULT_INIT, choices=choices.INIT_VARIANTS)
     parser.add_argument("--freeze-fraction", type=float, default=choices.DEFAULT_FREEZE_FRACTION)
     parser.add_argument("--freeze-rule", default=choices.DEFAULT_FREEZE_RULE, choices=choices.FREEZE_RULES)
@@ -425,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     estimate = commands.add_parser("estimate", help="parameters and training memory of each method")
     estimate.add_argument("source", nargs="?", default="default")
     estimate.add_argument("--method", default=choices.DEFAULT_METHOD, choices=choices.METHODS)
-    estimate.add_argument("--rank", type=int, default=choices.DEFAULT_RANK)
+    estimate.add_argument("--rank", type=int, help="default: each method's own default rank")
     estimate.add_argument("--ranks", help="per-matrix ranks: a JSON file written by `lamda allocate` (for lamda++)")
     estimate.add_argument("--batch", type=int, default=8)
     estimate.add_argument("--seq", type=int, default=128)

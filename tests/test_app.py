@@ -5,6 +5,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import lamda_core as lc
+from lamda_core import choices
 from lamda_core.training.config import TrainConfig
 from lamda_core.training.runs import create_run
 from lamda_core.training.trainer import run
@@ -56,15 +57,15 @@ def test_spectrum_page_shows_heatmap_spectra_table_and_downloads():
 def test_rank_budget_slider_changes_allocation_and_costs():
     app = page("Rank_budget").run()
     assert not app.exception
-    assert metric(app, "Total rank") == "288"
+    assert metric(app, "Total rank") == str(36 * choices.DEFAULT_RANKS["lamda"])  # r0 starts at LaMDA's default rank
     params_before = metric(app, "LaMDA++ adapter params (start)")
     memory_before = metric(app, "Training memory (batch 16 x 128)")
-    app.slider(key="budget_rank").set_value(400).run()
+    app.slider(key="budget_rank").set_value(1000).run()
     assert not app.exception
-    assert metric(app, "Total rank") == "400"
+    assert metric(app, "Total rank") == "1000"
     assert metric(app, "LaMDA++ adapter params (start)") != params_before
     assert metric(app, "Training memory (batch 16 x 128)") != memory_before
-    assert int(app.dataframe[0].value["rank"].sum()) == 400
+    assert int(app.dataframe[0].value["rank"].sum()) == 1000
     app.button(key="use_ranks").click().run()
     assert app.session_state["allocation_source"] == "default"
 

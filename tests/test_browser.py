@@ -261,16 +261,16 @@ def test_rank_budget_follows_r0_sticks_and_hands_ranks_to_costs_and_fine_tune(pa
     page.get_by_text("Total rank").first.wait_for()
     r0 = page.locator('input[type="range"][aria-label="Base rank r0"]')
     r0.first.focus()
-    page.keyboard.press("ArrowRight")  # r0 8 -> 9: the budget follows, 36 x 9
+    page.keyboard.press("ArrowRight")  # r0 32 (LaMDA's default rank) -> 33: the budget follows, 36 x 33
     page.wait_for_function(
-        "() => [...document.querySelectorAll('[data-testid=\"stMetric\"]')].some(m => m.innerText.includes('Total rank') && m.innerText.includes('324'))")
+        "() => [...document.querySelectorAll('[data-testid=\"stMetric\"]')].some(m => m.innerText.includes('Total rank') && m.innerText.includes('1188'))")
     settle(page)
     budget = page.locator('input[type="range"][aria-label="Budget (total rank)"]')
-    assert budget.first.get_attribute("max") == str(36 * 36)  # r_max follows r0: 4 x 9
+    assert budget.first.get_attribute("max") == str(36 * 4 * 33)  # r_max follows r0: 4 x 33
     go(page, "Spectrum")
     go(page, "Rank budget")
-    assert page.locator('input[type="range"][aria-label="Base rank r0"]').first.input_value() == "9"
-    assert "324" in metric_text(page, "Total rank")
+    assert page.locator('input[type="range"][aria-label="Base rank r0"]').first.input_value() == "33"
+    assert "1188" in metric_text(page, "Total rank")
     page.get_by_role("button", name="Use for fine-tune").click()
     page.get_by_text("The Fine-tune page will offer LaMDA++").wait_for()
     go(page, "Costs")

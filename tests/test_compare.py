@@ -35,10 +35,13 @@ def test_same_total_rank_gives_every_adapter_the_rank_and_lamda_plus_plus_the_sa
 
 def test_same_parameters_gives_lora_the_rank_closest_to_lamdas_averaged_count():
     configs = matched_configs(base_config(), ["lamda", "lora", "lamda++"], "parameters")
-    lamda_average = 6 * sum(average_lamda_parameters(8, d_out, 30, 0.3, "linear", "whole") for d_out in (384,) * 5 + (1536,))
+    eta = configs["lamda"].adapter.freeze_fraction
+    lamda_average = 6 * sum(average_lamda_parameters(8, d_out, 30, eta, "linear", "whole") for d_out in (384,) * 5 + (1536,))
     lora = {r: 6 * r * (4 * (384 + 384) + 2 * (384 + 1536)) for r in range(1, 33)}
     assert configs["lora"].adapter.rank == min(lora, key=lambda r: abs(lora[r] - lamda_average))
     assert configs["lora"].adapter.rank < 8  # LaMDA trains far fewer parameters on average than LoRA at r
+    lamda, lora_adapter = configs["lamda"].adapter, configs["lora"].adapter  # LoRA at its rank keeps LaMDA's scale
+    assert lora_adapter.alpha / lora_adapter.rank == pytest.approx(lamda.alpha / lamda.rank)
     allocation = allocate_ranks(scan_spectra("default"), base_rank=8, budget_kind="params")
     assert configs["lamda++"].adapter.rank_pattern == allocation.rank_pattern
 
@@ -46,7 +49,7 @@ def test_same_parameters_gives_lora_the_rank_closest_to_lamdas_averaged_count():
 def test_the_averaged_count_is_the_trainers(tmp_path):
     """average_lamda_parameters(..., "whole") predicts the mean of the trainer's adapter_parameters column."""
     config = TrainConfig(source="tiny-llama", task="causal-lm", train_data="demo-corpus", max_steps=20, batch_size=2,
-                         seq_len=16, eval_interval=20, checkpoint_interval=100, adapter=LamdaConfig(rank=4))
+                         seq_len=16, eval_interval=20, checkpoint_interval=100, adapter=LamdaConfig(rank=4, freeze_fraction=0.3))
     (folder,) = create_comparison(config, ["lamda", "lora"], tmp_path, "rank", name="count")[:1]
     assert run(folder) == "finished"
     measured = sum(r["adapter_parameters"] for r in read_metrics(folder)) / 20

@@ -133,9 +133,9 @@ def test_a_peft_export_that_would_not_reproduce_the_adapter_is_an_error(tmp_path
     model, _ = trained("minilm", "svd", {}, steps=1)
     original = persistence.lora_config
 
-    def wrong_alpha(config, *args, **kwargs):  # as if the export forgot alpha: PEFT would scale by 8 / 4
+    def wrong_alpha(config, *args, **kwargs):  # as if the export wrote a wrong alpha: PEFT would scale twice as much
         lora = original(config, *args, **kwargs)
-        lora.lora_alpha = 8.0
+        lora.lora_alpha = 2 * lora.lora_alpha
         return lora
     monkeypatch.setattr(persistence, "lora_config", wrong_alpha)
     with pytest.raises(lc.AdapterMismatchError, match="does not reproduce bert.encoder.layer.0"):

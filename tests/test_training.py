@@ -3,6 +3,8 @@ import json
 import os
 from pathlib import Path
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -30,7 +32,7 @@ def finished(folder):
 
 
 def test_short_run_learns_and_leaves_a_complete_folder(tmp_path):
-    folder = create_run(TrainConfig(max_steps=40, eval_interval=20, checkpoint_interval=20, adapter=lc.LamdaConfig(rank=8)), tmp_path / "run")
+    folder = create_run(TrainConfig(max_steps=40, eval_interval=20, checkpoint_interval=20, adapter=lc.LamdaConfig(rank=8, freeze_fraction=0.3)), tmp_path / "run")
     assert run(folder) == "finished"
     metrics = read_metrics(folder)
     assert [m["step"] for m in metrics] == list(range(1, 41))
@@ -296,6 +298,23 @@ def test_merged_export_of_a_finished_run_matches_the_adapter(tmp_path):
 def test_train_config_is_validated_on_construction(changes, message):
     with pytest.raises(lc.ConfigError, match=message):
         TrainConfig(**changes)
+
+
+def test_each_method_gets_its_own_default_rank_and_alpha_follows_the_rank(tmp_path):
+    from lamda_core import choices
+
+    for method in ("lamda", "lora", "full"):
+        adapter = TrainConfig(method=method).adapter
+        assert adapter.rank == choices.DEFAULT_RANKS[method] and adapter.alpha == 2 * adapter.rank
+        assert adapter.dropout == choices.DEFAULT_DROPOUT[method]
+    assert (lc.LamdaConfig().rank, lc.LamdaConfig().freeze_fraction) == (32, 0.01)
+    assert lc.LamdaConfig(rank=8).alpha == 16 and lc.LamdaConfig(rank=8, alpha=4).alpha == 4
+    for method, rank in (("lora", "8"), ("lamda", "32")):  # the CLI, without --rank
+        output = tmp_path / method
+        result = subprocess.run([sys.executable, "-m", "lamda_core.cli", "train", "--method", method, "--max-steps", "1",
+                                 "--output", str(output)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert read_config(output).rank_label == rank
 
 
 def test_run_config_holds_the_whole_config_with_ranks_inline(tmp_path):

@@ -12,8 +12,8 @@ from ..errors import ConfigError
 class LamdaConfig:
     """Options of a LaMDA adapter.
 
-    rank: r of every adapted matrix unless ``rank_pattern`` names it.
-    alpha: scale s = alpha / r (per matrix, with its own r).
+    rank: r of every adapted matrix unless ``rank_pattern`` names it (default: LaMDA's, choices).
+    alpha: scale s = alpha / r (per matrix, with its own r); None = DEFAULT_SCALE x rank (s = 2).
     dropout: on the adapter input; 0 by default since a mask costs a d_in-wide tensor per module.
     targets: module name patterns (exact, dotted suffix or full regex); None = family defaults.
     rank_pattern: {pattern: rank} overrides, e.g. from LaMDA++ allocation.
@@ -28,8 +28,8 @@ class LamdaConfig:
         overflow; inputs are cast to it and the update cast back to the base output dtype.
     """
 
-    rank: int = choices.DEFAULT_RANK
-    alpha: float = choices.DEFAULT_ALPHA
+    rank: int = choices.DEFAULT_RANKS["lamda"]
+    alpha: float | None = None
     dropout: float = 0.0
     targets: list[str] | None = None
     rank_pattern: dict[str, int] = field(default_factory=dict)
@@ -42,6 +42,8 @@ class LamdaConfig:
     def __post_init__(self):
         if int(self.rank) != self.rank or self.rank < 1:
             raise ConfigError(f"rank must be a positive integer, got {self.rank!r}")
+        if self.alpha is None:
+            self.alpha = choices.DEFAULT_SCALE * self.rank
         if not self.alpha > 0:
             raise ConfigError(f"alpha must be positive, got {self.alpha!r}")
         if not 0.0 <= self.dropout < 1.0:
@@ -58,14 +60,16 @@ class LamdaConfig:
             self.targets = [self.targets]
 
     @classmethod
-    def for_method(cls, method: str, rank: int = choices.DEFAULT_RANK, rank_pattern: dict | None = None,
-                   dropout: float = 0.0, targets: list[str] | None = None, **options) -> "LamdaConfig":
+    def for_method(cls, method: str, rank: int | None = None, rank_pattern: dict | None = None,
+                   dropout: float | None = None, targets: list[str] | None = None, **options) -> "LamdaConfig":
         """The adapter config of one of METHODS (LoRA and full fine-tuning read targets, ranks,
-        dropout and heads from it too); lamda++ needs per-matrix ranks."""
+        dropout and heads from it too), the method's default rank and dropout where None;
+        lamda++ needs per-matrix ranks."""
         check_choice(method, choices.METHODS, "method")
         if method == "lamda++" and not rank_pattern:
             raise ConfigError("lamda++ needs per-matrix ranks (rank_pattern, e.g. from allocate_ranks)")
-        return cls(rank=rank, rank_pattern=dict(rank_pattern or {}), dropout=dropout or 0.0, targets=targets, **options)
+        return cls(rank=rank or choices.DEFAULT_RANKS[method], rank_pattern=dict(rank_pattern or {}),
+                   dropout=choices.DEFAULT_DROPOUT[method] if dropout is None else dropout, targets=targets, **options)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -12,14 +12,14 @@ from ..choices import check_choice
 class CostQuery:
     """source: a transformers config or anything load_model takes; method: one of METHODS, at
     ``rank`` (``rank_pattern`` per matrix for lamda++); shape: batch_size x seq_len tokens in
-    ``dtype`` on ``device`` ("cpu" or "cuda" kernels); optimizer: adamw | sgd | sgd-momentum;
+    ``dtype`` on ``device`` (rank None: the method's default) ("cpu" or "cuda" kernels); optimizer: adamw | sgd | sgd-momentum;
     schedule: B frozen after freeze_fraction * total_steps by ``freeze_rule`` (for the averaged
     parameter count); pooling: a classifier's pooling (models/pooling.py). mixed_precision is
     estimated only."""
 
     source: object = "default"
     method: str = choices.DEFAULT_METHOD
-    rank: int = choices.DEFAULT_RANK
+    rank: int | None = None
     rank_pattern: dict | None = None
     batch_size: int = 8
     seq_len: int = 128
@@ -46,7 +46,7 @@ class CostQuery:
         check_choice(self.pooling, choices.POOLINGS, "pooling")
 
     def adapter_config(self) -> LamdaConfig:
-        return LamdaConfig.for_method(self.method, self.rank, self.rank_pattern, self.dropout, self.targets,
+        return LamdaConfig.for_method(self.method, self.rank, self.rank_pattern, self.dropout or 0.0, self.targets,
                                       freeze_fraction=self.freeze_fraction, freeze_rule=self.freeze_rule)
 
     def replace(self, **changes) -> "CostQuery":

@@ -72,7 +72,8 @@ def matched_configs(base: TrainConfig, methods: list[str], match: str = "rank", 
                                  budget_kind="params" if match == "parameters" else "rank").rank_pattern
     configs, now = {}, time.time()
     for index, method in enumerate(methods):
-        method_adapter = replace(adapter, rank=ranks[method], rank_pattern=pattern if method == "lamda++" else {},
+        method_adapter = replace(adapter, rank=ranks[method], alpha=adapter.alpha * ranks[method] / rank,  # same scale
+                                 rank_pattern=pattern if method == "lamda++" else {},
                                  dropout=choices.DEFAULT_DROPOUT[method])
         configs[method] = replace(base, method=method, adapter=method_adapter, learning_rate=None,
                                   head_learning_rate=None, core_learning_rate=None,

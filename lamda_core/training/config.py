@@ -16,7 +16,7 @@ from ..errors import ConfigError
 class TrainConfig:
     """source: a model load_model takes; train_data / validation_data: files or a demo name
     (no validation file: 10% of the data, seeded); adapter: None = LamdaConfig() with the method's
-    default dropout; learning_rate / head_learning_rate: None = the method's default (choices);
+    default rank and dropout; learning_rate / head_learning_rate: None = the method's default (choices);
     core_learning_rate: rate of LaMDA's r x r core S (None = learning_rate, which B then uses);
     max_steps: None = ``epochs`` (default 3) over the data; group_by_length: classification
     micro-batches of similar lengths (less padding); pooling: how a classifier reads the token
@@ -61,7 +61,7 @@ class TrainConfig:
         if isinstance(self.adapter, dict):
             self.adapter = LamdaConfig.from_dict(self.adapter)
         if self.adapter is None:
-            self.adapter = LamdaConfig(dropout=choices.DEFAULT_DROPOUT[self.method])
+            self.adapter = LamdaConfig(rank=choices.DEFAULT_RANKS[self.method], dropout=choices.DEFAULT_DROPOUT[self.method])
         if self.method == "lamda++" and not self.adapter.rank_pattern:
             raise ConfigError("lamda++ needs per-matrix ranks: adapter.rank_pattern (from allocate_ranks)")
         for name in ("batch_size", "grad_accumulation", "eval_interval", "checkpoint_interval", "seq_len"):
