@@ -128,12 +128,12 @@ def test_every_page_renders(page, server):
 
 def test_moving_the_budget_slider_updates_the_allocation(page, server):
     visit(page, server, "Rank_budget", "Total rank", "3-rank-budget")
-    assert "288" in metric_text(page, "Total rank")
+    assert "1152" in metric_text(page, "Total rank")  # 36 matrices x r0 = LaMDA's default rank 32
     slider = page.locator('input[type="range"][aria-label="Budget (total rank)"]')
     slider.first.focus()
-    page.keyboard.press("End")  # the whole budget the bounds allow: 36 matrices x r_max 32
+    page.keyboard.press("End")  # the whole budget the bounds allow: 36 matrices x r_max 128
     page.wait_for_function(
-        "() => [...document.querySelectorAll('[data-testid=\"stMetric\"]')].some(m => m.innerText.includes('Total rank') && m.innerText.includes('1152'))")
+        "() => [...document.querySelectorAll('[data-testid=\"stMetric\"]')].some(m => m.innerText.includes('Total rank') && m.innerText.includes('4608'))")
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached")
     page.screenshot(path=str(ARTIFACTS / "3-rank-budget-moved.png"), full_page=True)
 
