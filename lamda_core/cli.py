@@ -150,8 +150,9 @@ def _run_config(args, method: str, **changes):
     from .training.config import TrainConfig
 
     dropout = getattr(args, "dropout", None)
-    adapter = LamdaConfig(rank=args.rank or choices.DEFAULT_RANKS[method], rank_pattern=_read_ranks(getattr(args, "ranks", None)) or {},
-                          alpha=args.alpha, init=args.init, freeze_fraction=args.freeze_fraction,
+    adapter = LamdaConfig(rank=args.rank or choices.DEFAULT_RANKS[method],
+                          rank_pattern=_read_ranks(getattr(args, "ranks", None)) or {}, alpha=args.alpha,
+                          init=args.init, freeze_fraction=args.freeze_fraction,
                           dropout=choices.DEFAULT_DROPOUT[method] if dropout is None else dropout,
                           freeze_rule=args.freeze_rule, trainable_modules=args.head_modules)
     return TrainConfig(

@@ -11,8 +11,8 @@ from ..choices import check_choice
 @dataclass(frozen=True)
 class CostQuery:
     """source: a transformers config or anything load_model takes; method: one of METHODS, at
-    ``rank`` (``rank_pattern`` per matrix for lamda++); shape: batch_size x seq_len tokens in
-    ``dtype`` on ``device`` (rank None: the method's default) ("cpu" or "cuda" kernels); optimizer: adamw | sgd | sgd-momentum;
+    ``rank`` (None: the method's default; ``rank_pattern`` per matrix for lamda++); shape:
+    batch_size x seq_len tokens in ``dtype`` on ``device`` ("cpu" or "cuda" kernels); optimizer: adamw | sgd | sgd-momentum;
     schedule: B frozen after freeze_fraction * total_steps by ``freeze_rule`` (for the averaged
     parameter count); pooling: a classifier's pooling (models/pooling.py). mixed_precision is
     estimated only."""
