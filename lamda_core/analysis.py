@@ -108,9 +108,10 @@ def analyze_run(folder: str | Path, top_k: int = 16) -> UpdateReport:
         r = ranks[m.name]
         norm = float(torch.linalg.matrix_norm(delta))
         inside = float(torch.linalg.matrix_norm(u[:, :r].T @ delta @ vh[:r].T))
+        share = min(1.0, inside / norm) if norm else 0.0  # a projection's norm: above 1 is float32 rounding
         results.append(MatrixUpdate(
             name=m.name, layer=m.layer, kind=m.kind, d_out=m.d_out, d_in=m.d_in, rank=r,
-            relative_norm=norm / float(torch.linalg.matrix_norm(w)), principal_share=inside / norm if norm else 0.0,
+            relative_norm=norm / float(torch.linalg.matrix_norm(w)), principal_share=share,
             update_effective_rank=entropy_effective_rank(delta_sigma.double().numpy()),
             update_sigma=delta_sigma[:top_k].tolist(), spectrum_before=_normalized(sigma, top_k),
             spectrum_after=_normalized(sigma_after, top_k)))
