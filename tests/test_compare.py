@@ -9,7 +9,7 @@ from lamda_core import ConfigError, DataError, LamdaConfig, RunError, allocate_r
 from lamda_core.choices import DEFAULT_DROPOUT
 from lamda_core.costs.estimate import average_lamda_parameters
 from lamda_core.training.compare import (comparison_table, create_comparison,
-                                         list_comparisons, matched_configs, pareto_front, training_seconds)
+                                         list_comparisons, matched_configs, pareto_front)
 from lamda_core.training.config import TrainConfig
 from lamda_core.training.runs import RunFolder, read_metrics
 from lamda_core.training.trainer import run
@@ -83,12 +83,6 @@ def test_pareto_front_keeps_what_nothing_beats():
     assert pareto_front(points, "p", "accuracy") == [0, 1, 3, 4]  # equal points both stay; no metric: left out
     perplexities = [{"p": 1, "perplexity": 30.0}, {"p": 2, "perplexity": 20.0}, {"p": 3, "perplexity": 25.0}]
     assert pareto_front(perplexities, "p", "perplexity") == [0, 1]  # lower is better
-
-
-def test_training_seconds_add_up_across_a_resume():
-    """Pure arithmetic on a metrics column (its elapsed restarts at a resume); nothing is timed."""
-    rows = [{"elapsed": 5.0}, {"elapsed": 6.0}, {"elapsed": 7.0}, {"elapsed": 4.0}, {"elapsed": 4.5}]
-    assert training_seconds(rows) == pytest.approx(7.0 + 4.5)
 
 
 def test_lamda_compare_trains_every_method_and_prints_the_table(tmp_path):
