@@ -213,7 +213,7 @@ def ensure(specs: list[dict], data_dir: Path, workers: int) -> None:
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     done = load_cache()
-    todo = [s for s in specs if cached(done, s) is None]
+    todo = [s for s in specs if run_key(s) not in done]
     RESULTS.mkdir(parents=True, exist_ok=True)
     os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(workers) as pool:
@@ -241,10 +241,6 @@ def sweep_spec(task: str, sweep: tuple, lr: float, seed: int, args) -> dict:
     return spec(task, method, args, seed=seed, split=True, **{**settings, "learning_rate": lr})
 
 
-def cached(cache: dict, spec_: dict) -> dict | None:
-    return cache.get(run_key(spec_))
-
-
 def sweep_runs(args) -> list[dict]:
     return [sweep_spec(task, sweep, lr, seed, args) for task in args.sweep_tasks for sweep in SWEEPS
             for lr in sweep[3] for seed in range(sweep[4]) if sweep[1] in args.sweep_methods]
@@ -252,7 +248,7 @@ def sweep_runs(args) -> list[dict]:
 
 def sweep_scores(cache: dict, sweep: tuple, args) -> dict[float, float] | None:
     """{rate: mean split accuracy over the sweep's tasks and seeds}, None until every run is in."""
-    rows = {lr: [cached(cache, sweep_spec(t, sweep, lr, seed, args)) for t in args.sweep_tasks
+    rows = {lr: [cache.get(run_key(sweep_spec(t, sweep, lr, seed, args))) for t in args.sweep_tasks
                  for seed in range(sweep[4])] for lr in sweep[3]}
     if not all(all(r) for r in rows.values()):
         return None
