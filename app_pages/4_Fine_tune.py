@@ -100,7 +100,8 @@ else:
                     data_ok = False
 
 # ---- options -------------------------------------------------------------------------------
-MATCH_LABELS = {"rank": "same total rank", "parameters": "same averaged parameters"}
+MATCH_LABELS = {"defaults": "each at its defaults", "rank": "same total rank",
+                "parameters": "same averaged parameters"}
 allocation = st.session_state.get("allocation") if st.session_state.get("allocation_source") == source else None
 methods = [m for m in choices.METHODS if m != "lamda++" or allocation is not None]
 with st.form("launch"):
@@ -140,7 +141,9 @@ with st.form("launch"):
         help="full: full fine-tuning, the unmatched reference (every weight trains).")
     match = c12.radio("Matched budget", choices.COMPARE_MATCHES, key="cmp_match", horizontal=True,
                       format_func=MATCH_LABELS.get,
-                      help="same total rank: every adapter at Rank, LaMDA++ at the same total rank; same averaged "
+                      help="each at its defaults: LoRA at its default rank, LaMDA at Rank (0: its own), LaMDA++ "
+                           "at LaMDA's total rank; same total rank: every adapter at Rank (0: LaMDA's), LaMDA++ at "
+                           "the same total rank; same averaged "
                            "parameters: LoRA at the rank whose parameters come closest to LaMDA's parameters "
                            "averaged over its freezing schedule.")
     ready = data_ok and trainable_task and bool(source)

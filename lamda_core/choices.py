@@ -19,8 +19,9 @@ FREEZE_RULES = ("linear", "grad-mask-stepwise")
 LR_SCHEDULES = ("linear", "cosine", "constant")
 OPTIMIZERS = ("adamw", "sgd", "sgd-momentum")
 ALLOCATION_STRATEGIES = ("equal-energy", "energy-deficit")
-# Comparisons (training/compare.py): matched by total rank or by averaged trainable parameters.
-COMPARE_MATCHES = ("rank", "parameters")
+# Comparisons (training/compare.py): each method at its default rank (what the quality benchmark
+# compares), matched by total rank, or by averaged trainable parameters.
+COMPARE_MATCHES = ("defaults", "rank", "parameters")
 DEFAULT_COMPARE_METHODS = ("lora", "lamda", "lamda++")
 
 DEFAULT_METHOD = "lamda"

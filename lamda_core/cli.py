@@ -467,8 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--methods", nargs="+", default=list(choices.DEFAULT_COMPARE_METHODS), choices=choices.METHODS,
                          help="the methods to train (default: %(default)s; add full for the full fine-tuning reference)")
     compare.add_argument("--match", default=choices.COMPARE_MATCHES[0], choices=choices.COMPARE_MATCHES,
-                         help="rank: every adapter at --rank (LaMDA++ at the same total rank); parameters: LoRA's "
-                              "rank chosen to match LaMDA's averaged trainable parameters")
+                         help="defaults: LoRA at its default rank, LaMDA at --rank (default: its own), LaMDA++ at "
+                              "LaMDA's total rank; rank: every adapter at --rank (LaMDA++ at the same total rank); "
+                              "parameters: LoRA's rank chosen to match LaMDA's averaged trainable parameters")
     compare.add_argument("--steps", type=int, default=60, help="optimizer steps of every run")
     compare.add_argument("--root", default="runs", help="the runs folder to create the runs in")
     compare.add_argument("--name", help="the comparison's name (default: compare-<date>-<time>)")

@@ -18,6 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from lamda_core.choices import DEFAULT_RANKS
+
+R0 = DEFAULT_RANKS["lamda"]  # the Rank budget page's r0 starts at LaMDA's default rank
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -128,12 +132,12 @@ def test_every_page_renders(page, server):
 
 def test_moving_the_budget_slider_updates_the_allocation(page, server):
     visit(page, server, "Rank_budget", "Total rank", "3-rank-budget")
-    assert "1152" in metric_text(page, "Total rank")  # 36 matrices x r0 = LaMDA's default rank 32
+    assert str(36 * R0) in metric_text(page, "Total rank")  # 36 matrices x r0
     slider = page.locator('input[type="range"][aria-label="Budget (total rank)"]')
     slider.first.focus()
-    page.keyboard.press("End")  # the whole budget the bounds allow: 36 matrices x r_max 128
+    page.keyboard.press("End")  # the whole budget the bounds allow: 36 matrices x r_max = 4 x r0
     page.wait_for_function(
-        "() => [...document.querySelectorAll('[data-testid=\"stMetric\"]')].some(m => m.innerText.includes('Total rank') && m.innerText.includes('4608'))")
+        "() => [...document.querySelectorAll('[data-testid=\"stMetric\"]')].some(m => m.innerText.includes('Total rank') && m.innerText.includes('%d'))" % (36 * 4 * R0))
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached")
     page.screenshot(path=str(ARTIFACTS / "3-rank-budget-moved.png"), full_page=True)
 
@@ -261,16 +265,16 @@ def test_rank_budget_follows_r0_sticks_and_hands_ranks_to_costs_and_fine_tune(pa
     page.get_by_text("Total rank").first.wait_for()
     r0 = page.locator('input[type="range"][aria-label="Base rank r0"]')
     r0.first.focus()
-    page.keyboard.press("ArrowRight")  # r0 32 (LaMDA's default rank) -> 33: the budget follows, 36 x 33
+    page.keyboard.press("ArrowRight")  # r0 -> r0 + 1: the budget follows, 36 x (r0 + 1)
     page.wait_for_function(
-        "() => [...document.querySelectorAll('[data-testid=\"stMetric\"]')].some(m => m.innerText.includes('Total rank') && m.innerText.includes('1188'))")
+        "() => [...document.querySelectorAll('[data-testid=\"stMetric\"]')].some(m => m.innerText.includes('Total rank') && m.innerText.includes('%d'))" % (36 * (R0 + 1)))
     settle(page)
     budget = page.locator('input[type="range"][aria-label="Budget (total rank)"]')
-    assert budget.first.get_attribute("max") == str(36 * 4 * 33)  # r_max follows r0: 4 x 33
+    assert budget.first.get_attribute("max") == str(36 * 4 * (R0 + 1))  # r_max follows r0: 4 x r0
     go(page, "Spectrum")
     go(page, "Rank budget")
-    assert page.locator('input[type="range"][aria-label="Base rank r0"]').first.input_value() == "33"
-    assert "1188" in metric_text(page, "Total rank")
+    assert page.locator('input[type="range"][aria-label="Base rank r0"]').first.input_value() == str(R0 + 1)
+    assert str(36 * (R0 + 1)) in metric_text(page, "Total rank")
     page.get_by_role("button", name="Use for fine-tune").click()
     page.get_by_text("The Fine-tune page will offer LaMDA++").wait_for()
     go(page, "Costs")

@@ -33,6 +33,16 @@ def test_same_total_rank_gives_every_adapter_the_rank_and_lamda_plus_plus_the_sa
     assert created == sorted(created) and len(set(created)) == 4  # they queue in the order given
 
 
+def test_each_at_its_defaults_gives_lora_its_default_rank_and_scale_and_lamda_the_rank_given():
+    from lamda_core.choices import DEFAULT_RANKS, DEFAULT_SCALE
+
+    configs = matched_configs(base_config(adapter=LamdaConfig(rank=12, alpha=6.0)), ["lamda", "lora", "lamda++"])
+    assert configs["lora"].adapter.rank == DEFAULT_RANKS["lora"] != 12
+    assert configs["lora"].adapter.alpha == DEFAULT_SCALE * DEFAULT_RANKS["lora"]  # LoRA's own scale, not LaMDA's
+    assert (configs["lamda"].adapter.rank, configs["lamda"].adapter.alpha) == (12, 6.0)
+    assert sum(configs["lamda++"].adapter.rank_pattern.values()) == 36 * 12  # LaMDA's total rank
+
+
 def test_same_parameters_gives_lora_the_rank_closest_to_lamdas_averaged_count():
     configs = matched_configs(base_config(), ["lamda", "lora", "lamda++"], "parameters")
     eta = configs["lamda"].adapter.freeze_fraction

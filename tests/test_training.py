@@ -307,9 +307,9 @@ def test_each_method_gets_its_own_default_rank_and_alpha_follows_the_rank(tmp_pa
         adapter = TrainConfig(method=method).adapter
         assert adapter.rank == choices.DEFAULT_RANKS[method] and adapter.alpha == 2 * adapter.rank
         assert adapter.dropout == choices.DEFAULT_DROPOUT[method]
-    assert (lc.LamdaConfig().rank, lc.LamdaConfig().freeze_fraction) == (32, 0.01)
+    assert (lc.LamdaConfig().rank, lc.LamdaConfig().freeze_fraction) == (choices.DEFAULT_RANKS["lamda"], 0.01)
     assert lc.LamdaConfig(rank=8).alpha == 16 and lc.LamdaConfig(rank=8, alpha=4).alpha == 4
-    for method, rank in (("lora", "8"), ("lamda", "32")):  # the CLI, without --rank
+    for method, rank in (("lora", "8"), ("lamda", str(choices.DEFAULT_RANKS["lamda"]))):  # the CLI, without --rank
         output = tmp_path / method
         result = subprocess.run([sys.executable, "-m", "lamda_core.cli", "train", "--method", method, "--max-steps", "1",
                                  "--output", str(output)], capture_output=True, text=True)

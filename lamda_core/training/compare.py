@@ -4,7 +4,10 @@ Pareto front.
 A comparison is a set of ordinary run folders under one runs root whose TrainConfig.comparison
 holds the comparison's name; they queue one after another like any runs (runs.TrainingSlot).
 Every method trains on the same data, seed, steps, batch and sequence length, at its own default
-learning rate and dropout, with a matched budget:
+learning rate and dropout, with a budget set by ``match``:
+  match="defaults"    LoRA at its default rank and scale, LaMDA at rank r (default: its own), LaMDA++
+                      at LaMDA's total rank: each method as a user gets it, as benchmarks/quality.py
+                      compares them;
   match="rank"        every adapter at rank r; LaMDA++ at the same total rank (allocate_ranks);
   match="parameters"  LaMDA at rank r sets the budget, its averaged adapter parameters over the
                       freezing schedule; LoRA takes the rank whose parameters come closest to it
@@ -42,7 +45,7 @@ def _target_matrices(base: TrainConfig) -> list:
     return resolve_targets(meta_model(load_config(base.source), base.task), base.adapter.targets)
 
 
-def matched_configs(base: TrainConfig, methods: list[str], match: str = "rank", report=None) -> dict[str, TrainConfig]:
+def matched_configs(base: TrainConfig, methods: list[str], match: str = "defaults", report=None) -> dict[str, TrainConfig]:
     """One TrainConfig per method (in the order given), equal to ``base`` in data, seed, steps and
     shape, each at its method's default rate and dropout with budgets matched by ``match`` (module
     docstring). base.adapter.rank is LaMDA's rank; ``report`` (a SpectrumReport, scanned when None)
@@ -56,13 +59,18 @@ def matched_configs(base: TrainConfig, methods: list[str], match: str = "rank", 
         raise ConfigError("a comparison needs a fixed step budget (max_steps), the same for every method")
     rank, adapter = base.adapter.rank, base.adapter
     ranks = {method: rank for method in methods}
+    alphas = {method: adapter.alpha for method in methods}
     pattern = {}
+    if match == "defaults" and "lora" in methods:
+        ranks["lora"] = choices.DEFAULT_RANKS["lora"]
+        alphas["lora"] = choices.DEFAULT_SCALE * ranks["lora"]
     if match == "parameters" and "lora" in methods:
         matrices = _target_matrices(base)
         budget = sum(average_lamda_parameters(rank, m.d_out, base.max_steps, adapter.freeze_fraction,
                                               adapter.freeze_rule, b_counted="whole") for m in matrices)
         ranks["lora"] = min(range(1, 4 * rank + 1),
                             key=lambda r: abs(sum(r * (m.d_in + m.d_out) for m in matrices) - budget))
+        alphas["lora"] = adapter.alpha * ranks["lora"] / rank  # LaMDA's scale
     if "lamda++" in methods:
         from ..spectra.allocation import allocate_ranks
         from ..spectra.spectrum import scan_spectra
@@ -72,7 +80,7 @@ def matched_configs(base: TrainConfig, methods: list[str], match: str = "rank", 
                                  budget_kind="params" if match == "parameters" else "rank").rank_pattern
     configs, now = {}, time.time()
     for index, method in enumerate(methods):
-        method_adapter = replace(adapter, rank=ranks[method], alpha=adapter.alpha * ranks[method] / rank,  # same scale
+        method_adapter = replace(adapter, rank=ranks[method], alpha=alphas[method],
                                  rank_pattern=pattern if method == "lamda++" else {},
                                  dropout=choices.DEFAULT_DROPOUT[method])
         configs[method] = replace(base, method=method, adapter=method_adapter, learning_rate=None,
@@ -81,7 +89,7 @@ def matched_configs(base: TrainConfig, methods: list[str], match: str = "rank", 
     return configs
 
 
-def create_comparison(base: TrainConfig, methods: list[str], root: str | Path, match: str = "rank",
+def create_comparison(base: TrainConfig, methods: list[str], root: str | Path, match: str = "defaults",
                       name: str | None = None, report=None) -> list[Path]:
     """Check every run (preflight), then create one queued run folder per method under ``root``,
     named <comparison>-<method>; nothing is created when a check fails."""
