@@ -57,6 +57,8 @@ LABELS = {"lamda": f"LaMDA r={DEFAULT_RANKS['lamda']}", "lamda++": "LaMDA++ (sam
 # LaMDA's previous defaults (r = 8, alpha 16, B frozen column by column over the first 30% of the
 # steps, rate 1e-2): the factor, step-budget and Pareto sections were measured from them.
 PREVIOUS = {"rank": 8, "alpha": 16.0, "freeze_fraction": 0.3, "learning_rate": 1e-2}
+# The default between them: r = 32 (alpha 64) at rate 1e-2, B frozen within the first 1% of the steps.
+RANK_32 = {"rank": 32, "learning_rate": 1e-2}
 # task: (train file, validation file, sequence length). SST-2 phrases fit in 64 MiniLM tokens,
 # 95% of AG News texts in 72.
 TASKS = {"sst2": ("sst2_phrases_train.tsv", "sst2_phrases_validation.tsv", 64),
@@ -70,8 +72,11 @@ STEPS = {"sst2": 300, "agnews": 150, "demo": 60}
 SWEEPS = [("LaMDA r=8, previous defaults (cls pooling)", "lamda",
            {**PREVIOUS, "pooling": "cls"}, [3e-3, 1e-2, 3e-2], 1),
           ("PEFT LoRA r=8 (cls pooling)", "lora", {"pooling": "cls"}, [3e-4, 1e-3, 3e-3], 1),
+          ("LaMDA r=32 (mean pooling)", "lamda", {"rank": 32, "pooling": "mean"}, [1e-3, 3e-3, 1e-2], 3),
           (f"LaMDA r={DEFAULT_RANKS['lamda']}, defaults (mean pooling)", "lamda", {"pooling": "mean"},
-           [1e-3, 3e-3, 1e-2], 3)]
+           [1e-3, 3e-3, 1e-2], 3),
+          ("PEFT LoRA r=8, defaults (mean pooling)", "lora", {"pooling": "mean"}, [3e-4, 1e-3, 3e-3], 1),
+          ("full fine-tuning (mean pooling)", "full", {"pooling": "mean"}, [3e-5, 1e-4, 3e-4], 1)]
 # one factor at a time, LaMDA on SST-2's train split; each entry is a TrainConfig change
 FACTORS = {
     "previous defaults": {},
@@ -109,18 +114,18 @@ FACTORS = {
 # LaMDA settings judged like the defaults (validation files, every seed), against LoRA's defaults:
 # TrainConfig changes from LaMDA's defaults
 VARIANTS = {"defaults": {},
-            "learning rate 3e-3": {"learning_rate": 3e-3},
-            "rank 40 (alpha 80)": {"rank": 40, "learning_rate": 3e-3},
+            "rank 32, learning rate 1e-2 (the r=32 default before)": RANK_32,
+            "rank 32, learning rate 3e-3": {**RANK_32, "learning_rate": 3e-3},
+            "rank 32, alpha 16 (scale 0.5), learning rate 1e-2": {**RANK_32, "alpha": 16.0},
             "previous defaults (r=8, B over the first 30% of steps)": PREVIOUS,
             "previous, init gradient (A, B from dL/dW)": {**PREVIOUS, "init": "gradient"},
             # B trains longer at a smaller rank (the factor table: B's training is what helped at r=8)
             "previous, rank 3, freeze fraction 1.0": {**PREVIOUS, "rank": 3, "alpha": 16.0, "freeze_fraction": 1.0},
             "previous, rank 4, freeze fraction 0.75": {**PREVIOUS, "rank": 4, "alpha": 16.0, "freeze_fraction": 0.75},
-            "previous, learning rate 2e-2": {**PREVIOUS, "learning_rate": 2e-2},
-            "rank 32, alpha 16 (scale 0.5), learning rate 1e-2": {"alpha": 16.0, "learning_rate": 1e-2}}
+            "previous, learning rate 2e-2": {**PREVIOUS, "learning_rate": 2e-2}}
 ADAPTER_SETTINGS = ("rank", "alpha", "dropout", "init", "freeze_fraction", "freeze_rule")  # LamdaConfig fields
 PARETO_RANKS = {"cls": {"lamda": [4, 8, 16, 32, 64], "lora": [2, 4, 8, 16]},
-                "mean": {"lamda": [8, 16, 32, 64], "lora": [2, 4, 8, 16]}}
+                "mean": {"lamda": [4, 8, 16, 32, 40, 64], "lora": [2, 4, 8, 16]}}
 
 
 # ---- running and caching ------------------------------------------------------------------
