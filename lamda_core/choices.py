@@ -27,10 +27,10 @@ DEFAULT_COMPARE_METHODS = ("lora", "lamda", "lamda++")
 DEFAULT_METHOD = "lamda"
 # Ranks, from benchmarks/quality.py (validation files, 3 seeds, mean pooling; README "Quality on real
 # data"). LaMDA trains the r x r core S between frozen singular directions, B frozen within the first
-# 1% of the steps (DEFAULT_FREEZE_FRACTION). r = 40 is the largest rank that keeps LaMDA at 5x fewer
-# averaged adapter parameters than LoRA r=8 (57,600 for S on MiniLM, 63,130 averaged with B's first
-# steps: 5.3x); accuracy rose with the rank up to there (train split, rate 3e-3, 3 seeds: r=32 86.1,
-# r=40 86.8). SST-2 validation: r=40 89.0, r=32 at 1e-2 (the default before) 87.8, r=8 with B over
+# 1% of the steps (DEFAULT_FREEZE_FRACTION). r = 40 is the round rank just inside 5x fewer averaged
+# adapter parameters than LoRA r=8 (57,600 for S on MiniLM, 63,130 averaged with B's first steps:
+# 5.3x; the budget ends at r = 41); accuracy rose with the rank up to there (train split, rate 3e-3,
+# 3 seeds: r=32 86.1, r=40 86.8). SST-2 validation: r=40 89.0, r=32 at 1e-2 (the default before) 87.8, r=8 with B over
 # 30% of the steps (the one before) 86.8; LoRA r=8 89.5. LoRA keeps r = 8.
 DEFAULT_RANKS = {"lamda": 40, "lamda++": 40, "lora": 8, "full": 8}  # full: a nominal rank, unused
 # alpha = DEFAULT_SCALE x rank unless set, so the update scale s = alpha / r stays 2 at any rank
