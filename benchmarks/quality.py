@@ -11,6 +11,8 @@ Sections (each reuses the runs already in the cache, so they can be run one at a
   factors  LaMDA on SST-2 (train split): one factor changed at a time from its previous defaults
   variants LaMDA settings (VARIANTS) on the validation file of each --variant-tasks (default SST-2),
            every seed, against LoRA's defaults
+  swept-rates  LoRA and full fine-tuning on SST-2's validation file at their split sweep's best
+           rate (SWEPT_RATES), where that is not their default
   pareto   accuracy against averaged adapter parameters and peak memory, LaMDA against LoRA over
            PARETO_RANKS, on SST-2's validation file
   report   print the markdown tables and write benchmarks/results/quality.json and the Pareto
@@ -123,6 +125,9 @@ VARIANTS = {"defaults": {},
             "previous, rank 3, freeze fraction 1.0": {**PREVIOUS, "rank": 3, "alpha": 16.0, "freeze_fraction": 1.0},
             "previous, rank 4, freeze fraction 0.75": {**PREVIOUS, "rank": 4, "alpha": 16.0, "freeze_fraction": 0.75},
             "previous, learning rate 2e-2": {**PREVIOUS, "learning_rate": 2e-2}}
+# The baselines at the best rate of their split sweep, where that is not their default (LoRA keeps
+# 1e-3, below the 2e-3 that collapsed; full fine-tuning keeps 1e-4), on SST-2's validation file.
+SWEPT_RATES = {"lora": 3e-3, "full": 3e-4}
 ADAPTER_SETTINGS = ("rank", "alpha", "dropout", "init", "freeze_fraction", "freeze_rule")  # LamdaConfig fields
 PARETO_RANKS = {"cls": {"lamda": [4, 8, 16, 32, 64], "lora": [2, 4, 8, 16]},
                 "mean": {"lamda": [4, 8, 16, 32, 40, 64], "lora": [2, 4, 8, 16]}}
@@ -285,6 +290,12 @@ def variant_runs(args, pooling: str | None = None) -> dict[tuple[str, str], list
             for task in args.variant_tasks for name in args.variants}
 
 
+def swept_rate_runs(args) -> dict[str, list[dict]]:
+    """{method: its SST-2 validation runs over every seed at SWEPT_RATES[method]}."""
+    return {m: [final_spec("sst2", m, seed, args, learning_rate=lr) for seed in range(args.seeds)]
+            for m, lr in SWEPT_RATES.items()}
+
+
 def budget_runs(args) -> list[dict]:
     """LaMDA (previous defaults) and LoRA at 1x and 2x the step budget (SST-2 train split)."""
     return [{**spec("sst2", m, args, split=True, **(PREVIOUS if m == "lamda" else {})),
@@ -416,6 +427,18 @@ def report(cache: dict, args) -> dict:
                 print(f"| {name} | {len(rows)} | {mean_sd([r['accuracy'] for r in rows])} | {100 * change:+.1f} "
                       f"| {rows[0]['adapter_average']:,.0f} | {lora[0]['adapter_average'] / rows[0]['adapter_average']:.1f}x |")
             print()
+    swept = {m: [cache[run_key(s)] for s in specs if run_key(s) in cache] for m, specs in swept_rate_runs(args).items()}
+    if all(swept.values()):
+        out["swept_rates"] = {m: [r["accuracy"] for r in rows] for m, rows in swept.items()}
+        print(f"### The baselines at their split sweep's best rate (sst2 validation file, {args.pooling} pooling)\n")
+        print("| method | rate | seeds | accuracy % | at its default rate |")
+        print("|---|---:|---:|---:|---:|")
+        for m, rows in swept.items():
+            default = [cache.get(run_key(final_spec("sst2", m, seed, args))) for seed in range(args.seeds)]
+            at_default = mean_sd([r["accuracy"] for r in default if r]) if any(default) else "not run"
+            print(f"| {LABELS[m]} | {SWEPT_RATES[m]:g} | {len(rows)} | {mean_sd([r['accuracy'] for r in rows])} "
+                  f"| {at_default} ({DEFAULT_LEARNING_RATES[m]:g}) |")
+        print()
     budget = budget_runs(args)
     if all(run_key(s) in cache for s in budget):
         out["step_budget"] = {f"{s['method']} {s['steps']}": cache[run_key(s)]["accuracy"] for s in budget}
@@ -483,8 +506,8 @@ def write_pareto_figures(points: list[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sections", nargs="+", choices=("sweep", "final", "factors", "variants", "budget", "pareto",
-                                                             "report"))
+    parser.add_argument("sections", nargs="+", choices=("sweep", "final", "factors", "variants", "swept-rates", "budget",
+                                                             "pareto", "report"))
     parser.add_argument("--steps", type=int, default=STEPS["sst2"], help="steps of the sweep, factor and Pareto runs (SST-2)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seeds", type=int, default=3)
@@ -508,6 +531,7 @@ def main() -> None:
     if not (args.data_dir / TASKS["sst2"][0]).is_file():
         parser.error(f"no SST-2 train file in {args.data_dir}; pass --data-dir")
     wanted = {"sweep": sweep_runs, "final": final_runs, "budget": budget_runs,
+              "swept-rates": lambda a: [s for specs in swept_rate_runs(a).values() for s in specs],
               "factors": lambda a: [s for name, s in factor_runs(a).items() if not a.factors or name in a.factors],
               "variants": lambda a: [s for specs in variant_runs(a).values() for s in specs],
               "pareto": lambda a: pareto_runs(a, a.pooling)}
