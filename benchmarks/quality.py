@@ -57,7 +57,8 @@ METHODS = ("lora", "lamda", "lamda++", "full")
 LABELS = {"lamda": f"LaMDA r={DEFAULT_RANKS['lamda']}", "lamda++": "LaMDA++ (same total rank)",
           "lora": f"PEFT LoRA r={DEFAULT_RANKS['lora']}", "full": "full fine-tuning"}
 # LaMDA's previous defaults (r = 8, alpha 16, B frozen column by column over the first 30% of the
-# steps, rate 1e-2): the factor, step-budget and Pareto sections were measured from them.
+# steps, rate 1e-2): the factor and step-budget sections and the cls-pooling Pareto were measured
+# from them.
 PREVIOUS = {"rank": 8, "alpha": 16.0, "freeze_fraction": 0.3, "learning_rate": 1e-2}
 # The default between them: r = 32 (alpha 64) at rate 1e-2, B frozen within the first 1% of the steps.
 RANK_32 = {"rank": 32, "learning_rate": 1e-2}
