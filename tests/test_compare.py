@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from lamda_core import ConfigError, DataError, LamdaConfig, RunError, allocate_ranks, scan_spectra
-from lamda_core.choices import DEFAULT_DROPOUT
+from lamda_core.choices import DEFAULT_DROPOUT, DEFAULT_RANKS, DEFAULT_SCALE
 from lamda_core.costs.estimate import average_lamda_parameters
 from lamda_core.training.compare import (comparison_table, create_comparison,
                                          list_comparisons, matched_configs, pareto_front)
@@ -34,8 +34,6 @@ def test_same_total_rank_gives_every_adapter_the_rank_and_lamda_plus_plus_the_sa
 
 
 def test_each_at_its_defaults_gives_lora_its_default_rank_and_scale_and_lamda_the_rank_given():
-    from lamda_core.choices import DEFAULT_RANKS, DEFAULT_SCALE
-
     configs = matched_configs(base_config(adapter=LamdaConfig(rank=12, alpha=6.0)), ["lamda", "lora", "lamda++"])
     assert configs["lora"].adapter.rank == DEFAULT_RANKS["lora"] != 12
     assert configs["lora"].adapter.alpha == DEFAULT_SCALE * DEFAULT_RANKS["lora"]  # LoRA's own scale, not LaMDA's
