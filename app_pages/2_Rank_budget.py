@@ -6,6 +6,8 @@ import lamda_core as lc
 from lamda_core import figures
 from lamda_core import choices
 from lamda_core.choices import ALLOCATION_STRATEGIES
+from lamda_core.costs.parameters import lamda_parameters
+from lamda_core.methods import LAMDA, LAMDA_PLUS, LORA
 from lamda_core.spectra.allocation import budget_bounds
 from studio_ui.common import kept, matrix_labels, page_setup, report_or_stop, set_by_user, set_kept, sidebar
 
@@ -21,10 +23,11 @@ FOLLOWERS = {"r_min": lambda r0: max(1, r0 // 4), "r_max": lambda r0: 4 * r0}
 
 c1, c2, c3, c4 = st.columns(4)
 base_rank = c1.slider("Base rank r0", 1, 64, help="The rank of uniform LaMDA that LaMDA++ is compared with: the "
-                      "default budget is r0 x matrices.", **kept("base_rank", choices.DEFAULT_RANKS["lamda"]))
+                      "default budget is r0 x matrices.", **kept("base_rank", choices.DEFAULT_LAMDA_RANK))
 strategy = c2.selectbox("Strategy", ALLOCATION_STRATEGIES, **kept("strategy", ALLOCATION_STRATEGIES[0]),
                         help="equal-energy: one threshold tau, each matrix gets the smallest rank keeping "
-                             "E(r) >= tau; greedy: ranks go one step at a time to the largest energy gain.")
+                             "E(r) >= tau; energy-deficit: rank in proportion to 1 - E(r0), the energy uniform "
+                             "LaMDA would leave out.")
 for key, rule in FOLLOWERS.items():
     if not set_by_user(key):
         set_kept(key, rule(base_rank))
@@ -42,7 +45,7 @@ except lc.LamdaError as error:
     st.error(f"{error}. Lower r min or raise r max.")
     st.stop()
 uniform = {"rank": base_rank * matrices,
-           "params": sum(base_rank * base_rank + base_rank * m.d_out for m in report.matrices)}[budget_kind]
+           "params": sum(lamda_parameters(base_rank, m.d_out) for m in report.matrices)}[budget_kind]
 key = "budget_rank" if budget_kind == "rank" else "budget_params"
 if not set_by_user(key):
     set_kept(key, uniform)
@@ -59,8 +62,8 @@ except lc.LamdaError as error:
     st.stop()
 
 query = lc.CostQuery(source, rank=base_rank, batch_size=16, seq_len=128, task=task, dtype=dtype)
-costs = {m: lc.estimate_costs(query.replace(method=m, rank_pattern=allocation.rank_pattern if m == "lamda++" else None))
-         for m in ("lamda", "lamda++", "lora")}
+costs = {m.name: lc.estimate_costs(query.replace(method=m.name, rank_pattern=allocation.rank_pattern
+                                                 if m.needs_rank_pattern else None)) for m in (LAMDA, LAMDA_PLUS, LORA)}
 m1, m2, m3, m4 = st.columns(4)
 neutral = {"delta_color": "off", "delta_arrow": "off"}  # a difference, neither good nor bad
 m1.metric("Total rank", allocation.total_rank, f"{allocation.total_rank - base_rank * matrices:+d} vs uniform r0",

@@ -3,11 +3,12 @@ import pandas as pd
 import streamlit as st
 
 import lamda_core as lc
-from lamda_core import figures
-from lamda_core import choices
+from lamda_core import choices, figures
 from lamda_core.choices import OPTIMIZERS
 from lamda_core.costs.estimate import CostBreakdown
-from studio_ui.common import page_setup, sidebar
+from lamda_core.methods import display_order, get_method
+from studio_ui.common import kept, page_setup, sidebar
+from studio_ui.run_settings import default_data, draft_config, setting
 
 page_setup("Costs")
 source, task, dtype = sidebar()
@@ -15,23 +16,30 @@ st.title("Costs")
 if not source:
     st.info("Enter a local model folder or a hub id in the sidebar.")
     st.stop()
+st.caption("Each method as **Start** on the Fine-tune page would train it: batch, sequence length, rank and "
+           "steps are the Fine-tune form's (changing them here changes them there), each method at its own "
+           "default rank, dropout and rate where the form says 0.")
 c1, c2, c3, c4, c5, c6 = st.columns(6)
-batch = c1.number_input("Batch size", 1, 4096, 16, key="cost_batch")
-seq = c2.number_input("Sequence length", 1, 131072, 128, key="cost_seq", help="Tokens per example; activations grow with batch x sequence.")
-rank = c3.number_input("Rank", 1, 1024, 8, key="cost_rank", help="r of uniform LaMDA and of LoRA (LaMDA++ uses the Rank budget page's ranks).")
+c1.number_input("Batch size", 1, 4096, **kept("run_batch", setting("run_batch")))
+c2.number_input("Sequence length", 8, 131072, **kept("run_seq", setting("run_seq")),
+                help="Tokens per example; activations grow with batch x sequence.")
+c3.number_input("Rank (0 = method default)", 0, 1024, **kept("run_rank", setting("run_rank")),
+                help="r of every adapted matrix (LaMDA++ uses the Rank budget page's ranks).")
 optimizer = c4.selectbox("Optimizer", OPTIMIZERS, key="cost_optimizer", help="AdamW keeps two fp32 moments per trainable parameter; SGD none.")
 device = c5.selectbox("Kernels of", ["cpu", "cuda"], key="cost_device", help="Which kernels the estimate assumes: CUDA attention keeps less than the CPU path.")
 checkpointing = c6.checkbox("Gradient checkpointing", key="cost_gc", help="Recompute each layer's activations in backward: keeps only layer inputs.")
 pattern = None
 if st.session_state.get("allocation_source") == source and "allocation" in st.session_state:
     pattern = st.session_state["allocation"].rank_pattern
-methods = [m for m in choices.DISPLAY_ORDER if m != "lamda++" or pattern]
+methods = [m for m in display_order() if pattern or not get_method(m).needs_rank_pattern]
+trainable_task = task in choices.TRAIN_TASKS
 try:
-    query = lc.CostQuery(source, rank=int(rank), batch_size=int(batch), seq_len=int(seq), dtype=dtype,
-                         optimizer=optimizer, task=task, device=device, gradient_checkpointing=checkpointing,
-                         mixed_precision=dtype != "float32")
-    estimates = {m: lc.estimate_costs(query.replace(method=m, rank_pattern=pattern if m == "lamda++" else None))
-                 for m in methods}
+    queries = {m: lc.CostQuery.from_train_config(
+        draft_config(source, task if trainable_task else "classification", dtype, m, default_data(task), pattern),
+        task=task, optimizer=optimizer, device=device, gradient_checkpointing=checkpointing,
+        mixed_precision=dtype != "float32") for m in methods}
+    st.session_state["cost_queries"] = queries  # what the page estimated (tests compare it with the run Start creates)
+    estimates = {m: lc.estimate_costs(q) for m, q in queries.items()}
 except lc.LamdaError as error:
     st.error(str(error))
     st.stop()
@@ -49,12 +57,11 @@ rows = {m: {"peak (MiB)": e.peak / 2 ** 20, "peak in": e.peak_phase, "census (Mi
 st.dataframe(pd.DataFrame(rows).T, width="stretch")
 
 st.subheader("Measure on this machine")
-method = st.selectbox("Method to measure", methods, index=methods.index("lamda"), key="measure_method")
+method = st.selectbox("Method to measure", methods, index=methods.index(choices.DEFAULT_METHOD), key="measure_method")
 if st.button("Run one training step and compare", key="measure"):
     with st.spinner("Measuring one real training step…"):
         try:
-            measured = lc.measure_costs(query.replace(method=method, mixed_precision=False,
-                                                      rank_pattern=pattern if method == "lamda++" else None))
+            measured = lc.measure_costs(queries[method].replace(mixed_precision=False))
         except lc.LamdaError as error:
             st.error(str(error))
             st.stop()

@@ -2,7 +2,6 @@
 upload, every queued or running run shows its own progress and Stop, and the last run stays after
 a reload."""
 import hashlib
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -10,12 +9,13 @@ import streamlit as st
 
 import lamda_core as lc
 from lamda_core import choices
+from lamda_core.methods import get_method, method_names
 from lamda_core.training.compare import create_comparison
 from lamda_core.training.config import TrainConfig
 from lamda_core.training.data import check_language_model_text, preview_classification
-from lamda_core.training.preflight import check_run
-from lamda_core.training.runs import RunFolder, list_runs, start_run
-from studio_ui.common import page_setup, runs_root, sidebar
+from lamda_core.training.runs import RunFolder, create_run, list_runs, new_run_folder, start_run
+from studio_ui.common import kept, page_setup, runs_root, set_kept, sidebar
+from studio_ui.run_settings import RunData, draft_config, setting
 from studio_ui.runs_view import run_panel
 
 page_setup("Fine-tune")
@@ -99,71 +99,77 @@ else:
                     st.error(f"{validation_upload.name}: {error}")
                     data_ok = False
 
-# ---- options -------------------------------------------------------------------------------
+# ---- options: kept across pages (run_settings), the same run the Costs page estimates ----------
 MATCH_LABELS = {"defaults": "each at its defaults", "rank": "same total rank",
                 "parameters": "same averaged parameters"}
 allocation = st.session_state.get("allocation") if st.session_state.get("allocation_source") == source else None
-methods = [m for m in choices.METHODS if m != "lamda++" or allocation is not None]
-with st.form("launch"):
-    st.subheader("New run")
-    c3, c4, c5, c6 = st.columns(4)
-    method = c3.selectbox("Method", methods, key="ft_method",
-                          help="lamda: A frozen, S trained, B frozen gradually; lamda++: LaMDA with the Rank budget "
-                               "page's per-matrix ranks; lora: PEFT LoRA; full: every weight trains.")
-    rank = c4.number_input("Rank (0 = method default)", 0, 256, 0, key="ft_rank",
-                           help="r of every adapted matrix. Defaults, chosen on real data: " + ", ".join(
-                               f"{m} {r}" for m, r in choices.DEFAULT_RANKS.items() if m in ("lamda", "lora")))
-    steps = c5.number_input("Steps", 1, 100000, 60, key="ft_steps", help="Optimizer steps")
-    batch = c6.number_input("Batch size", 1, 1024, 16, key="ft_batch")
-    c7, c8, c9, c10, c10b = st.columns(5)
-    lr = c7.number_input("Learning rate (0 = method default)", 0.0, 1.0, 0.0, format="%.5f", key="ft_lr",
-                         help="Defaults, chosen on real data: " + ", ".join(
-                             f"{m} {v:g}" for m, v in choices.DEFAULT_LEARNING_RATES.items()))
-    seq = c8.number_input("Sequence length", 8, 4096, 64, key="ft_seq", help="Tokens per example (longer ones are cut)")
-    init = c9.selectbox("Init (LaMDA)", choices.INIT_VARIANTS, key="ft_init",
-                        help="svd (the paper): A = top-r right singular vectors of W, B = the left ones, S = 0; "
-                             "gradient: the same from the task gradient dL/dW over 8 batches, so S starts along "
-                             "the best rank-r part of full fine-tuning's first step; svd-residual: "
-                             "the top-r part moves from W into the adapter; random: A, S random, B = 0.")
-    freeze = c10.slider("Freeze fraction eta", 0.01, 1.0, choices.DEFAULT_FREEZE_FRACTION, 0.01, key="ft_freeze",
-                        help="B is fully frozen after eta x steps, one column at a time (largest singular "
-                             "direction first); by default within the first 1%, so S carries the update.")
-    pooling = c10b.selectbox("Pooling", choices.POOLINGS, key="ft_pooling", disabled=task != "classification",
-                             help="What the classifier reads: auto = what the model was trained with (MiniLM: the "
-                                  "mean of the token states; README, Pooling); cls = the model's own head, which "
-                                  "plain transformers reloads the same way; mean = the masked mean of the token "
-                                  "states.")
-    st.markdown("**Compare methods**: the same data, seed, steps and shape for each, every method at its default "
-                "learning rate, queued one after another; the results are on the Compare page.")
-    c11, c12 = st.columns([2, 1])
-    compare_methods = c11.multiselect(
-        "Methods to compare", choices.METHODS, default=list(choices.DEFAULT_COMPARE_METHODS), key="cmp_methods",
-        help="full: full fine-tuning, the unmatched reference (every weight trains).")
-    match = c12.radio("Matched budget", choices.COMPARE_MATCHES, key="cmp_match", horizontal=True,
-                      format_func=MATCH_LABELS.get,
-                      help="each at its defaults: LoRA at its default rank, LaMDA at Rank (0: its own), LaMDA++ "
-                           "at LaMDA's total rank; same total rank: every adapter at Rank (0: LaMDA's), LaMDA++ at "
-                           "the same total rank; same averaged "
-                           "parameters: LoRA at the rank whose parameters come closest to LaMDA's parameters "
-                           "averaged over its freezing schedule.")
-    ready = data_ok and trainable_task and bool(source)
-    b1, b2, _ = st.columns([1, 1, 4])
-    start = b1.form_submit_button("Start", type="primary", disabled=not ready,
-                                  help=None if data_ok else "Fix the data file first (see the message above).")
-    compare = b2.form_submit_button("Compare methods", disabled=not ready,
-                                    help="Queue one run per chosen method with matched budgets.")
+methods = [m for m in method_names() if allocation is not None or not get_method(m).needs_rank_pattern]
+data = RunData(train_data, validation_data, text_column, label_column)
+st.subheader("New run")
+c3, c4, c5, c6 = st.columns(4)
+if setting("run_method") not in methods:
+    set_kept("run_method", choices.DEFAULT_METHOD)
+method = c3.selectbox("Method", methods, **kept("run_method", setting("run_method")),
+                      help="; ".join(get_method(m).summary for m in methods) + ".")
+c4.number_input("Rank (0 = method default)", 0, 256, **kept("run_rank", setting("run_rank")),
+                help="r of every adapted matrix. Defaults, chosen on real data: " + ", ".join(
+                    f"{m} {get_method(m).default_rank}" for m in methods if get_method(m).adapts_matrices))
+c5.number_input("Steps", 1, 100000, **kept("run_steps", setting("run_steps")), help="Optimizer steps")
+c6.number_input("Batch size", 1, 1024, **kept("run_batch", setting("run_batch")))
+c7, c8, c9, c10, c10b = st.columns(5)
+c7.number_input("Learning rate (0 = method default)", 0.0, 1.0, format="%.5f", **kept("run_lr", setting("run_lr")),
+                help="Defaults, chosen on real data: " + ", ".join(
+                    f"{m} {get_method(m).default_learning_rate:g}" for m in methods))
+c8.number_input("Sequence length", 8, 4096, **kept("run_seq", setting("run_seq")),
+                help="Tokens per example (longer ones are cut)")
+c9.selectbox("Init (LaMDA)", choices.INIT_VARIANTS, **kept("run_init", setting("run_init")),
+             help="svd (the paper): A = top-r right singular vectors of W, B = the left ones, S = 0; "
+                  "gradient: the same from the task gradient dL/dW over 8 batches, so S starts along "
+                  "the best rank-r part of full fine-tuning's first step; svd-residual: "
+                  "the top-r part moves from W into the adapter; random: A, S random, B = 0.")
+c10.slider("Freeze fraction eta", 0.01, 1.0, step=0.01, **kept("run_freeze", setting("run_freeze")),
+           help="B is fully frozen after eta x steps, one column at a time (largest singular "
+                "direction first); by default within the first 1%, so S carries the update.")
+c10b.selectbox("Pooling", choices.POOLINGS, disabled=task != "classification",
+               **kept("run_pooling", setting("run_pooling")),
+               help="What the classifier reads: auto = what the model was trained with (MiniLM: the "
+                    "mean of the token states; README, Pooling); cls = the model's own head, which "
+                    "plain transformers reloads the same way; mean = the masked mean of the token states.")
+
 
 def launch_config(method: str) -> TrainConfig:
     """The run the form describes, for ``method``."""
-    adapter = lc.LamdaConfig(rank=int(rank) or choices.DEFAULT_RANKS[method], init=init, freeze_fraction=float(freeze),
-                             rank_pattern=allocation.rank_pattern if method == "lamda++" else {},
-                             dropout=choices.DEFAULT_DROPOUT[method])
-    return TrainConfig(source=source, task=task, train_data=train_data, validation_data=validation_data,
-                       text_column=text_column, label_column=label_column, method=method, adapter=adapter,
-                       learning_rate=lr or None, max_steps=int(steps), batch_size=int(batch), seq_len=int(seq),
-                       eval_interval=max(1, int(steps) // 6), checkpoint_interval=max(1, int(steps) // 3), dtype=dtype,
-                       pooling=pooling if task == "classification" else choices.DEFAULT_POOLING)
+    return draft_config(source, task, dtype, method, data, allocation.rank_pattern if allocation else None)
 
+
+ready = data_ok and trainable_task and bool(source)
+b1, b2 = st.columns([1, 5])
+start = b1.button("Start", type="primary", disabled=not ready, key="start",
+                  help=None if data_ok else "Fix the data file first (see the message above).")
+if ready:
+    try:
+        estimate = lc.estimate_costs(lc.CostQuery.from_train_config(launch_config(method)))
+        b2.caption(f"Estimated peak training memory of this run: **{estimate.peak / 2 ** 20:,.0f} MiB** "
+                   f"({estimate.trainable_average:,.0f} trainable parameters averaged over its steps; the Costs "
+                   "page itemizes it). The run panel shows the measured peak beside it once it has finished.")
+    except lc.LamdaError as error:
+        b2.caption(f"No estimate for this run: {error}")
+
+st.markdown("**Compare methods**: the same data, seed, steps and shape for each, every method at its default "
+            "learning rate, queued one after another; the results are on the Compare page.")
+c11, c12, c13 = st.columns([2, 2, 1])
+compare_methods = c11.multiselect(
+    "Methods to compare", method_names(), default=list(choices.DEFAULT_COMPARE_METHODS), key="cmp_methods",
+    help="full: full fine-tuning, the unmatched reference (every weight trains).")
+match = c12.radio("Matched budget", choices.COMPARE_MATCHES, key="cmp_match", horizontal=True,
+                  format_func=MATCH_LABELS.get,
+                  help="each at its defaults: LoRA at its default rank, LaMDA at Rank (0: its own), LaMDA++ "
+                       "at LaMDA's total rank; same total rank: every adapter at Rank (0: LaMDA's), LaMDA++ at "
+                       "the same total rank; same averaged "
+                       "parameters: LoRA at the rank whose parameters come closest to LaMDA's parameters "
+                       "averaged over its freezing schedule.")
+compare = c13.button("Compare methods", disabled=not ready, key="compare",
+                     help="Queue one run per chosen method with matched budgets.")
 
 if compare:
     try:
@@ -182,12 +188,7 @@ if compare:
 
 if start:
     try:
-        config = launch_config(method)
-        check_run(config)  # data, model and ranks, before the folder exists
-        stamp = time.strftime('%Y%m%d-%H%M%S')
-        folder = next(root / name for n in range(100)
-                      if not (root / (name := f"{stamp}-{method}" + (f"-{n}" if n else ""))).exists())
-        RunFolder.create(config, folder)
+        folder = create_run(launch_config(method), new_run_folder(root, method))
         start_run(folder)
         st.session_state["run_folder"] = str(folder)
     except lc.LamdaError as error:

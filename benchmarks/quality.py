@@ -45,8 +45,14 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from lamda_core.adapter.config import LamdaConfig  # noqa: E402
-from lamda_core.choices import (DEFAULT_DROPOUT, DEFAULT_FREEZE_FRACTION, DEFAULT_LEARNING_RATES,  # noqa: E402
-                                DEFAULT_RANKS, DEFAULT_SCALE, LAMDA_METHODS)
+from lamda_core.choices import DEFAULT_FREEZE_FRACTION, DEFAULT_SCALE  # noqa: E402
+from lamda_core.methods import get_method, method_names  # noqa: E402
+
+# the registry's defaults as tables (methods.py holds them and the reasons)
+DEFAULT_RANKS = {m: get_method(m).default_rank for m in method_names()}
+DEFAULT_DROPOUT = {m: get_method(m).default_dropout for m in method_names()}
+DEFAULT_LEARNING_RATES = {m: get_method(m).default_learning_rate for m in method_names()}
+LAMDA_METHODS = tuple(m for m in method_names() if get_method(m).freezes_b)
 from lamda_core.training.config import TrainConfig  # noqa: E402
 from lamda_core.training.runs import create_run, read_metrics  # noqa: E402
 

@@ -2,10 +2,7 @@
 from here. Defaults that a benchmark chose say so next to them (README, "Quality on real data")."""
 from __future__ import annotations
 
-# Fine-tuning methods: LaMDA, LaMDA++ (per-matrix ranks), PEFT LoRA, full fine-tuning.
-METHODS = ("lamda", "lamda++", "lora", "full")
-LAMDA_METHODS = ("lamda", "lamda++")
-DISPLAY_ORDER = ("full", "lora", "lamda", "lamda++")  # cost tables and figures: the baselines first
+# Fine-tuning methods are registry entries (methods.py): their defaults and reasons live there.
 # What a model is loaded as; training takes the first two.
 TASKS = ("classification", "causal-lm", "encoder")
 TRAIN_TASKS = ("classification", "causal-lm")
@@ -25,14 +22,18 @@ COMPARE_MATCHES = ("defaults", "rank", "parameters")
 DEFAULT_COMPARE_METHODS = ("lora", "lamda", "lamda++")
 
 DEFAULT_METHOD = "lamda"
-# Ranks, from benchmarks/quality.py (validation files, 3 seeds, mean pooling; README "Quality on real
-# data"). LaMDA trains the r x r core S between frozen singular directions, B frozen within the first
-# 1% of the steps (DEFAULT_FREEZE_FRACTION). r = 40 is the round rank just inside 5x fewer averaged
-# adapter parameters than LoRA r=8 (57,600 for S on MiniLM, 63,130 averaged with B's first steps:
-# 5.3x; the budget ends at r = 41); accuracy rose with the rank up to there (train split, rate 3e-3,
-# 3 seeds: r=32 86.1, r=40 86.8). SST-2 validation: r=40 89.0, r=32 at 1e-2 (the default before)
-# 87.8, r=8 with B over 30% of the steps (the one before) 86.8; LoRA r=8 89.5. LoRA keeps r = 8.
-DEFAULT_RANKS = {"lamda": 40, "lamda++": 40, "lora": 8, "full": 8}  # full: a nominal rank, unused
+# A run's shape: micro-batch size x tokens per example (TrainConfig, CostQuery, the CLI and the
+# pages read these; a short run evaluates about 6 times and checkpoints 3 times, run_intervals).
+DEFAULT_BATCH_SIZE = 16
+DEFAULT_SEQ_LEN = 64
+DEFAULT_STEPS = 60
+# LaMDA's rank, from benchmarks/quality.py (validation files, 3 seeds, mean pooling; README "Quality
+# on real data"): r = 40 is the round rank just inside 5x fewer averaged adapter parameters than
+# LoRA r=8 (57,600 for S on MiniLM, 63,130 averaged with B's first steps: 5.3x; the budget ends at
+# r = 41); accuracy rose with the rank up to there (train split, rate 3e-3, 3 seeds: r=32 86.1,
+# r=40 86.8). SST-2 validation: r=40 89.0, r=32 at 1e-2 (the default before) 87.8, r=8 with B over
+# 30% of the steps (the one before) 86.8; LoRA r=8 89.5.
+DEFAULT_LAMDA_RANK = 40
 # alpha = DEFAULT_SCALE x rank unless set, so the update scale s = alpha / r stays 2 at any rank
 # (LoRA r=8: alpha 16, as before; a larger s scored lower, README factor table: alpha 64 at r=8).
 DEFAULT_SCALE = 2.0
@@ -50,24 +51,6 @@ DEFAULT_POOLING = "auto"
 DEFAULT_FREEZE_FRACTION = 0.01
 DEFAULT_FREEZE_RULE = "linear"
 DEFAULT_LR_SCHEDULE = "linear"
-# Adapter dropout: LaMDA's input mask would cost a d_in-wide tensor per module, so 0 (SPEC 1).
-DEFAULT_DROPOUT = {"lamda": 0.0, "lamda++": 0.0, "lora": 0.05, "full": 0.0}
-# Learning rates, from benchmarks/quality.py (MiniLM, SST-2 train split, 300 steps of batch 32; the
-# README's "Quality on real data" has the tables). A default must never collapse to the majority
-# class, so it sits below the rates seen to collapse, even when a higher one scored within noise:
-#   LaMDA r=40 (3 seeds, mean pooling): 1e-3 85.9, 3e-3 86.8, 1e-2 85.7  -> 3e-3 (LaMDA++ shares it);
-#   at r=32: 1e-3 85.7, 3e-3 86.1, 1e-2 86.3 (3 seeds), but 3e-3 85.9, 1e-2 85.7 over 5 seeds;
-#   at r=8 with B over 30% of the steps (cls pooling): 3e-3 82.1, 1e-2 83.8, 3e-2 55.4 (collapsed)
-#   LoRA:   3e-4 84.1, 1e-3 84.8, 3e-3 85.2 (cls pooling), 84.5 / 85.7 / 86.4 (mean pooling; 1 seed
-#           each), but 2e-3 (the old default) collapsed to the majority class on SST-2 in users' runs
-#           and in tests/test_quality.py  -> 1e-3, below it (SST-2 validation, 3 seeds: 3e-3 89.1,
-#           1e-3 89.5)
-#   full:   3e-5 86.1, 1e-4 88.0, 3e-4 88.9 (1 seed)  -> 1e-4 kept, the usual BERT rate (SST-2
-#           validation, 3 seeds: 3e-4 90.2, 1e-4 90.7)
-DEFAULT_LEARNING_RATES = {"lamda": 3e-3, "lamda++": 3e-3, "lora": 1e-3, "full": 1e-4}
-# The task head's rate; None: the method's rate (a separate 1e-3 for LaMDA's head scored 82.9
-# against 83.8, within noise, so one rate stays).
-DEFAULT_HEAD_LEARNING_RATES = {"lamda": None, "lamda++": None, "lora": None, "full": None}
 
 
 def check_choice(value, allowed, what: str) -> None:

@@ -7,6 +7,7 @@ from collections import Counter
 
 from . import choices
 from .errors import LamdaError
+from .methods import display_order, get_method, method_names
 
 
 def _matrices(args) -> None:
@@ -100,7 +101,8 @@ def _estimate(args) -> None:
     query = CostQuery(args.source, args.method, args.rank, rank_pattern, batch_size=args.batch, seq_len=args.seq,
                       dtype=args.dtype, optimizer=args.optimizer, gradient_checkpointing=args.gradient_checkpointing,
                       task=args.task, dropout=args.dropout, device=args.device)
-    methods = [args.method] + [m for m in choices.DISPLAY_ORDER if m != args.method and (m != "lamda++" or rank_pattern)]
+    methods = [args.method] + [m for m in display_order()
+                               if m != args.method and (rank_pattern or not get_method(m).needs_rank_pattern)]
     estimates = {m: estimate_costs(query.replace(method=m)) for m in methods}
     columns = {f"{m} est": e for m, e in estimates.items()}
     if args.measure:
@@ -146,15 +148,12 @@ def _read_ranks(path: str | None) -> dict | None:
 
 def _run_config(args, method: str, **changes):
     """A TrainConfig from the options `train` and `compare` share (_add_run_arguments)."""
-    from .adapter.config import LamdaConfig
     from .training.config import TrainConfig
 
-    dropout = getattr(args, "dropout", None)
-    adapter = LamdaConfig(rank=args.rank or choices.DEFAULT_RANKS[method],
-                          rank_pattern=_read_ranks(getattr(args, "ranks", None)) or {}, alpha=args.alpha,
-                          init=args.init, freeze_fraction=args.freeze_fraction,
-                          dropout=choices.DEFAULT_DROPOUT[method] if dropout is None else dropout,
-                          freeze_rule=args.freeze_rule, trainable_modules=args.head_modules)
+    adapter = get_method(method).adapter_config(
+        args.rank, _read_ranks(getattr(args, "ranks", None)), getattr(args, "dropout", None), alpha=args.alpha,
+        init=args.init, freeze_fraction=args.freeze_fraction, freeze_rule=args.freeze_rule,
+        trainable_modules=args.head_modules)
     return TrainConfig(
         source=args.source, task=args.task, train_data=args.data, validation_data=args.validation,
         text_column=args.text_column, label_column=args.label_column, method=method, adapter=adapter,
@@ -165,14 +164,14 @@ def _run_config(args, method: str, **changes):
 
 
 def _train(args) -> None:
-    from .training.preflight import check_run
-    from .training.runs import RunFolder
+    from .training.runs import create_run
 
     config = _run_config(args, args.method, learning_rate=args.lr, head_learning_rate=args.head_lr,
                          core_learning_rate=args.core_lr, max_steps=args.max_steps, epochs=args.epochs)
-    for note in check_run(config):
+    notes = []
+    folder = create_run(config, args.output, notes)
+    for note in notes:
         print(f"note: {note}")
-    folder = RunFolder.create(config, args.output).path
     _launch(folder, args.background, args.processes)
 
 
@@ -369,7 +368,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text-column")
     parser.add_argument("--label-column")
     parser.add_argument("--rank", type=int, help="r of every adapted matrix (default: the method's, "
-                        + ", ".join(f"{m} {r}" for m, r in choices.DEFAULT_RANKS.items() if m != "full") + ")")
+                        + _per_method(lambda m: m.default_rank if m.adapts_matrices else None) + ")")
     parser.add_argument("--alpha", type=float, help=f"update scale s = alpha / r (default: alpha = "
                         f"{choices.DEFAULT_SCALE:g} x rank)")
     parser.add_argument("--init", default=choices.DEFAULT_INIT, choices=choices.INIT_VARIANTS)
@@ -380,11 +379,12 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--schedule", default=choices.DEFAULT_LR_SCHEDULE, choices=choices.LR_SCHEDULES)
     parser.add_argument("--warmup", type=float, default=0.06, help="warm-up fraction of the steps")
     parser.add_argument("--weight-decay", type=float, default=0.0)
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=choices.DEFAULT_BATCH_SIZE, help="micro-batch size")
     parser.add_argument("--accumulation", type=int, default=1, help="gradient accumulation steps")
     parser.add_argument("--eval-interval", type=int, default=25)
     parser.add_argument("--checkpoint-interval", type=int, default=25)
-    parser.add_argument("--seq", type=int, default=64, help="maximum tokens per example (block size for causal-lm)")
+    parser.add_argument("--seq", type=int, default=choices.DEFAULT_SEQ_LEN,
+                        help="maximum tokens per example (block size for causal-lm)")
     parser.add_argument("--dtype", default="float32", choices=choices.MODEL_DTYPES)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pooling", default=choices.DEFAULT_POOLING, choices=choices.POOLINGS,
@@ -427,15 +427,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     estimate = commands.add_parser("estimate", help="parameters and training memory of each method")
     estimate.add_argument("source", nargs="?", default="default")
-    estimate.add_argument("--method", default=choices.DEFAULT_METHOD, choices=choices.METHODS)
+    estimate.add_argument("--method", default=choices.DEFAULT_METHOD, choices=method_names())
     estimate.add_argument("--rank", type=int, help="default: each method's own default rank")
     estimate.add_argument("--ranks", help="per-matrix ranks: a JSON file written by `lamda allocate` (for lamda++)")
-    estimate.add_argument("--batch", type=int, default=8)
-    estimate.add_argument("--seq", type=int, default=128)
+    estimate.add_argument("--batch", type=int, default=choices.DEFAULT_BATCH_SIZE, help="micro-batch size")
+    estimate.add_argument("--seq", type=int, default=choices.DEFAULT_SEQ_LEN, help="tokens per example")
     estimate.add_argument("--dtype", default="float32", choices=choices.MODEL_DTYPES)
     estimate.add_argument("--optimizer", default="adamw", choices=choices.OPTIMIZERS)
     estimate.add_argument("--gradient-checkpointing", action="store_true")
-    estimate.add_argument("--dropout", type=float, default=0.0, help="adapter dropout (LoRA and LaMDA)")
+    estimate.add_argument("--dropout", type=float, default=None,
+                          help="adapter dropout (default: the method's, as a run trains it: "
+                               + _per_method(lambda m: m.default_dropout) + ")")
     estimate.add_argument("--task", default="classification", choices=choices.TASKS)
     estimate.add_argument("--device", default="cpu", help="cpu or cuda: which kernels the estimate assumes")
     estimate.add_argument("--measure", action="store_true", help="also run one real training step and compare")
@@ -444,14 +446,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="a short local fine-tune as a resumable run folder")
     _add_run_arguments(train)
-    train.add_argument("--method", default=choices.DEFAULT_METHOD, choices=choices.METHODS)
+    train.add_argument("--method", default=choices.DEFAULT_METHOD, choices=method_names())
     train.add_argument("--ranks", help="per-matrix ranks from `lamda allocate` (for lamda++)")
     train.add_argument("--dropout", type=float, default=None,
-                       help="adapter dropout (default: " + _per_method(choices.DEFAULT_DROPOUT) + ")")
+                       help="adapter dropout (default: " + _per_method(lambda m: m.default_dropout) + ")")
     train.add_argument("--lr", type=float, default=None,
-                       help="default: " + _per_method(choices.DEFAULT_LEARNING_RATES))
+                       help="default: " + _per_method(lambda m: m.default_learning_rate))
     train.add_argument("--head-lr", type=float, default=None,
-                       help="the task head's rate (default: " + _per_method(choices.DEFAULT_HEAD_LEARNING_RATES) + ")")
+                       help="the task head's rate (default: "
+                            + _per_method(lambda m: m.default_head_learning_rate, "as --lr") + ")")
     train.add_argument("--core-lr", type=float, default=None,
                        help="LaMDA's r x r core S (default: --lr, which B then uses alone)")
     train.add_argument("--max-steps", type=int)
@@ -464,13 +467,13 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="train several methods on the same data with matched budgets "
                                   "and compare quality, parameters, memory and time")
     _add_run_arguments(compare)
-    compare.add_argument("--methods", nargs="+", default=list(choices.DEFAULT_COMPARE_METHODS), choices=choices.METHODS,
+    compare.add_argument("--methods", nargs="+", default=list(choices.DEFAULT_COMPARE_METHODS), choices=method_names(),
                          help="the methods to train (default: %(default)s; add full for the full fine-tuning reference)")
     compare.add_argument("--match", default=choices.COMPARE_MATCHES[0], choices=choices.COMPARE_MATCHES,
                          help="defaults: LoRA at its default rank, LaMDA at --rank (default: its own), LaMDA++ at "
                               "LaMDA's total rank; rank: every adapter at --rank (LaMDA++ at the same total rank); "
                               "parameters: LoRA's rank chosen to match LaMDA's averaged trainable parameters")
-    compare.add_argument("--steps", type=int, default=60, help="optimizer steps of every run")
+    compare.add_argument("--steps", type=int, default=choices.DEFAULT_STEPS, help="optimizer steps of every run")
     compare.add_argument("--root", default="runs", help="the runs folder to create the runs in")
     compare.add_argument("--name", help="the comparison's name (default: compare-<date>-<time>)")
     compare.add_argument("--background", action="store_true", help="queue the runs and return")
@@ -510,8 +513,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _per_method(values: dict) -> str:
-    return ", ".join(f"{m} {v:g}" if v is not None else f"{m} as --lr" for m, v in values.items())
+def _per_method(value_of, none: str | None = None) -> str:
+    """"lamda 40, lora 8, ..." of ``value_of(entry)`` for every registered method; a None value
+    reads ``none`` (left out when ``none`` is None)."""
+    values = {name: value_of(get_method(name)) for name in method_names()}
+    return ", ".join(f"{m} {v:g}" if v is not None else f"{m} {none}" for m, v in values.items()
+                     if v is not None or none is not None)
 
 
 def main(argv: list[str] | None = None) -> int:

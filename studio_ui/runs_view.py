@@ -11,12 +11,9 @@ from lamda_core import LamdaError, figures
 from lamda_core.training.export import export_merged
 from lamda_core.training.runs import RunFolder, list_runs
 
-DOWNLOADS = "downloads"  # zips of a finished run's exports, built once
-
-
 def zip_of(folder: Path, name: str) -> Path:
-    """``folder/downloads/<name>.zip`` holding ``folder/<name>``, built on first request only."""
-    target = folder / DOWNLOADS / f"{name}.zip"
+    """The zip of a run's saved folder ``name`` (RunFolder.download_path), built on first request only."""
+    target = RunFolder(folder).download_path(name)
     if not target.is_file():
         target.parent.mkdir(exist_ok=True)
         staging = target.with_suffix(".tmp")
@@ -71,7 +68,7 @@ def run_panel(folder: Path, charts: bool = True) -> None:
 
 def downloads(folder: Path) -> None:
     columns = st.columns(4)
-    names = [name for name in ("adapter", "peft", "model") if (folder / name).is_dir()]
+    names = [path.name for path in RunFolder(folder).saved_folders()]
     for column, name in zip(columns, names):
         column.download_button(f"Download {name} (zip)", zip_of(folder, name).read_bytes(),
                                f"{folder.name}-{name}.zip", key=f"download-{folder.name}-{name}")

@@ -57,7 +57,7 @@ def test_spectrum_page_shows_heatmap_spectra_table_and_downloads():
 def test_rank_budget_slider_changes_allocation_and_costs():
     app = page("Rank_budget").run()
     assert not app.exception
-    assert metric(app, "Total rank") == str(36 * choices.DEFAULT_RANKS["lamda"])  # r0 starts at LaMDA's default rank
+    assert metric(app, "Total rank") == str(36 * choices.DEFAULT_LAMDA_RANK)  # r0 starts at LaMDA's default rank
     params_before = metric(app, "LaMDA++ adapter params (start)")
     memory_before = metric(app, "Training memory (batch 16 x 128)")
     app.slider(key="budget_rank").set_value(1000).run()

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from lamda_core.choices import DEFAULT_RANKS
+from lamda_core.choices import DEFAULT_LAMDA_RANK
 
-R0 = DEFAULT_RANKS["lamda"]  # the Rank budget page's r0 starts at LaMDA's default rank
+R0 = DEFAULT_LAMDA_RANK  # the Rank budget page's r0 starts at LaMDA's default rank
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"

@@ -6,8 +6,9 @@ import sys
 import pytest
 
 from lamda_core import ConfigError, DataError, LamdaConfig, RunError, allocate_ranks, scan_spectra
-from lamda_core.choices import DEFAULT_DROPOUT, DEFAULT_RANKS, DEFAULT_SCALE
-from lamda_core.costs.estimate import average_lamda_parameters
+from lamda_core.choices import DEFAULT_SCALE
+from lamda_core.costs.parameters import average_lamda_parameters
+from lamda_core.methods import LORA, get_method
 from lamda_core.training.compare import (comparison_table, create_comparison,
                                          list_comparisons, matched_configs, pareto_front)
 from lamda_core.training.config import TrainConfig
@@ -28,15 +29,15 @@ def test_same_total_rank_gives_every_adapter_the_rank_and_lamda_plus_plus_the_sa
     assert len(pattern) == 36 and sum(pattern.values()) == 36 * 8 and len(set(pattern.values())) > 1
     for method, config in configs.items():  # the same run otherwise, each at its own defaults
         assert (config.max_steps, config.batch_size, config.seed, config.train_data) == (30, 4, 0, "demo-sentiment")
-        assert config.learning_rate is None and config.adapter.dropout == DEFAULT_DROPOUT[method]
+        assert config.learning_rate is None and config.adapter.dropout == get_method(method).default_dropout
     created = [c.created for c in configs.values()]
     assert created == sorted(created) and len(set(created)) == 4  # they queue in the order given
 
 
 def test_each_at_its_defaults_gives_lora_its_default_rank_and_scale_and_lamda_the_rank_given():
     configs = matched_configs(base_config(adapter=LamdaConfig(rank=12, alpha=6.0)), ["lamda", "lora", "lamda++"])
-    assert configs["lora"].adapter.rank == DEFAULT_RANKS["lora"] != 12
-    assert configs["lora"].adapter.alpha == DEFAULT_SCALE * DEFAULT_RANKS["lora"]  # LoRA's own scale, not LaMDA's
+    assert configs["lora"].adapter.rank == LORA.default_rank != 12
+    assert configs["lora"].adapter.alpha == DEFAULT_SCALE * LORA.default_rank  # LoRA's own scale, not LaMDA's
     assert (configs["lamda"].adapter.rank, configs["lamda"].adapter.alpha) == (12, 6.0)
     assert sum(configs["lamda++"].adapter.rank_pattern.values()) == 36 * 12  # LaMDA's total rank
 

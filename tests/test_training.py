@@ -12,6 +12,7 @@ import torch
 from peft import PeftModel
 
 import lamda_core as lc
+from lamda_core.methods import get_method
 from lamda_core.training.config import TrainConfig
 from lamda_core.training.runs import RunFolder, create_run, read_config, read_metrics, read_status, request_stop, start_run
 from lamda_core.training.trainer import run
@@ -305,11 +306,11 @@ def test_each_method_gets_its_own_default_rank_and_alpha_follows_the_rank(tmp_pa
 
     for method in ("lamda", "lora", "full"):
         adapter = TrainConfig(method=method).adapter
-        assert adapter.rank == choices.DEFAULT_RANKS[method] and adapter.alpha == 2 * adapter.rank
-        assert adapter.dropout == choices.DEFAULT_DROPOUT[method]
-    assert (lc.LamdaConfig().rank, lc.LamdaConfig().freeze_fraction) == (choices.DEFAULT_RANKS["lamda"], 0.01)
+        assert adapter.rank == get_method(method).default_rank and adapter.alpha == 2 * adapter.rank
+        assert adapter.dropout == get_method(method).default_dropout
+    assert (lc.LamdaConfig().rank, lc.LamdaConfig().freeze_fraction) == (choices.DEFAULT_LAMDA_RANK, 0.01)
     assert lc.LamdaConfig(rank=8).alpha == 16 and lc.LamdaConfig(rank=8, alpha=4).alpha == 4
-    for method, rank in (("lora", "8"), ("lamda", str(choices.DEFAULT_RANKS["lamda"]))):  # the CLI, without --rank
+    for method, rank in (("lora", "8"), ("lamda", str(choices.DEFAULT_LAMDA_RANK))):  # the CLI, without --rank
         output = tmp_path / method
         result = subprocess.run([sys.executable, "-m", "lamda_core.cli", "train", "--method", method, "--max-steps", "1",
                                  "--output", str(output)], capture_output=True, text=True)

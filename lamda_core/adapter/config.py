@@ -12,7 +12,9 @@ from ..errors import ConfigError
 class LamdaConfig:
     """Options of a LaMDA adapter.
 
-    rank: r of every adapted matrix unless ``rank_pattern`` names it (default: LaMDA's, choices).
+    rank: r of every adapted matrix unless ``rank_pattern`` names it (default: LaMDA's, choices); a
+        run's adapter is built by its method's ``adapter_config`` (methods.py), which fills the
+        method's own defaults.
     alpha: scale s = alpha / r (per matrix, with its own r); None = DEFAULT_SCALE x rank (s = 2).
     dropout: on the adapter input; 0 by default since a mask costs a d_in-wide tensor per module.
     targets: module name patterns (exact, dotted suffix or full regex); None = family defaults.
@@ -28,7 +30,7 @@ class LamdaConfig:
         overflow; inputs are cast to it and the update cast back to the base output dtype.
     """
 
-    rank: int = choices.DEFAULT_RANKS["lamda"]
+    rank: int = choices.DEFAULT_LAMDA_RANK
     alpha: float | None = None
     dropout: float = 0.0
     targets: list[str] | None = None
@@ -58,18 +60,6 @@ class LamdaConfig:
                 raise ConfigError(f"rank_pattern[{pattern!r}] must be a positive integer, got {r!r}")
         if isinstance(self.targets, str):
             self.targets = [self.targets]
-
-    @classmethod
-    def for_method(cls, method: str, rank: int | None = None, rank_pattern: dict | None = None,
-                   dropout: float | None = None, targets: list[str] | None = None, **options) -> "LamdaConfig":
-        """The adapter config of one of METHODS (LoRA and full fine-tuning read targets, ranks,
-        dropout and heads from it too), the method's default rank and dropout where None;
-        lamda++ needs per-matrix ranks."""
-        check_choice(method, choices.METHODS, "method")
-        if method == "lamda++" and not rank_pattern:
-            raise ConfigError("lamda++ needs per-matrix ranks (rank_pattern, e.g. from allocate_ranks)")
-        return cls(rank=rank or choices.DEFAULT_RANKS[method], rank_pattern=dict(rank_pattern or {}),
-                   dropout=choices.DEFAULT_DROPOUT[method] if dropout is None else dropout, targets=targets, **options)
 
     def to_dict(self) -> dict:
         return asdict(self)

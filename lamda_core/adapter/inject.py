@@ -1,5 +1,5 @@
-"""Putting adapters into a model: LaMDA (ours), LoRA (through PEFT) or full fine-tuning, all
-through ``adapt``; and counting what trains."""
+"""Putting adapters into a model: LaMDA layers (apply_lamda), the PEFT LoRA config, ``adapt`` for
+any registered method (methods.py); and counting what trains."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -7,13 +7,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..choices import METHODS, check_choice
 from .config import LamdaConfig
 from ..errors import ConfigError, RankError, TargetError
 from .identity import base_identity
 from .layer import LamdaLayer
 from ..models.targets import MatrixInfo, pattern_matches, resolve_targets
-from transformers.pytorch_utils import Conv1D
 
 CLASSIFICATION_HEADS = ("classifier", "score")
 
@@ -146,36 +144,15 @@ def apply_lamda(model: nn.Module, config: LamdaConfig | None = None, initialize:
     return model
 
 
-def apply_lora(model: nn.Module, config: LamdaConfig) -> nn.Module:
-    """Standard LoRA through PEFT with the same targets, ranks, alpha, dropout and head."""
-    from peft import get_peft_model
-
-    matrices = resolve_targets(model, config.targets)
-    ranks = resolve_ranks(matrices, config)
-    heads = head_module_names(model, config.trainable_modules)
-    conv1d = any(m.module_type == Conv1D.__name__ for m in matrices)
-    return get_peft_model(model, lora_config(config, ranks, heads, conv1d))
-
-
 def adapt(model: nn.Module, method: str = "lamda", config: LamdaConfig | None = None, initialize: bool = True,
           gradients: dict[str, torch.Tensor] | None = None) -> nn.Module:
-    """One entry point for every method compared here (``initialize`` and ``gradients``: see
-    apply_lamda; LaMDA only).
+    """One entry point for every registered method (methods.py): the method's ``apply`` with
+    ``config`` (None: the method's defaults). ``initialize`` and ``gradients``: see apply_lamda
+    (LaMDA only); lamda++ needs config.rank_pattern (from allocate_ranks)."""
+    from ..methods import get_method
 
-    lamda: LaMDA at config.rank (config.rank_pattern honoured); lamda++: LaMDA with per-matrix
-    ranks, config.rank_pattern required (from allocate_ranks); lora: PEFT LoRA with the same
-    targets / ranks / alpha / dropout / head; full: every parameter trains.
-    """
-    config = config or LamdaConfig()
-    check_choice(method, METHODS, "method")
-    if method == "lamda++" and not config.rank_pattern:
-        raise ConfigError("lamda++ needs per-matrix ranks: set LamdaConfig.rank_pattern (from allocate_ranks)")
-    if method in ("lamda", "lamda++"):
-        return apply_lamda(model, config, initialize, gradients)
-    if method == "lora":
-        return apply_lora(model, config)
-    model.requires_grad_(True)
-    return model
+    spec = get_method(method)
+    return spec.apply(model, config or spec.adapter_config(), initialize, gradients)
 
 
 @dataclass(frozen=True)

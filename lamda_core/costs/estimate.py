@@ -34,8 +34,8 @@ from ..errors import ConfigError
 from ..models.loading import load_config, meta_model, resolve_source
 from ..models.pooling import resolve_pooling, unused_pooler_parameters
 from .query import CostQuery
-from ..adapter.freezing import frozen_column_count
 from ..adapter.inject import head_module_names, resolve_ranks
+from ..methods import MemoryModel
 from ..models.targets import MatrixInfo, model_family, resolve_targets
 
 OPTIMIZER_STATES = {"adamw": 2, "sgd": 0, "sgd-momentum": 1}  # fp32 moments per trainable parameter
@@ -195,7 +195,7 @@ def _outside_layers(sh: Shape, act: int, mask: int, full: bool, causal: bool) ->
     return embeddings + pooler
 
 
-def _adapter_activations(method: str, matrices: list[MatrixInfo], ranks: dict[str, int], sh: Shape,
+def _adapter_activations(memory: MemoryModel, matrices: list[MatrixInfo], ranks: dict[str, int], sh: Shape,
                          act: int, mask: int, dropout: float, fused_attention: bool) -> float:
     n = sh.tokens
     first_layer = min((m.layer for m in matrices if m.layer is not None), default=None)
@@ -204,7 +204,7 @@ def _adapter_activations(method: str, matrices: list[MatrixInfo], ranks: dict[st
         return not (m.layer == first_layer and m.kind in ATTENTION_INPUT_KINDS)
 
     masks = sum(n * m.d_in * mask for m in matrices if input_needs_grad(m)) if dropout > 0 else 0
-    if method in ("lamda", "lamda++"):
+    if memory is MemoryModel.LAMDA:
         return sum(2 * n * ranks[m.name] * ADAPTER_BYTES for m in matrices) + masks
     total = sum(n * ranks[m.name] * ADAPTER_BYTES for m in matrices) + masks  # A(x), kept for lora_B
     if dropout > 0:  # each module keeps its own dropped copy of x
@@ -220,7 +220,7 @@ def _adapter_activations(method: str, matrices: list[MatrixInfo], ranks: dict[st
     return total + sum(inputs.values())
 
 
-def _transients(sh: Shape, method: str, dropout: float, act: int, causal: bool) -> tuple[float, float]:
+def _transients(sh: Shape, memory: MemoryModel, dropout: float, act: int, causal: bool) -> tuple[float, float]:
     """Bytes that live only for a moment on top of the kept activations: (forward, backward),
     at their largest. Measured from the allocator's events (peak.py) on the CPU, fp32:
     causal LMs: the logits beside their float32 log-softmax in the forward (N x V), and in the
@@ -236,12 +236,13 @@ def _transients(sh: Shape, method: str, dropout: float, act: int, causal: bool) 
     if causal:
         half = act < 4
         return n * v * (act + (4 if half else 0)), 2 * n * v * 4
-    if method == "full":
+    lora = memory is MemoryModel.LORA
+    if memory is MemoryModel.FULL:
         return n * h * act, n * i * act
     if act < 4:  # half-precision base: the adapter's float32 update and its cast dominate the forward
-        forward = (2 * i + h / 2 + (1.5 * h if method == "lora" and dropout > 0 else 0)) * n * ADAPTER_BYTES
+        forward = (2 * i + h / 2 + (1.5 * h if lora and dropout > 0 else 0)) * n * ADAPTER_BYTES
         return forward, (2 * i + 3 * h) * n * act
-    if method == "lora":
+    if lora:
         return ((2 * i + h / 2) if dropout > 0 else 2 * h) * n * act, (i if dropout > 0 else i + 3 * h) * n * act
     return (2 * i + h / 2) * n * act, (2 * i + 3 * h) * n * act
 
@@ -260,27 +261,11 @@ def _peak(weights: int, gradients: int, optimizer: int, activations: int, transi
     return int(weights + optimizer + phases[phase]), phase
 
 
-def average_lamda_parameters(rank: int, d_out: int, total_steps: int, fraction: float, rule: str = "linear",
-                             b_counted: str = "columns") -> float:
-    """r^2 + d_out x (B's trained columns averaged over the freezing schedule), counting
-    b_counted="columns": its unfrozen columns before each step t = 0..T-1 (the cost model), or
-    "whole": all r columns while any is unfrozen, after each step t = 1..T (the trainer's
-    ``adapter_parameters``: B leaves the optimizer only when its last column freezes)."""
-    if b_counted == "columns":
-        trained = sum(rank - frozen_column_count(rule, rank, t, total_steps, fraction) for t in range(total_steps))
-    elif b_counted == "whole":
-        trained = rank * sum(frozen_column_count(rule, rank, t, total_steps, fraction) < rank
-                             for t in range(1, total_steps + 1))
-    else:
-        raise ValueError(f"b_counted must be 'columns' or 'whole', got {b_counted!r}")
-    return rank * rank + d_out * trained / total_steps
-
-
 def estimate_costs(query: CostQuery) -> CostBreakdown:
     """Estimate every component of training memory and the trainable parameters of one method,
     from the model's config alone (query.source: only config.json is read)."""
     q = query
-    method, batch_size, seq_len, dtype, device, task = q.method, q.batch_size, q.seq_len, q.dtype, q.device, q.task
+    method, batch_size, seq_len, dtype, device, task = q.method_spec, q.batch_size, q.seq_len, q.dtype, q.device, q.task
     config = q.adapter_config()
     model_config = load_config(q.source)
     validate_shape(model_config, batch_size, seq_len)
@@ -295,24 +280,14 @@ def estimate_costs(query: CostQuery) -> CostBreakdown:
     base_params = sum(p.numel() for p in meta.parameters())
     heads = head_module_names(meta, None)
     head_params = sum(p.numel() for h in heads for p in meta.get_submodule(h).parameters())
-    matrices = resolve_targets(meta, config.targets) if method != "full" else []
+    matrices = resolve_targets(meta, config.targets) if method.adapts_matrices else []
     ranks = resolve_ranks(matrices, config) if matrices else {}
-
-    adapter_frozen = adapter_start = adapter_end = 0
-    adapter_average = 0.0
-    for m in matrices:
-        r = ranks[m.name]
-        if method == "lora":
-            adapter_start += r * (m.d_in + m.d_out)
-        else:
-            adapter_frozen += r * m.d_in
-            adapter_start += r * r + r * m.d_out
-            adapter_end += r * r
-            adapter_average += average_lamda_parameters(r, m.d_out, q.total_steps, q.freeze_fraction, q.freeze_rule)
-    if method == "lora":
-        adapter_end, adapter_average = adapter_start, float(adapter_start)
-    head_copy = head_params if method == "lora" else 0  # PEFT's modules_to_save keeps a trainable copy
-    if method == "full":
+    counts = [method.matrix_parameters(ranks[m.name], m.d_in, m.d_out, q.total_steps, config) for m in matrices]
+    adapter_frozen, adapter_start = sum(c.frozen for c in counts), sum(c.start for c in counts)
+    adapter_end, adapter_average = sum(c.end for c in counts), float(sum(c.average for c in counts))
+    full = method.memory is MemoryModel.FULL
+    head_copy = head_params if method.memory is MemoryModel.LORA else 0  # PEFT's modules_to_save: a trainable copy
+    if full:
         trainable = base_params
         weights = base_params * act
     else:
@@ -320,7 +295,7 @@ def estimate_costs(query: CostQuery) -> CostBreakdown:
         weights = base_params * act + (adapter_frozen + adapter_start) * ADAPTER_BYTES + head_copy * act
     # trainable parameters in the model's dtype that get a gradient (full fine-tuning with mean
     # pooling leaves BERT's pooler unused)
-    trainable_native = trainable - adapter_start - (unused_pooler_parameters(meta, pooling) if method == "full" else 0)
+    trainable_native = trainable - adapter_start - (unused_pooler_parameters(meta, pooling) if full else 0)
     gradients = trainable_native * act + adapter_start * ADAPTER_BYTES
     states = OPTIMIZER_STATES[q.optimizer]
     if q.mixed_precision and act < 4:  # fp32 master copy and fp32 moments for half-precision parameters
@@ -328,9 +303,8 @@ def estimate_costs(query: CostQuery) -> CostBreakdown:
     else:
         optimizer_bytes = (trainable_native * act + adapter_start * ADAPTER_BYTES) * states
 
-    full = method == "full"
     per_layer = [_layer_base(sh, act, mask, full, grad_in=full or layer > 0, on_gpu=on_gpu) for layer in range(sh.layers)]
-    adapter_acts = (_adapter_activations(method, matrices, ranks, sh, act, mask, config.dropout,
+    adapter_acts = (_adapter_activations(method.memory, matrices, ranks, sh, act, mask, config.dropout,
                                          not _math_attention(sh, on_gpu)) if matrices else 0)
     if q.gradient_checkpointing:  # keep each block's input; one block's activations live again in backward
         layer_share = adapter_acts / max(1, sh.layers)
@@ -342,11 +316,11 @@ def estimate_costs(query: CostQuery) -> CostBreakdown:
     base += _outside_layers(sh, act, mask, full, causal)
     rows = sh.tokens if causal else sh.batch  # log-softmax rows; the loss also keeps int64 targets
     logits = rows * ((sh.vocab if causal else sh.num_labels) * 4 + 8) + 4
-    transients = _transients(sh, method, config.dropout, act, causal)
+    transients = _transients(sh, method.memory, config.dropout, act, causal)
     peak, phase = _peak(int(weights), int(gradients), int(optimizer_bytes), int(base + adapter_acts + logits),
                         transients, q.optimizer)
     return CostBreakdown(
-        method=method, weights=int(weights), gradients=int(gradients), optimizer=int(optimizer_bytes),
+        method=q.method, weights=int(weights), gradients=int(gradients), optimizer=int(optimizer_bytes),
         activations_base=int(base), activations_adapter=int(adapter_acts), logits=int(logits),
         trainable_start=int(trainable), trainable_end=int(trainable - adapter_start + adapter_end),
         trainable_average=float(trainable - adapter_start + adapter_average),

@@ -24,7 +24,8 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 from .peak import allocator_peak, resident_growth
 from .query import CostQuery
-from .estimate import CostBreakdown, average_lamda_parameters, optimizer_for
+from .estimate import CostBreakdown, optimizer_for
+from .parameters import average_lamda_parameters
 from ..errors import ConfigError
 from ..adapter.inject import adapt, lamda_layers, trainable_parameters
 from ..adapter.layer import LamdaLayer
@@ -142,8 +143,9 @@ def measure_costs(query: CostQuery) -> CostBreakdown:
     # after B freezes and over the schedule: counted on the built layers (the step runs unfrozen)
     layers = lamda_layers(model).values()
     b_columns = sum(layer.lamda_B.numel() for layer in layers)
-    average = sum(average_lamda_parameters(layer.rank, layer.d_out, query.total_steps, query.freeze_fraction,
-                                           query.freeze_rule) for layer in layers)
+    adapter = query.adapter_config()
+    average = sum(average_lamda_parameters(layer.rank, layer.d_out, query.total_steps, adapter.freeze_fraction,
+                                           adapter.freeze_rule) for layer in layers)
     adapter_average = average if layers else count.adapter
     return CostBreakdown(
         method=method, weights=weights, gradients=gradients, optimizer=state,

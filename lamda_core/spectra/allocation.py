@@ -22,17 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..costs.parameters import lamda_parameters
 from ..errors import AllocationError
 from .spectrum import SpectrumReport
 
 STRATEGIES = ("equal-energy", "energy-deficit")
 BUDGET_KINDS = ("rank", "params")
 BISECTION_STEPS = 60
-
-
-def lamda_parameters(rank: int, d_out: int) -> int:
-    """Trainable LaMDA parameters of one matrix while B trains: r^2 + r d_out."""
-    return rank * rank + rank * d_out
 
 
 @dataclass

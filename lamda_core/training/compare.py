@@ -5,13 +5,15 @@ A comparison is a set of ordinary run folders under one runs root whose TrainCon
 holds the comparison's name; they queue one after another like any runs (runs.TrainingSlot).
 Every method trains on the same data, seed, steps, batch and sequence length, at its own default
 learning rate and dropout, with a budget set by ``match``:
-  match="defaults"    LoRA at its default rank and scale, LaMDA at rank r (default: its own), LaMDA++
-                      at LaMDA's total rank: each method as a user gets it, as benchmarks/quality.py
-                      compares them;
+  match="defaults"    LoRA (any PEFT-style method) at its default rank and scale, LaMDA at rank r
+                      (default: its own), LaMDA++ at LaMDA's total rank: each method as a user
+                      gets it, as benchmarks/quality.py compares them;
   match="rank"        every adapter at rank r; LaMDA++ at the same total rank (allocate_ranks);
   match="parameters"  LaMDA at rank r sets the budget, its averaged adapter parameters over the
                       freezing schedule; LoRA takes the rank whose parameters come closest to it
                       and LaMDA++ the same trainable LaMDA parameters as uniform rank r.
+What sets a method apart here is read from its registry entry (methods.py): its memory model says
+whether it is LoRA-like, needs_rank_pattern marks LaMDA++.
 Full fine-tuning, when asked for, is the unmatched reference (every weight trains).
 """
 from __future__ import annotations
@@ -21,10 +23,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from .. import choices
-from ..costs.estimate import average_lamda_parameters
+from ..costs.parameters import average_lamda_parameters
 from ..errors import ConfigError, RunError
+from ..methods import MemoryModel, get_method
 from .config import TrainConfig
-from .runs import RunFolder, list_runs
+from .runs import RunFolder, create_run, list_runs
 
 # higher or lower is better, per metric in a run's summary (without the "eval_" prefix)
 METRIC_DIRECTIONS = {"accuracy": "higher", "f1": "higher", "perplexity": "lower", "loss": "lower"}
@@ -51,8 +54,8 @@ def matched_configs(base: TrainConfig, methods: list[str], match: str = "default
     docstring). base.adapter.rank is LaMDA's rank; ``report`` (a SpectrumReport, scanned when None)
     gives LaMDA++'s ranks."""
     choices.check_choice(match, choices.COMPARE_MATCHES, "match")
-    for method in methods:
-        choices.check_choice(method, choices.METHODS, "method")
+    specs = {method: get_method(method) for method in methods}
+    peft_like = [m for m, spec in specs.items() if spec.memory is MemoryModel.LORA]
     if len(set(methods)) < 2:
         raise ConfigError(f"a comparison needs at least two different methods, got {methods}")
     if base.max_steps is None:
@@ -61,17 +64,19 @@ def matched_configs(base: TrainConfig, methods: list[str], match: str = "default
     ranks = {method: rank for method in methods}
     alphas = {method: adapter.alpha for method in methods}
     pattern = {}
-    if match == "defaults" and "lora" in methods:
-        ranks["lora"] = choices.DEFAULT_RANKS["lora"]
-        alphas["lora"] = choices.DEFAULT_SCALE * ranks["lora"]
-    if match == "parameters" and "lora" in methods:
+    for method in peft_like if match == "defaults" else []:
+        ranks[method] = specs[method].default_rank
+        alphas[method] = choices.DEFAULT_SCALE * ranks[method]
+    if match == "parameters" and peft_like:
         matrices = _target_matrices(base)
         budget = sum(average_lamda_parameters(rank, m.d_out, base.max_steps, adapter.freeze_fraction,
                                               adapter.freeze_rule, b_counted="whole") for m in matrices)
-        ranks["lora"] = min(range(1, 4 * rank + 1),
-                            key=lambda r: abs(sum(r * (m.d_in + m.d_out) for m in matrices) - budget))
-        alphas["lora"] = adapter.alpha * ranks["lora"] / rank  # LaMDA's scale
-    if "lamda++" in methods:
+        for method in peft_like:
+            spec, config = specs[method], adapter
+            ranks[method] = min(range(1, 4 * rank + 1), key=lambda r: abs(sum(
+                spec.matrix_parameters(r, m.d_in, m.d_out, base.max_steps, config).average for m in matrices) - budget))
+            alphas[method] = adapter.alpha * ranks[method] / rank  # LaMDA's scale
+    if any(spec.needs_rank_pattern for spec in specs.values()):
         from ..spectra.allocation import allocate_ranks
         from ..spectra.spectrum import scan_spectra
 
@@ -81,8 +86,8 @@ def matched_configs(base: TrainConfig, methods: list[str], match: str = "default
     configs, now = {}, time.time()
     for index, method in enumerate(methods):
         method_adapter = replace(adapter, rank=ranks[method], alpha=alphas[method],
-                                 rank_pattern=pattern if method == "lamda++" else {},
-                                 dropout=choices.DEFAULT_DROPOUT[method])
+                                 rank_pattern=pattern if specs[method].needs_rank_pattern else {},
+                                 dropout=specs[method].default_dropout)
         configs[method] = replace(base, method=method, adapter=method_adapter, learning_rate=None,
                                   head_learning_rate=None, core_learning_rate=None,
                                   created=now + index * 1e-3)  # the queue's order: the order given
@@ -105,8 +110,8 @@ def create_comparison(base: TrainConfig, methods: list[str], root: str | Path, m
     if taken:
         raise RunError(f"run folders already exist: {', '.join(taken)}; choose another comparison name")
     for config in configs.values():
-        check_run(config)
-    return [RunFolder.create(config, folders[method]).path for method, config in configs.items()]
+        check_run(config)  # every run first: nothing is created when one fails
+    return [create_run(config, folders[method]) for method, config in configs.items()]
 
 
 def list_comparisons(root: str | Path) -> list[str]:
@@ -141,7 +146,8 @@ def run_result(folder: str | Path) -> dict:
     evaluation = run.last_eval()
     steps = len(metrics)
     return {
-        "run": run.name, "method": config.method, "rank": "-" if config.method == "full" else config.rank_label,
+        "run": run.name, "method": config.method,
+        "rank": config.rank_label if config.method_spec.adapts_matrices else "-",
         "state": status["state"],
         "step": status.get("step") or 0, "total_steps": status.get("total_steps") or config.max_steps,
         **{metric: evaluation.get(f"eval_{metric}") for metric in METRIC_DIRECTIONS},

@@ -10,13 +10,14 @@ from .. import choices
 from ..adapter.config import LamdaConfig
 from ..choices import check_choice
 from ..errors import ConfigError
+from ..methods import Method, get_method
 
 
 @dataclass
 class TrainConfig:
     """source: a model load_model takes; train_data / validation_data: files or a demo name
-    (no validation file: 10% of the data, seeded); adapter: None = LamdaConfig() with the method's
-    default rank and dropout; learning_rate / head_learning_rate: None = the method's default (choices);
+    (no validation file: 10% of the data, seeded); adapter: None = the method's adapter_config()
+    (its default rank and dropout, methods.py); learning_rate / head_learning_rate: None = the method's default (choices);
     core_learning_rate: rate of LaMDA's r x r core S (None = learning_rate, which B then uses);
     max_steps: None = ``epochs`` (default 3) over the data; group_by_length: classification
     micro-batches of similar lengths (less padding); pooling: how a classifier reads the token
@@ -37,13 +38,13 @@ class TrainConfig:
     lr_schedule: str = choices.DEFAULT_LR_SCHEDULE
     warmup_fraction: float = 0.06
     weight_decay: float = 0.0
-    batch_size: int = 16
+    batch_size: int = choices.DEFAULT_BATCH_SIZE
     grad_accumulation: int = 1
     max_steps: int | None = None
     epochs: float | None = None
     eval_interval: int = 25
     checkpoint_interval: int = 25
-    seq_len: int = 64
+    seq_len: int = choices.DEFAULT_SEQ_LEN
     group_by_length: bool = True
     max_grad_norm: float = 1.0
     dtype: str = "float32"
@@ -54,16 +55,15 @@ class TrainConfig:
 
     def __post_init__(self):
         check_choice(self.task, choices.TRAIN_TASKS, "task")
-        check_choice(self.method, choices.METHODS, "method")
+        method = get_method(self.method)
         check_choice(self.lr_schedule, choices.LR_SCHEDULES, "lr_schedule")
         check_choice(self.dtype, choices.MODEL_DTYPES, "dtype")
         check_choice(self.pooling, choices.POOLINGS, "pooling")
         if isinstance(self.adapter, dict):
             self.adapter = LamdaConfig.from_dict(self.adapter)
         if self.adapter is None:
-            self.adapter = LamdaConfig(rank=choices.DEFAULT_RANKS[self.method], dropout=choices.DEFAULT_DROPOUT[self.method])
-        if self.method == "lamda++" and not self.adapter.rank_pattern:
-            raise ConfigError("lamda++ needs per-matrix ranks: adapter.rank_pattern (from allocate_ranks)")
+            self.adapter = method.adapter_config()
+        method.check(self.adapter)
         for name in ("batch_size", "grad_accumulation", "eval_interval", "checkpoint_interval", "seq_len"):
             _positive_int(name, getattr(self, name))
         if self.max_steps is not None:
@@ -77,12 +77,15 @@ class TrainConfig:
         if self.weight_decay < 0 or self.max_grad_norm < 0:
             raise ConfigError("weight_decay and max_grad_norm must not be negative")
 
+    @property
+    def method_spec(self) -> Method:
+        """The method's registry entry (methods.py)."""
+        return get_method(self.method)
+
     def rates(self) -> tuple[float, float, float]:
         """(rate of the adapter, or of the body in full fine-tuning; rate of LaMDA's core S; rate
         of the task head), with the method's defaults filled in."""
-        rate = self.learning_rate or choices.DEFAULT_LEARNING_RATES[self.method]
-        return (rate, self.core_learning_rate or rate,
-                self.head_learning_rate or choices.DEFAULT_HEAD_LEARNING_RATES[self.method] or rate)
+        return self.method_spec.rates(self.learning_rate, self.core_learning_rate, self.head_learning_rate)
 
     @property
     def rank_label(self) -> str:
@@ -96,6 +99,12 @@ class TrainConfig:
         data = json.loads(text)
         data.setdefault("pooling", "cls")  # runs configured before pooling existed used the model's own head
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def run_intervals(steps: int) -> dict:
+    """Evaluation and checkpoint cadence of a short run of ``steps`` optimizer steps: about 6
+    evaluations and 3 checkpoints (the app's runs; the CLI keeps TrainConfig's every 25 steps)."""
+    return {"eval_interval": max(1, steps // 6), "checkpoint_interval": max(1, steps // 3)}
 
 
 def _positive_int(name: str, value) -> None:

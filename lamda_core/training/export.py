@@ -10,23 +10,13 @@ from .runs import RunFolder
 
 
 def fine_tuned_model(folder: str | Path):
-    """(fine-tuned model, tokenizer) of a finished run: LaMDA (adapter/) and LoRA (peft/) merged
-    into the run's base, full fine-tuning loaded from model/."""
-    from ..adapter.persistence import load_adapter, merge_adapter
-    from ..models.loading import load_model
-
+    """(fine-tuned model, tokenizer) of a finished run, as its method's registry entry loads it:
+    an adapter merged into the run's base, or the whole saved model (full fine-tuning)."""
     run, kwargs = finished_run(folder)
-    source, task = run.config.source, run.config.task
-    if (run.path / "model").is_dir():
-        return load_model(str(run.path / "model"), task=task, **kwargs)
-    model, tokenizer = load_model(source, task=task, **kwargs)
-    if (run.path / "adapter").is_dir():
-        return merge_adapter(load_adapter(model, run.path / "adapter")), tokenizer
-    if (run.path / "peft").is_dir():
-        from peft import PeftModel
-
-        return PeftModel.from_pretrained(model, str(run.path / "peft")).merge_and_unload(), tokenizer
-    raise RunError(f"{run.path} holds no adapter/, peft/ or model/ folder to analyse")
+    config, saved = run.config, run.saved()
+    if not saved.is_dir():
+        raise RunError(f"{run.path} has no {saved.name}/ folder, which a finished {config.method} run saves")
+    return config.method_spec.load(run.path, config.source, config.task, **kwargs)
 
 
 def finished_run(folder: str | Path):
@@ -44,9 +34,9 @@ def export_merged(folder: str | Path, target: str | Path | None = None) -> Path:
     a fully fine-tuned model/, then save_pretrained with the tokenizer to ``target`` (default:
     the run's merged/ folder)."""
     run, _ = finished_run(folder)
-    target = Path(target) if target is not None else run.path / "merged"
-    if (run.path / "model").is_dir():  # full fine-tuning: its saved model is the export
-        shutil.copytree(run.path / "model", target, dirs_exist_ok=True)
+    target = Path(target) if target is not None else run.merged_path
+    if not run.config.method_spec.adapts_matrices:  # full fine-tuning: its saved model is the export
+        shutil.copytree(run.saved(), target, dirs_exist_ok=True)
         return target
     merged, tokenizer = fine_tuned_model(folder)
     merged.save_pretrained(target)

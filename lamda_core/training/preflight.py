@@ -31,6 +31,6 @@ def check_run(config: TrainConfig) -> list[str]:
         apply_pooling(model, resolve_pooling(config.pooling, model, resolve_source(config.source)))
     elif config.pooling == "mean":
         raise ConfigError("pooling applies to classification only; a causal-lm run reads every token")
-    if config.method != "full":
+    if config.method_spec.adapts_matrices:
         resolve_ranks(resolve_targets(model, config.adapter.targets), config.adapter)
     return notes

@@ -7,9 +7,11 @@ A run folder holds:
   metrics.jsonl     one JSON object per optimizer step (and eval results at eval steps)
   STOP              present when a stop was requested; the trainer checkpoints and stops
   checkpoints/      step-NNNNNN folders, the last two kept
-  adapter/, peft/   the final adapter and its PEFT export (model/ for full fine-tuning);
+  adapter/, peft/   the final adapter and its PEFT export (model/ for full fine-tuning): what the
+                    method's registry entry saves (methods.py, Method.saved_folder)
   summary.json      the final metrics;  merged/ a merged export;  train.log the trainer's output
-``RunFolder`` is the only code that reads or writes these files. Only one run trains at a time
+  downloads/        zips of the saved folders, built on request (the app's downloads)
+``RunFolder`` is the only code that knows these paths. Only one run trains at a time
 per runs root (the folder's parent): a trainer waits, in creation order, for the root's lock.
 """
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 from ..errors import RunError
 from .config import TrainConfig
 
+SAVED_FOLDERS = ("adapter", "peft", "model")  # what a finished run can hold, in the order shown
 QUEUED_STOP_REASON = "stopped while queued; it never started"
 STATES = ("queued", "running", "stopping", "stopped", "finished", "failed")
 ACTIVE_STATES = ("queued", "running", "stopping")
@@ -71,6 +74,24 @@ class RunFolder:
     @property
     def name(self) -> str:
         return self.path.name
+
+    # ---- paths ----------------------------------------------------------------------------
+    def saved(self, name: str | None = None) -> Path:
+        """A saved folder of a finished run: ``name`` (adapter, peft or model) or, by default, the
+        one its method saves first (methods.py)."""
+        return self.path / (name or self.config.method_spec.saved_folder)
+
+    def saved_folders(self) -> list[Path]:
+        """The saved folders present, adapter / peft / model in that order."""
+        return [self.path / name for name in SAVED_FOLDERS if (self.path / name).is_dir()]
+
+    @property
+    def merged_path(self) -> Path:
+        return self.path / "merged"
+
+    def download_path(self, name: str) -> Path:
+        """Where the zip of the saved folder ``name`` goes."""
+        return self.path / "downloads" / f"{name}.zip"
 
     # ---- config and status ----------------------------------------------------------------
     @property
@@ -257,12 +278,25 @@ class RunFolder:
 
 
 # ---- the functional API over RunFolder (what the CLI, the app and the tests call) ----------
-def create_run(config: TrainConfig, folder: str | Path) -> Path:
-    """Check the run (preflight.check_run: data, model, ranks), then create its folder."""
+def create_run(config: TrainConfig, folder: str | Path, notes: list | None = None) -> Path:
+    """Check the run (preflight.check_run: data, model, ranks), then create its folder; what the
+    check detected (e.g. a file without a header line) is appended to ``notes``."""
     from .preflight import check_run
 
-    check_run(config)
+    found = check_run(config)
+    if notes is not None:
+        notes.extend(found)
     return RunFolder.create(config, folder).path
+
+
+def new_run_folder(root: str | Path, method: str) -> Path:
+    """A folder name not yet taken under ``root``: <date>-<time>-<method>[-n]."""
+    root, stamp = Path(root), time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1000):
+        folder = root / (f"{stamp}-{method.replace('+', 'p')}" + (f"-{n}" if n else ""))
+        if not folder.exists():
+            return folder
+    raise RunError(f"{root} has no free run folder name left for {stamp}")
 
 
 def read_config(folder: str | Path) -> TrainConfig:

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import torch
 
-from ..choices import LAMDA_METHODS
 from ..errors import LamdaError
 from .runs import RunFolder, StoppedWhileQueued, TrainingSlot
 
@@ -80,7 +79,7 @@ class Trainer:
 
         checkpoint = self.run.resume_checkpoint()
         # the gradient init costs forward / backward passes: a resumed run takes A, S, B from its checkpoint
-        from_gradient = c.method in LAMDA_METHODS and c.adapter.init == "gradient"
+        from_gradient = c.method_spec.freezes_b and c.adapter.init == "gradient"
         gradients = None
         if from_gradient and not checkpoint:
             gradients = self.task_gradients(model, Batches(size, c.batch_size, 1, 0, c.seed, lengths))
@@ -100,7 +99,7 @@ class Trainer:
         if self.step:
             restore_optimizer(checkpoint, self.optimizer, self.scheduler)
         self.freezer = None
-        if c.method in LAMDA_METHODS:
+        if c.method_spec.freezes_b:
             self.freezer = PMBFreezer(self.model, self.total_steps, completed_steps=state["freezer_steps"])
         self.wrapped, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
 
@@ -232,21 +231,15 @@ class Trainer:
         return "finished"
 
     def finish(self) -> None:
-        """Final adapter, its PEFT export (or the full model) and summary.json."""
+        """What the method saves (its registry entry: adapter, PEFT export or the whole model) and
+        summary.json."""
         from ..adapter.inject import trainable_parameters
-        from ..adapter.persistence import export_peft, save_adapter
 
         self.accelerator.wait_for_everyone()
         if not self.main:
             return
         c, folder = self.config, self.run.path
-        if c.method in LAMDA_METHODS:
-            save_adapter(self.model, folder / "adapter")
-            export_peft(self.model, folder / "peft", base_model_name_or_path=c.source)
-        elif c.method == "lora":
-            self.model.save_pretrained(str(folder / "peft"))
-        else:
-            self.model.save_pretrained(str(folder / "model"))
+        c.method_spec.save(self.model, folder, c.source)
         count = trainable_parameters(self.model)
         summary = {"method": c.method, "steps": self.step, "elapsed": round(time.time() - self.started, 3),
                    "trainable_parameters_end": count.trainable, "adapter_parameters_end": count.adapter,
@@ -258,11 +251,17 @@ class Trainer:
 
 def peak_memory(device: torch.device) -> dict:
     """The trainer's peak memory so far, in MiB: on a GPU the allocator's high-water mark
-    (torch.cuda.max_memory_allocated), else the process's peak resident set (ru_maxrss, KiB on
-    Linux), which also counts loading, initialization and evaluation."""
+    (torch.cuda.max_memory_allocated), else this process's own peak resident set (VmHWM of
+    /proc/self/status, which starts afresh at exec; ru_maxrss would carry the launching process's
+    peak over, e.g. the app server's), which also counts loading, initialization and evaluation."""
     if device.type == "cuda":
         return {"peak_memory_mib": round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1),
                 "peak_memory_kind": "cuda allocator"}
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):  # "VmHWM:   123456 kB"
+                return {"peak_memory_mib": round(int(line.split()[1]) / 1024, 1), "peak_memory_kind": "process RSS"}
     import resource
 
     return {"peak_memory_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

@@ -1,0 +1,59 @@
+"""Trainable-parameter arithmetic of one adapted matrix W (d_out x d_in) at rank r: the one place
+these formulas live (the cost model, comparisons, LaMDA++ budgets and the registry read them).
+
+    LoRA:  A (r x d_in) and B (d_out x r) train:            r (d_in + d_out)
+    LaMDA: A frozen (r x d_in); S (r x r) trains always, B (d_out x r) until frozen:
+           r^2 + r d_out while B trains, r^2 after, and the average over the freezing schedule.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MatrixParameters:
+    """One adapted matrix's adapter parameters: frozen (never trained, e.g. LaMDA's A), trainable
+    at the first step (start), after B froze (end) and averaged over the steps (average)."""
+
+    frozen: int
+    start: int
+    end: int
+    average: float
+
+
+def lora_parameters(rank: int, d_in: int, d_out: int) -> int:
+    """r (d_in + d_out): LoRA's A and B."""
+    return rank * (d_in + d_out)
+
+
+def lamda_parameters(rank: int, d_out: int) -> int:
+    """r^2 + r d_out: LaMDA's S and B while B trains."""
+    return rank * rank + rank * d_out
+
+
+def average_lamda_parameters(rank: int, d_out: int, total_steps: int, fraction: float, rule: str = "linear",
+                             b_counted: str = "columns") -> float:
+    """r^2 + d_out x (B's trained columns averaged over the freezing schedule), counting
+    b_counted="columns": its unfrozen columns before each step t = 0..T-1 (the cost model), or
+    "whole": all r columns while any is unfrozen, after each step t = 1..T (the trainer's
+    ``adapter_parameters``: B leaves the optimizer only when its last column freezes)."""
+    from ..adapter.freezing import frozen_column_count
+
+    if b_counted == "columns":
+        trained = sum(rank - frozen_column_count(rule, rank, t, total_steps, fraction) for t in range(total_steps))
+    elif b_counted == "whole":
+        trained = rank * sum(frozen_column_count(rule, rank, t, total_steps, fraction) < rank
+                             for t in range(1, total_steps + 1))
+    else:
+        raise ValueError(f"b_counted must be 'columns' or 'whole', got {b_counted!r}")
+    return rank * rank + d_out * trained / total_steps
+
+
+def lora_matrix(rank: int, d_in: int, d_out: int) -> MatrixParameters:
+    count = lora_parameters(rank, d_in, d_out)
+    return MatrixParameters(frozen=0, start=count, end=count, average=float(count))
+
+
+def lamda_matrix(rank: int, d_in: int, d_out: int, total_steps: int, fraction: float, rule: str) -> MatrixParameters:
+    return MatrixParameters(frozen=rank * d_in, start=lamda_parameters(rank, d_out), end=rank * rank,
+                            average=average_lamda_parameters(rank, d_out, total_steps, fraction, rule))

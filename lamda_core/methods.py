@@ -1,0 +1,261 @@
+"""The method registry: one entry per fine-tuning method, looked up by name everywhere else.
+
+An entry knows
+- its defaults (rank, scale, dropout, learning rates; the benchmark that chose each is cited next
+  to it) and builds a run's adapter config from them (``adapter_config``: the one place a method's
+  defaults are applied);
+- how it goes onto a model (``apply``), what a finished run saves and where (``save``,
+  ``saved_folder``), and how a saved run comes back for inference (``load``);
+- its trainable parameters per adapted matrix (``matrix_parameters``) and its terms in the memory
+  model (``memory``: which activations its path keeps, costs/estimate.py).
+What differs between methods is a property of the entry: ``adapts_matrices``,
+``needs_rank_pattern``, ``freezes_b``. ``get_method`` raises a ConfigError naming the known
+methods for any other name; a new method is one ``register_method`` call (PEFT's
+``register_peft_method`` is the model).
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import choices
+from .adapter.config import LamdaConfig
+from .errors import ConfigError
+
+
+class MemoryModel(enum.Enum):
+    """Which terms of the memory model (costs/estimate.py) a method's training step has."""
+
+    FULL = "every weight trains: gradients and optimizer state for all, no adapter path"
+    LORA = "PEFT LoRA: each module keeps x (a dropped copy when dropout > 0) and A(x); a head copy"
+    LAMDA = "LaMDA: A(x) and S(A(x)) kept per module (r wide), never the d_in-wide x"
+
+
+@dataclass(frozen=True)
+class Method:
+    """A fine-tuning method. Subclasses implement apply / save / load / matrix_parameters."""
+
+    name: str
+    summary: str
+    default_rank: int
+    default_dropout: float
+    default_learning_rate: float
+    default_head_learning_rate: float | None  # None: the method's rate
+    memory: MemoryModel
+    saved_folder: str  # inside a run folder: "adapter", "peft" or "model" (RunFolder.saved)
+    adapts_matrices: bool = True
+    needs_rank_pattern: bool = False
+    freezes_b: bool = False
+
+    # ---- defaults -------------------------------------------------------------------------
+    def adapter_config(self, rank: int | None = None, rank_pattern: dict | None = None, dropout: float | None = None,
+                       alpha: float | None = None, **options) -> LamdaConfig:
+        """The adapter config of a run of this method: the method's default rank and dropout where
+        None, alpha = DEFAULT_SCALE x rank where None (LamdaConfig)."""
+        config = LamdaConfig(rank=rank or self.default_rank, rank_pattern=dict(rank_pattern or {}), alpha=alpha,
+                             dropout=self.default_dropout if dropout is None else dropout, **options)
+        self.check(config)
+        return config
+
+    def check(self, config: LamdaConfig) -> None:
+        """A ConfigError if ``config`` cannot describe a run of this method."""
+        if self.needs_rank_pattern and not config.rank_pattern:
+            raise ConfigError(f"{self.name} needs per-matrix ranks: adapter.rank_pattern (from allocate_ranks)")
+
+    def rates(self, learning_rate: float | None, core_rate: float | None, head_rate: float | None):
+        """(adapter or body rate, rate of LaMDA's core S, task head rate) with defaults filled in."""
+        rate = learning_rate or self.default_learning_rate
+        return rate, core_rate or rate, head_rate or self.default_head_learning_rate or rate
+
+    # ---- behaviour ------------------------------------------------------------------------
+    def apply(self, model, config: LamdaConfig, initialize: bool = True, gradients: dict | None = None):
+        raise NotImplementedError
+
+    def save(self, model, folder: Path, source: str) -> None:
+        """Write what a finished run keeps to ``folder / self.saved_folder`` (and any export)."""
+        raise NotImplementedError
+
+    def load(self, folder: Path, source: str, task: str, **load_options):
+        """(fine-tuned model, tokenizer) from a run folder's saved files: the base ``source``
+        loaded (load_model with ``load_options``) with the saved adapter merged in."""
+        from .models.loading import load_model
+
+        base, tokenizer = load_model(source, task=task, **load_options)
+        return self.merge_saved(base, folder), tokenizer
+
+    def merge_saved(self, base, folder: Path):
+        """``base`` with the adapter saved in ``folder`` merged into its weights."""
+        raise NotImplementedError
+
+    def matrix_parameters(self, rank: int, d_in: int, d_out: int, total_steps: int, config: LamdaConfig):
+        """costs.parameters.MatrixParameters of one adapted d_out x d_in matrix at ``rank``."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class LamdaMethod(Method):
+    """LaMDA: A frozen, the r x r core S trained, B frozen gradually (adapter/layer.py)."""
+
+    memory: MemoryModel = MemoryModel.LAMDA
+    saved_folder: str = "adapter"
+    freezes_b: bool = True
+
+    def apply(self, model, config, initialize=True, gradients=None):
+        from .adapter.inject import apply_lamda
+
+        self.check(config)
+        return apply_lamda(model, config, initialize, gradients)
+
+    def save(self, model, folder, source):
+        from .adapter.persistence import export_peft, save_adapter
+
+        save_adapter(model, folder / self.saved_folder)
+        export_peft(model, folder / "peft", base_model_name_or_path=source)
+
+    def merge_saved(self, base, folder):
+        from .adapter.persistence import load_adapter, merge_adapter
+
+        return merge_adapter(load_adapter(base, folder / self.saved_folder))
+
+    def matrix_parameters(self, rank, d_in, d_out, total_steps, config):
+        from .costs.parameters import lamda_matrix
+
+        return lamda_matrix(rank, d_in, d_out, total_steps, config.freeze_fraction, config.freeze_rule)
+
+
+@dataclass(frozen=True)
+class PeftMethod(Method):
+    """A method that PEFT applies and saves as a PEFT adapter (``peft_config``)."""
+
+    memory: MemoryModel = MemoryModel.LORA
+    saved_folder: str = "peft"
+
+    def peft_config(self, config: LamdaConfig, ranks: dict[str, int], heads: list[str], conv1d: bool):
+        raise NotImplementedError
+
+    def apply(self, model, config, initialize=True, gradients=None):
+        from peft import get_peft_model
+        from transformers.pytorch_utils import Conv1D
+
+        from .adapter.inject import head_module_names, resolve_ranks
+        from .models.targets import resolve_targets
+
+        matrices = resolve_targets(model, config.targets)
+        ranks = resolve_ranks(matrices, config)
+        heads = head_module_names(model, config.trainable_modules)
+        conv1d = any(m.module_type == Conv1D.__name__ for m in matrices)
+        return get_peft_model(model, self.peft_config(config, ranks, heads, conv1d))
+
+    def save(self, model, folder, source):
+        model.save_pretrained(str(folder / self.saved_folder))
+
+    def merge_saved(self, base, folder):
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(base, str(folder / self.saved_folder)).merge_and_unload()
+
+
+@dataclass(frozen=True)
+class LoraMethod(PeftMethod):
+    """PEFT LoRA with the run's targets, ranks, alpha, dropout and head."""
+
+    def peft_config(self, config, ranks, heads, conv1d):
+        from .adapter.inject import lora_config
+
+        return lora_config(config, ranks, heads, conv1d)
+
+    def matrix_parameters(self, rank, d_in, d_out, total_steps, config):
+        from .costs.parameters import lora_matrix
+
+        return lora_matrix(rank, d_in, d_out)
+
+
+@dataclass(frozen=True)
+class FullMethod(Method):
+    """Full fine-tuning: every weight trains; the whole model is saved."""
+
+    memory: MemoryModel = MemoryModel.FULL
+    saved_folder: str = "model"
+    adapts_matrices: bool = False
+
+    def apply(self, model, config, initialize=True, gradients=None):
+        return model.requires_grad_(True)
+
+    def save(self, model, folder, source):
+        model.save_pretrained(str(folder / self.saved_folder))
+
+    def load(self, folder, source, task, **load_options):
+        from .models.loading import load_model
+
+        return load_model(str(folder / self.saved_folder), task=task, **load_options)
+
+    def matrix_parameters(self, rank, d_in, d_out, total_steps, config):
+        raise ConfigError("full fine-tuning adapts no matrices")
+
+
+_REGISTRY: dict[str, Method] = {}
+
+
+def register_method(method: Method) -> Method:
+    """Add ``method`` to the registry (a name taken is an error); returns it."""
+    if method.name in _REGISTRY:
+        raise ConfigError(f"a method named {method.name!r} is already registered")
+    _REGISTRY[method.name] = method
+    return method
+
+
+def unregister_method(name: str) -> None:
+    """Remove a method (tests that register a toy method clean up with this)."""
+    _REGISTRY.pop(name, None)
+
+
+def get_method(name) -> Method:
+    """The registry entry of ``name`` (an entry is returned as it is); ConfigError naming the known methods."""
+    if isinstance(name, Method):
+        return name
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown method {name!r}: method must be one of {method_names()}")
+    return _REGISTRY[name]
+
+
+def method_names() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
+
+
+def display_order() -> tuple[str, ...]:
+    """Cost tables and figures: the baselines first (full, then PEFT methods), LaMDA's after."""
+    rank = {MemoryModel.FULL: 0, MemoryModel.LORA: 1, MemoryModel.LAMDA: 2}
+    return tuple(sorted(_REGISTRY, key=lambda n: rank[_REGISTRY[n].memory]))
+
+
+# ---- the entries ------------------------------------------------------------------------------
+# LaMDA's defaults, from benchmarks/quality.py (validation files, 3 seeds, mean pooling; README
+# "Quality on real data"). LaMDA trains the r x r core S between frozen singular directions, B frozen
+# within the first 1% of the steps (choices.DEFAULT_FREEZE_FRACTION).
+#   rank: choices.DEFAULT_LAMDA_RANK (40; the reasons are there, LamdaConfig reads it too).
+#   rate 3e-3 (SST-2 train split, 300 steps of batch 32, 3 seeds): 1e-3 85.9, 3e-3 86.8, 1e-2 85.7;
+#     at r=32: 3e-3 85.9, 1e-2 85.7 over 5 seeds; at r=8 (cls pooling) 3e-2 collapsed to the
+#     majority class. A default must never collapse, so it sits below the rates seen to.
+#   dropout 0: LaMDA's input mask would cost a d_in-wide tensor per module (SPEC 1).
+#   head rate: the method's (a separate 1e-3 for LaMDA's head scored 82.9 against 83.8, within noise).
+LAMDA = register_method(LamdaMethod(
+    name="lamda", summary="LaMDA: A frozen, the r x r core S trained, B frozen gradually",
+    default_rank=choices.DEFAULT_LAMDA_RANK, default_dropout=0.0, default_learning_rate=3e-3, default_head_learning_rate=None))
+LAMDA_PLUS = register_method(LamdaMethod(
+    name="lamda++", summary="LaMDA++: LaMDA with per-matrix ranks from the spectra (Rank budget page)",
+    default_rank=choices.DEFAULT_LAMDA_RANK, default_dropout=0.0, default_learning_rate=3e-3, default_head_learning_rate=None,
+    needs_rank_pattern=True))
+# LoRA: rank 8, alpha 16 (scale 2; alpha 64 at r=8 scored lower, README factor table), dropout 0.05
+# (PEFT's usual). Rate (SST-2 train split, 1 seed each): 3e-4 84.1, 1e-3 84.8, 3e-3 85.2 (cls
+# pooling), 84.5 / 85.7 / 86.4 (mean pooling); but 2e-3 (the old default) collapsed to the majority
+# class on SST-2 in users' runs and in tests/test_quality.py -> 1e-3, below it (SST-2 validation,
+# 3 seeds: 3e-3 89.1, 1e-3 89.5).
+LORA = register_method(LoraMethod(
+    name="lora", summary="PEFT LoRA: A and B trained",
+    default_rank=8, default_dropout=0.05, default_learning_rate=1e-3, default_head_learning_rate=None))
+# Full fine-tuning: 3e-5 86.1, 1e-4 88.0, 3e-4 88.9 (1 seed) -> 1e-4 kept, the usual BERT rate (SST-2
+# validation, 3 seeds: 3e-4 90.2, 1e-4 90.7). Its rank is nominal (no matrix is adapted).
+FULL = register_method(FullMethod(
+    name="full", summary="full fine-tuning: every weight trains",
+    default_rank=8, default_dropout=0.0, default_learning_rate=1e-4, default_head_learning_rate=None))
