@@ -100,10 +100,10 @@ def main() -> None:
                  [timed(lambda: budget.selectbox(key="strategy").set_value(next(strategies)).run()) for _ in range(args.repeats)]))
     batches = iter(range(17, 17 + args.repeats))
     rows.append(("change the batch size (Costs)",
-                 [timed(lambda: costs.number_input(key="cost_batch").set_value(next(batches)).run()) for _ in range(args.repeats)]))
+                 [timed(lambda: costs.number_input(key="run_batch").set_value(next(batches)).run()) for _ in range(args.repeats)]))
     lengths = iter(range(129, 129 + args.repeats))
     rows.append(("change the sequence length (Costs)",
-                 [timed(lambda: costs.number_input(key="cost_seq").set_value(next(lengths)).run()) for _ in range(args.repeats)]))
+                 [timed(lambda: costs.number_input(key="run_seq").set_value(next(lengths)).run()) for _ in range(args.repeats)]))
     for page in ("app", "Spectrum", "Rank_budget", "Costs", "Fine_tune", "Runs"):
         test = app(page)
         test.run()  # first visit in this session

@@ -284,6 +284,7 @@ def _resume(args) -> None:
     from .training.runs import RunFolder
 
     run = RunFolder(args.run)
+    run.config  # a config this install cannot read (e.g. an unknown method) is refused before anything changes
     if run.status()["state"] == "stopping":
         print(f"waiting for {args.run} to checkpoint and stop ...", flush=True)
         run.wait_for_stop()

@@ -74,7 +74,7 @@ def test_costs_page_responds_to_the_batch_size():
     app = page("Costs").run()
     assert not app.exception
     before = app.dataframe[0].value["peak (MiB)"].to_dict()
-    app.number_input(key="cost_batch").set_value(64).run()
+    app.number_input(key="run_batch").set_value(64).run()
     after = app.dataframe[0].value["peak (MiB)"].to_dict()
     assert all(after[m] > before[m] for m in ("full", "lora", "lamda"))
     assert set(app.dataframe[0].value["peak in"]) <= {"forward", "backward", "optimizer step"}
@@ -89,14 +89,47 @@ def test_costs_page_responds_to_the_batch_size():
 def test_fine_tune_page_renders_and_refuses_the_encoder_task():
     app = page("Fine_tune").run()
     assert not app.exception
-    assert app.get("form") and any("No run yet" in caption.value for caption in app.caption)
+    assert any("No run yet" in caption.value for caption in app.caption)
     assert "built-in demo data **demo-sentiment**" in app.caption[0].value
-    assert app.selectbox(key="ft_pooling").value == "auto" and not app.selectbox(key="ft_pooling").disabled
+    assert app.selectbox(key="run_pooling").value == "auto" and not app.selectbox(key="run_pooling").disabled
     app.selectbox(key="task").set_value("causal-lm").run()
-    assert app.selectbox(key="ft_pooling").disabled  # a language model reads every token
+    assert app.selectbox(key="run_pooling").disabled  # a language model reads every token
     app.selectbox(key="task").set_value("encoder").run()
     assert "Choose the classification or causal-lm task" in app.warning[0].value
-    assert app.button(key="FormSubmitter:launch-Start").disabled
+    assert app.button(key="start").disabled
+
+
+def test_costs_page_estimates_the_run_that_fine_tunes_start_creates(runs_folder):
+    """One session, as a user goes: set the shape on Costs, switch to Fine-tune, press Start for
+    each method; the run created has the method settings the Costs page estimated, and the
+    estimate shown beside Start is that run's."""
+    from lamda_core.methods import method_names
+    from lamda_core.training.runs import read_config, request_stop
+
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+    ranks = lc.allocate_ranks(lc.scan_spectra("default", top_k=160), base_rank=choices.DEFAULT_LAMDA_RANK)
+    app.session_state["allocation"], app.session_state["allocation_source"] = ranks, "default"
+    app.switch_page("app_pages/3_Costs.py").run()
+    app.number_input(key="run_batch").set_value(8).run()
+    app.number_input(key="run_seq").set_value(96).run()
+    queries = app.session_state["cost_queries"]
+    assert set(queries) == set(method_names())
+    app.switch_page("app_pages/4_Fine_tune.py").run()
+    assert (app.number_input(key="run_batch").value, app.number_input(key="run_seq").value) == (8, 96)
+    for method in method_names():
+        app.selectbox(key="run_method").set_value(method).run()
+        app.button(key="start").click().run()
+        assert not app.exception and not app.error
+        folder = Path(app.session_state["run_folder"])
+        request_stop(folder)
+        started = read_config(folder)
+        estimated = queries[method]
+        assert estimated.adapter_config() == started.adapter, method  # rank, dropout, ranks per matrix, freezing
+        assert (estimated.batch_size, estimated.seq_len, estimated.dtype) == (started.batch_size, started.seq_len,
+                                                                              started.dtype) == (8, 96, "float32")
+        peak = lc.estimate_costs(lc.CostQuery.from_train_config(started)).peak / 2 ** 20
+        assert any(f"**{peak:,.0f} MiB**" in c.value for c in app.caption), method
+    assert queries["lora"].adapter_config().dropout == 0.05  # LoRA trains with dropout; so its estimate counts it
 
 
 def test_runs_page_lists_runs_and_deletes_with_confirmation(runs_folder):
