@@ -314,15 +314,117 @@ def _runs(args) -> None:
 
 
 def _export(args) -> None:
-    from .models.pooling import mean_pooled
     from .training.export import export_merged
 
     target = export_merged(args.run, args.merged)
-    print(f"merged model written to {target}")
-    if mean_pooled(target):
-        print("note: this classifier reads the mean of the token states (pooling 'mean'); lamda_core.load_model "
-              "restores that, plain transformers would read the [CLS] pooler instead (train with --pooling cls "
-              "for a model that plain transformers predicts with unchanged)")
+    print(f"merged model written to {target}; load it like this (also in {target / 'README.md'}):")
+    card = (target / "README.md").read_text()
+    print(card[card.index("```python") + 10:card.rindex("```")].rstrip())
+
+
+def _fraction_bar(description: str):
+    """A tqdm bar driven by a (done, total) progress callback."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=description, file=sys.stderr, unit="ex")
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+        if done == total:
+            bar.close()
+    return update
+
+
+def _evaluate(args) -> None:
+    from .training.evaluation import ClassificationReport, evaluate_run, side_by_side, write_report
+
+    reports = []
+    for folder in args.runs:
+        report = evaluate_run(folder, args.data, args.text_column, args.label_column,
+                              progress=_fraction_bar(f"evaluating {folder}"))
+        reports.append(report)
+        for note in getattr(report, "notes", []):
+            print(f"note: {note}")
+        if isinstance(report, ClassificationReport):
+            _print_classification(report)
+        else:
+            print(f"{report.run} on {report.data} ({report.blocks} blocks): perplexity {report.fine_tuned_perplexity:.3f}, "
+                  f"base model {report.base_perplexity:.3f}")
+        suffix = (lambda path: path) if len(args.runs) == 1 else (lambda path: _per_run(path, report.run))
+        for path in write_report(report, args.json and suffix(args.json), args.csv and suffix(args.csv)):
+            print(f"written: {path}")
+    if len(reports) > 1:
+        rows = side_by_side(reports)
+        print("\nside by side")
+        columns = list(rows[0])
+        print("".join(f"{c:>16}" if i else f"{c:<32}" for i, c in enumerate(columns)))
+        for row in rows:
+            print("".join(f"{_cell(row[c]):>16}" if i else f"{row[c]:<32}" for i, c in enumerate(columns)))
+
+
+def _per_run(path: str, run: str) -> str:
+    """report.json -> report-<run>.json: one file per run when several are evaluated."""
+    from pathlib import Path
+
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}-{run}{p.suffix}"))
+
+
+def _cell(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _print_classification(report) -> None:
+    print(f"\n{report.run} on {report.data} ({report.examples} examples): accuracy {100 * report.accuracy:.2f}%, "
+          f"macro F1 {100 * report.macro_f1:.2f}%")
+    print(f"{'class':<20}{'precision':>10}{'recall':>10}{'F1':>10}{'support':>9}")
+    for c in report.per_class:
+        print(f"{c['label'][:19]:<20}{c['precision']:>10.3f}{c['recall']:>10.3f}{c['f1']:>10.3f}{c['support']:>9}")
+    names = [n[:10] for n in report.label_names]
+    print("confusion matrix (rows: true, columns: predicted)")
+    print(f"{'':<12}" + "".join(f"{n:>11}" for n in names))
+    for name, row in zip(names, report.confusion):
+        print(f"{name:<12}" + "".join(f"{v:>11}" for v in row))
+    if report.wrong:
+        print(f"most confidently wrong ({len(report.wrong)} shown):")
+        for w in report.wrong[:10]:
+            print(f"  {w['probability']:.3f} {w['predicted']!r} (true {w['true']!r}): {w['text'][:90]}")
+
+
+def _predict(args) -> None:
+    import csv
+
+    from .training.data import read_texts
+    from .training.inference import load_run
+
+    if not args.texts and not args.data:
+        raise LamdaError("give texts to classify, or --data FILE")
+    loaded = load_run(args.run)
+    texts = list(args.texts) + (read_texts(args.data, args.text_column) if args.data else [])
+    probabilities = loaded.probabilities(texts, progress=_fraction_bar("predicting") if len(texts) > 64 else None)
+    rows = [{"text": text, "predicted": loaded.label_names[int(p.argmax())], "probability": round(float(p.max()), 6),
+             **{f"p({n})": round(float(v), 6) for n, v in zip(loaded.label_names, p)}}
+            for text, p in zip(texts, probabilities)]
+    if args.output:
+        with open(args.output, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        print(f"{len(rows)} predictions written to {args.output}")
+        return
+    for row in rows:
+        print(f"{row['predicted']} ({100 * row['probability']:.1f}%)  "
+              + "  ".join(f"{n} {100 * float(row[f'p({n})']):.1f}%" for n in loaded.label_names) + f"  | {row['text']}")
+
+
+def _generate(args) -> None:
+    from .training.inference import load_base, load_run
+
+    models = [load_run(args.run)] + ([load_base(args.run)] if args.base else [])
+    for loaded in models:
+        text = loaded.generate(args.prompt, args.max_new_tokens, args.temperature, args.top_p, args.seed)
+        print(f"{loaded.name}: {args.prompt}{text}")
 
 
 def _analyze(args) -> None:
@@ -500,6 +602,34 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run")
     export.add_argument("--merged", required=True, help="the folder to write the merged model to")
     export.set_defaults(handler=_export)
+
+    evaluate = commands.add_parser("evaluate", help="score finished or stopped runs on a held-out file: accuracy, "
+                                   "macro F1, per class, confusion matrix, wrong examples (perplexity for causal LMs)")
+    evaluate.add_argument("runs", nargs="+", metavar="RUN", help="run folders (several: one table side by side)")
+    evaluate.add_argument("--data", required=True, help="a labelled file like the training data (.txt for causal-lm)")
+    evaluate.add_argument("--text-column")
+    evaluate.add_argument("--label-column")
+    evaluate.add_argument("--json", help="write the report (without per-example rows) to this file")
+    evaluate.add_argument("--csv", help="write every example with its prediction and probabilities to this file")
+    evaluate.set_defaults(handler=_evaluate)
+
+    predict = commands.add_parser("predict", help="each label's probability for texts, from a finished or stopped run")
+    predict.add_argument("run")
+    predict.add_argument("texts", nargs="*", metavar="TEXT")
+    predict.add_argument("--data", help="a file of texts (.csv/.tsv/.jsonl/.parquet with a text column, or .txt lines)")
+    predict.add_argument("--text-column")
+    predict.add_argument("--output", help="write a CSV with a prediction column instead of printing")
+    predict.set_defaults(handler=_predict)
+
+    generate = commands.add_parser("generate", help="continue a prompt with a causal-lm run")
+    generate.add_argument("run")
+    generate.add_argument("prompt")
+    generate.add_argument("--max-new-tokens", type=int, default=40)
+    generate.add_argument("--temperature", type=float, default=0.0, help="0: greedy; above 0: sampling")
+    generate.add_argument("--top-p", type=float, default=1.0)
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--base", action="store_true", help="also the base model's continuation, to compare")
+    generate.set_defaults(handler=_generate)
 
     analyze = commands.add_parser("analyze", help="what fine-tuning changed: the learned update of every matrix of a run")
     analyze.add_argument("run")

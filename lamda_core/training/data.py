@@ -275,20 +275,26 @@ def check_language_model_text(train: str | Path, validation: str | Path | None =
             raise DataError(f"{path} is empty: no text")
 
 
+def text_blocks(path: str | Path, tokenizer, block_size: int) -> torch.Tensor:
+    """A text file's tokens cut into (count, block_size) blocks (the rest dropped)."""
+    path = Path(path)
+    text = _lm_text(path)
+    if not text.strip():
+        raise DataError(f"{path} is empty: no text")
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    count = len(ids) // block_size
+    if count == 0:
+        raise DataError(f"{path} has {len(ids)} tokens, shorter than one block of {block_size}; "
+                        "add text or lower the sequence length")
+    return torch.tensor(ids[: count * block_size]).view(count, block_size)
+
+
 def load_language_model(train: str | Path, tokenizer, block_size: int, validation: str | Path | None = None,
                         seed: int = 0) -> LanguageModelData:
     train_path, validation_path = resolve_dataset(train, validation)
 
     def blocks(path: Path) -> torch.Tensor:
-        text = _lm_text(path)
-        if not text.strip():
-            raise DataError(f"{path} is empty: no text")
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        count = len(ids) // block_size
-        if count == 0:
-            raise DataError(f"{path} has {len(ids)} tokens, shorter than one block of {block_size}; "
-                            "add text or lower the sequence length")
-        return torch.tensor(ids[: count * block_size]).view(count, block_size)
+        return text_blocks(path, tokenizer, block_size)
 
     train_blocks = blocks(train_path)
     if validation_path is not None:
@@ -297,3 +303,36 @@ def load_language_model(train: str | Path, tokenizer, block_size: int, validatio
         raise DataError(f"{train_path} makes only one block of {block_size} tokens; a validation split needs 2")
     train_index, validation_index = _split(len(train_blocks), seed)
     return LanguageModelData(train_blocks[train_index], train_blocks[validation_index])
+
+
+def load_labelled_file(path: str | Path, label_names: list[str], text_column: str | None = None,
+                       label_column: str | None = None) -> tuple[list[str], list[int], list[str]]:
+    """(texts, class ids, notes) of a held-out classification file, read and checked exactly like
+    training data (formats, column detection, errors); every label must be one of ``label_names``,
+    the classes the run was trained on (a DataError names the unknown ones and the known ones)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no such data file: {path}")
+    notes: list[str] = []
+    texts, labels = _texts_and_labels(path, text_column, label_column, notes)
+    unknown = sorted(set(labels) - set(label_names))
+    if unknown:
+        raise DataError(f"{path}: label{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown[:5]))} "
+                        f"{'are' if len(unknown) > 1 else 'is'} not among the run's classes {label_names}")
+    index = {name: i for i, name in enumerate(label_names)}
+    return texts, [index[label] for label in labels], notes
+
+
+def read_texts(path: str | Path, text_column: str | None = None) -> list[str]:
+    """The texts of a file to predict: a classification file's text column (labels not needed),
+    or one text per line of a .txt file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no such data file: {path}")
+    if path.suffix.lower() == ".txt":
+        return [line for line in _read_text(path).splitlines() if line.strip()]
+    records = read_records(path, (text_column,)).rows
+    if not records:
+        raise DataError(f"{path} is empty: no rows")
+    key = _pick_column(records, text_column, TEXT_COLUMNS, "text", path)
+    return [str(record.get(key) or "") for record in records]

@@ -138,30 +138,21 @@ class Trainer:
     # ---- evaluation -----------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self) -> dict:
+        """Validation loss and accuracy / macro F1, or perplexity, through inference.py's passes
+        (the ones ``lamda evaluate`` and the app use)."""
+        from .inference import classification_logits, language_model_loss, perplexity
         from .metrics import accuracy, macro_f1
 
-        model, c, device = self.model, self.config, self.accelerator.device
-        model.eval()
-        losses, predictions = [], []
+        c = self.config
         if c.task == "classification":
-            texts, labels = self.data.validation_texts, self.data.validation_labels
-            for start in range(0, len(texts), 64):
-                encoded = self.tokenizer(texts[start:start + 64], padding=True, truncation=True,
-                                         max_length=c.seq_len, return_tensors="pt").to(device)
-                target = torch.tensor(labels[start:start + 64], device=device)
-                out = model(**encoded, labels=target)
-                losses.append(float(out.loss) * len(target))
-                predictions += out.logits.argmax(-1).tolist()
-            model.train()
-            return {"eval_loss": sum(losses) / len(labels), "eval_accuracy": accuracy(predictions, labels),
+            labels = self.data.validation_labels
+            logits = classification_logits(self.model, self.tokenizer, self.data.validation_texts, c.seq_len)
+            predictions = logits.argmax(-1).tolist()
+            loss = float(torch.nn.functional.cross_entropy(logits, torch.tensor(labels)))
+            return {"eval_loss": loss, "eval_accuracy": accuracy(predictions, labels),
                     "eval_f1": macro_f1(predictions, labels, len(self.data.label_names))}
-        blocks = self.data.validation_blocks.to(device)
-        for start in range(0, len(blocks), 16):
-            chunk = blocks[start:start + 16]
-            losses.append(float(model(input_ids=chunk, labels=chunk).loss) * len(chunk))
-        model.train()
-        loss = sum(losses) / len(blocks)
-        return {"eval_loss": loss, "eval_perplexity": math.exp(min(loss, 50))}
+        loss = language_model_loss(self.model, self.data.validation_blocks)
+        return {"eval_loss": loss, "eval_perplexity": perplexity(loss)}
 
     # ---- the loop -------------------------------------------------------------------------
     def _agree(self, flag: bool) -> bool:

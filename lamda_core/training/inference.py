@@ -1,0 +1,156 @@
+"""Using a run's model: the one loader of a finished or stopped run for inference (any method,
+its pooling and label names), and the batched forward passes that training's evaluation,
+``lamda evaluate`` / ``predict`` / ``generate``, the app and comparisons all share.
+
+    classification: texts -> logits (n, K), tokenized like training (truncated at the run's
+        seq_len), in batches of similar lengths (less padding), returned in the input order;
+    causal LM: (n, block) token blocks -> mean next-token loss; perplexity = exp(loss).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import RunError
+from .runs import RunFolder
+
+EVAL_BATCH = 64  # texts per forward pass
+LM_EVAL_BATCH = 16  # blocks per forward pass
+
+
+@torch.no_grad()
+def classification_logits(model: nn.Module, tokenizer, texts: list[str], seq_len: int, batch_size: int = EVAL_BATCH,
+                          progress=None) -> torch.Tensor:
+    """(len(texts), K) float32 logits. Texts go through in batches of similar length (sorted by
+    characters), so a long file pads little; ``progress(done, total)`` after each batch."""
+    device = next(model.parameters()).device
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    logits = [None] * len(texts)
+    was_training = model.training
+    model.eval()
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        encoded = tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=seq_len,
+                            return_tensors="pt").to(device)
+        for i, row in zip(rows, model(**encoded).logits.float().cpu()):
+            logits[i] = row
+        if progress is not None:
+            progress(min(start + batch_size, len(order)), len(order))
+    model.train(was_training)
+    return torch.stack(logits) if logits else torch.empty(0, 0)
+
+
+@torch.no_grad()
+def language_model_loss(model: nn.Module, blocks: torch.Tensor, batch_size: int = LM_EVAL_BATCH,
+                        progress=None) -> float:
+    """Mean next-token cross-entropy over (n, block) token blocks (each block weighted equally)."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    for start in range(0, len(blocks), batch_size):
+        chunk = blocks[start:start + batch_size].to(device)
+        total += float(model(input_ids=chunk, labels=chunk).loss) * len(chunk)
+        if progress is not None:
+            progress(min(start + batch_size, len(blocks)), len(blocks))
+    model.train(was_training)
+    return total / len(blocks)
+
+
+def perplexity(loss: float) -> float:
+    return math.exp(min(loss, 50))
+
+
+@dataclass
+class RunModel:
+    """A run's model ready for inference. label_names: the classes in logit order (None for a
+    causal LM); state / step: what it was loaded from (a finished run's saved files, or a stopped
+    run's last checkpoint)."""
+
+    name: str
+    task: str
+    model: nn.Module
+    tokenizer: object
+    label_names: list[str] | None
+    seq_len: int
+    state: str
+    step: int
+
+    def probabilities(self, texts: list[str], progress=None) -> torch.Tensor:
+        """(len(texts), K) softmax of the classifier's logits."""
+        if self.task != "classification":
+            raise RunError(f"{self.name} is a {self.task} run; it predicts no labels (use generate)")
+        return classification_logits(self.model, self.tokenizer, texts, self.seq_len, progress=progress).softmax(-1)
+
+    def generate(self, prompt: str, max_new_tokens: int = 40, temperature: float = 0.0, top_p: float = 1.0,
+                 seed: int = 0) -> str:
+        """The prompt's continuation (greedy at temperature 0, else sampled with top-p)."""
+        if self.task != "causal-lm":
+            raise RunError(f"{self.name} is a {self.task} run; only a causal-lm run generates text")
+        torch.manual_seed(seed)
+        encoded = self.tokenizer(prompt, return_tensors="pt")
+        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
+        self.model.eval()
+        with torch.no_grad():
+            out = self.model.generate(**encoded, max_new_tokens=max_new_tokens,
+                                      pad_token_id=self.tokenizer.pad_token_id, **sampling)
+        return self.tokenizer.decode(out[0, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+def load_run(folder: str | Path) -> RunModel:
+    """A finished run through its method's registry entry (methods.py: the saved adapter merged
+    into the base, or the whole saved model), or a stopped / failed run from its last checkpoint
+    (the base with the method applied and the checkpoint's tensors restored). RunError for a run
+    with nothing trained yet."""
+    from .export import fine_tuned_model
+
+    run = RunFolder(folder)
+    config, status = run.config, run.status()
+    if status["state"] == "finished":
+        model, tokenizer = fine_tuned_model(run.path)
+        labels = (run.summary() or {}).get("labels")
+        return RunModel(run.name, config.task, model.eval(), tokenizer, labels, config.seq_len, "finished",
+                        status.get("step") or 0)
+    checkpoints = run.checkpoints()
+    if status["state"] in ("queued", "running", "stopping") and run.is_live() or not checkpoints:
+        raise RunError(f"{run.name} is {status['state']} with "
+                       + (f"checkpoint {checkpoints[-1].name}" if checkpoints else "no checkpoint yet")
+                       + "; a run can be used once it has finished or stopped with a checkpoint")
+    return _from_checkpoint(run, checkpoints[-1])
+
+
+def _from_checkpoint(run: RunFolder, checkpoint: Path) -> RunModel:
+    from ..adapter.inject import adapt
+    from ..models.loading import load_model
+    from .checkpoint import restore_model
+    from .data import load_classification
+
+    config = run.config
+    labels, options = None, {}
+    if config.task == "classification":
+        labels = load_classification(config.train_data, config.validation_data, config.text_column,
+                                     config.label_column, config.seed).label_names
+        options = {"num_labels": len(labels), "pooling": config.pooling}
+    model, tokenizer = load_model(config.source, task=config.task, dtype=config.dtype, **options)
+    rng = torch.get_rng_state()
+    model = adapt(model, config.method, config.adapter, initialize=not config.method_spec.freezes_b)
+    state = restore_model(checkpoint, model)
+    torch.set_rng_state(rng)  # restore_model also sets the trainer's RNG; inference keeps the caller's
+    return RunModel(run.name, config.task, model.eval(), tokenizer, labels, config.seq_len, "stopped", state["step"])
+
+
+def load_base(folder: str | Path) -> RunModel:
+    """The run's base model before fine-tuning (a causal LM's reference for perplexity and
+    generation; a classifier's base has an untrained head, so it is not offered)."""
+    from ..models.loading import load_model
+
+    run = RunFolder(folder)
+    config = run.config
+    if config.task != "causal-lm":
+        raise RunError("only a causal-lm run's base model is meaningful on its own (a classifier's head is untrained)")
+    model, tokenizer = load_model(config.source, task="causal-lm", dtype=config.dtype)
+    return RunModel(f"{config.source} (base)", "causal-lm", model.eval(), tokenizer, None, config.seq_len, "base", 0)
