@@ -42,8 +42,9 @@ def finished_run(folder: str | Path):
     summary = run.summary()
     if run.status()["state"] != "finished" or summary is None:
         raise RunError(f"{run.path} has not finished ({run.status()['state']}); only a finished run can be exported or analysed")
-    classification = {"num_labels": len(summary["labels"]), "pooling": run.config.pooling}
-    return run, (classification if run.config.task == "classification" else {})
+    if run.config.task != "classification":
+        return run, {}
+    return run, {"num_labels": len(summary["labels"]), "pooling": run.config.pooling}
 
 
 def export_merged(folder: str | Path, target: str | Path | None = None) -> Path:
