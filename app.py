@@ -15,6 +15,8 @@ navigation = st.navigation([
     st.Page(PAGES / "3_Costs.py", title="Costs", icon=":material/stacked_bar_chart:", url_path="Costs"),
     st.Page(PAGES / "4_Fine_tune.py", title="Fine-tune", icon=":material/model_training:", url_path="Fine_tune"),
     st.Page(PAGES / "5_Runs.py", title="Runs", icon=":material/history:", url_path="Runs"),
+    st.Page(PAGES / "8_Try_and_evaluate.py", title="Try & evaluate", icon=":material/science:",
+            url_path="Try_and_evaluate"),
     st.Page(PAGES / "6_Compare.py", title="Compare", icon=":material/compare_arrows:", url_path="Compare"),
     st.Page(PAGES / "7_About_LaMDA.py", title="About LaMDA", icon=":material/info:", url_path="About_LaMDA"),
 ])

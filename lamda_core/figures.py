@@ -232,3 +232,26 @@ def update_overlay_figure(reports: dict[str, "UpdateReport"], matrix: str) -> go
                          yaxis2=dict(title="sigma_i(dW)", overlaying="y", side="right", type="log"),
                          legend=dict(orientation="h"), margin=dict(l=10, r=10, t=40, b=10))
     return figure
+
+
+def probability_figure(text: str, probabilities: dict[str, list[float]], label_names: list[str]) -> go.Figure:
+    """One sentence's label probabilities, a bar group per label with one bar per run
+    (``probabilities``: {run: [p(label) for label in label_names]})."""
+    figure = go.Figure([go.Bar(x=label_names, y=[100 * p for p in probs], name=run,
+                               text=[f"{100 * p:.1f}%" for p in probs], textposition="outside")
+                        for run, probs in probabilities.items()])
+    short = text if len(text) <= 90 else text[:87] + "..."
+    figure.update_layout(barmode="group", title=short, yaxis_title="probability (%)", yaxis_range=[0, 110],
+                         legend_title="run", margin=dict(l=10, r=10, t=40, b=10), height=300)
+    return figure
+
+
+def confusion_figure(confusion: list[list[int]], label_names: list[str], title: str = "") -> go.Figure:
+    """Heatmap of C[t][p] (rows: true label, columns: predicted), counts written in the cells."""
+    figure = go.Figure(go.Heatmap(z=confusion, x=label_names, y=label_names, colorscale="Blues",
+                                  text=[[str(v) for v in row] for row in confusion], texttemplate="%{text}",
+                                  colorbar_title="examples",
+                                  hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
+    figure.update_layout(title=title, xaxis_title="predicted label", yaxis_title="true label",
+                         yaxis_autorange="reversed", margin=dict(l=10, r=10, t=40, b=10))
+    return figure

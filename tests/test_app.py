@@ -200,3 +200,33 @@ def test_compare_page_plots_quality_against_cost_with_the_front_and_a_table(runs
 def test_about_page_renders():
     app = page("About_LaMDA").run()
     assert not app.exception and "About LaMDA" in app.title[0].value
+
+
+def test_try_and_evaluate_page_compares_two_runs_and_scores_a_test_file(runs_folder):
+    from lamda_core.training.data import DEMO_DATASETS
+    from lamda_core.training.evaluation import evaluate_run
+
+    assert any("No finished run yet" in info.value for info in page("Try_and_evaluate").run().info)
+    for name, method in (("lamda-run", "lamda"), ("lora-run", "lora")):
+        config = TrainConfig(method=method, max_steps=6, eval_interval=6, checkpoint_interval=10)
+        assert run(create_run(config, runs_folder / name)) == "finished"
+    app = page("Try_and_evaluate").run()
+    assert not app.exception
+    assert app.multiselect(key="use_runs_widget").value == ["lamda-run", "lora-run"]
+    app.text_area(key="try_text").input("What a wonderful film.\nA dull, tiring evening.").run()
+    import json
+
+    charts = [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
+    assert len(charts) == 2 and [t["name"] for t in charts[0]["data"]] == ["lamda-run", "lora-run"]
+    assert charts[0]["data"][0]["x"] == ["negative", "positive"]
+    assert abs(sum(charts[0]["data"][0]["y"]) - 100) < 1e-3  # one run's probabilities over the labels
+    # the test file, as an upload would leave it: evaluate through the same code the CLI uses
+    app.session_state["eval_reports"] = ("validation", [
+        evaluate_run(runs_folder / n, DEMO_DATASETS["demo-sentiment"][1]) for n in ("lamda-run", "lora-run")])
+    app.run()
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert list(table["run"]) == ["lamda-run", "lora-run"] and table["examples"].tolist() == [100, 100]
+    heatmaps = [f for f in (json.loads(c.proto.spec) for c in app.get("plotly_chart")) if f["data"][0]["type"] == "heatmap"]
+    assert len(heatmaps) == 2 and sum(map(sum, heatmaps[0]["data"][0]["z"])) == 100
+    assert {b.label for b in app.get("download_button")} >= {"Wrong examples (CSV)", "Every prediction (CSV)"}

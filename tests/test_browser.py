@@ -113,7 +113,7 @@ def test_a_bookmarked_page_opened_first_shows_the_apps_navigation(page, server):
     settle(page)
     links = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()  # "<icon ligature>\n\n<title>"
     assert [link.split("\n")[-1].strip() for link in links] == ["Model", "Spectrum", "Rank budget", "Costs", "Fine-tune", "Runs",
-                                                "Compare", "About LaMDA"], links
+                                                "Try & evaluate", "Compare", "About LaMDA"], links
 
 
 def test_every_page_renders(page, server):
