@@ -74,6 +74,29 @@ def idle_cpu_per_minute(watcher: str, seconds: float) -> float:
     return used / seconds * 60
 
 
+def try_it_rows(app, repeats: int) -> list[tuple[str, list[float]]]:
+    """Try & evaluate with two finished MiniLM runs (LaMDA, LoRA; 6 steps each): the first
+    answer (both runs loaded), then typing a new sentence with the runs loaded, and the model
+    call alone (one sentence, one run)."""
+    from lamda_core.training.config import TrainConfig
+    from lamda_core.training.inference import load_run
+    from lamda_core.training.runs import create_run
+    from lamda_core.training.trainer import run
+
+    root = Path(os.environ["LAMDA_RUNS"])
+    for method in ("lamda", "lora"):
+        run(create_run(TrainConfig(method=method, max_steps=6, eval_interval=6, checkpoint_interval=10), root / method))
+    page = app("Try_and_evaluate")
+    first = timed(lambda: page.run() and page.text_area(key="try_text").input("A warm, witty film.").run())
+    sentences = iter(f"A warm, witty film number {i}." for i in range(repeats))
+    typed = [timed(lambda: page.text_area(key="try_text").input(next(sentences)).run()) for _ in range(repeats)]
+    loaded = load_run(root / "lamda")
+    call = [timed(lambda: loaded.probabilities(["A warm, witty film."])) for _ in range(repeats)]
+    return [("Try: first sentence, two runs loaded on the way (Try & evaluate)", [first]),
+            ("Try: type a sentence, two runs side by side (loaded)", typed),
+            ("Try: the model call alone, one sentence, one run", call)]
+
+
 def main() -> None:
     from streamlit.testing.v1 import AppTest
 
@@ -104,6 +127,7 @@ def main() -> None:
     lengths = iter(range(129, 129 + args.repeats))
     rows.append(("change the sequence length (Costs)",
                  [timed(lambda: costs.number_input(key="run_seq").set_value(next(lengths)).run()) for _ in range(args.repeats)]))
+    rows += try_it_rows(app, args.repeats)
     for page in ("app", "Spectrum", "Rank_budget", "Costs", "Fine_tune", "Runs"):
         test = app(page)
         test.run()  # first visit in this session

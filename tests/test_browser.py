@@ -374,3 +374,50 @@ def test_compare_methods_in_one_click(page, server, runs_dir):
     live(page).get_by_text("Pareto front (accuracy (%) against peak training memory").first.wait_for()
     assert not page.locator('[data-testid="stException"]').count()
     page.screenshot(path=str(ARTIFACTS / "9-compare.png"), full_page=True)
+
+
+def test_train_two_runs_then_try_them_side_by_side_and_evaluate_an_uploaded_test_file(page, server, runs_dir, tmp_path):
+    """As a user would after training: two runs from Start, then Try & evaluate: a typed sentence
+    gets both runs' probabilities side by side, an uploaded test file its confusion matrix and
+    wrong examples, and a label the runs never saw is refused by name."""
+    fresh_session(page, server)
+    go(page, "Fine-tune")
+    fill_number(page, "Steps", "4")
+    folders = []
+    for method in ("lamda", "lora"):
+        choose(page, "Method", method)
+        settle(page)
+        folders.append(start_and_find(page, runs_dir))
+        wait_for_state(folders[-1], "finished")
+    go(page, "Try & evaluate")
+    chosen = page.locator('[data-testid="stMultiSelect"]').first.inner_text()
+    assert folders[0].name in chosen and folders[1].name in chosen  # the two newest finished runs
+    box = page.get_by_label("Sentences, one per line")
+    box.fill("What a wonderful, moving film.")
+    box.press("Control+Enter")
+    settle(page)
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    chart.wait_for()
+    legend = chart.inner_text()
+    assert folders[0].name in legend and folders[1].name in legend and "positive" in legend
+    page.screenshot(path=str(ARTIFACTS / "10-try.png"), full_page=True)
+
+    test_file = tmp_path / "held-out.csv"
+    test_file.write_text("text,label\n" + "".join(f"{t},{l}\n" for t, l in [
+        ("a warm and witty film", "positive"), ("dull and far too long", "negative"),
+        ("the cast shines", "positive"), ("a waste of an evening", "negative")] * 5))
+    uploader = page.locator('[data-testid="stFileUploader"]').first.locator('input[type="file"]')
+    uploader.set_input_files(str(test_file))
+    settle(page)
+    page.get_by_role("button", name="Evaluate").click()
+    page.get_by_text("Most confidently wrong").first.wait_for()
+    settle(page)
+    assert page.get_by_text("confusion matrix").count() >= 2  # one heatmap per run
+    assert page.get_by_text("on 20 examples").count() == 2
+    page.screenshot(path=str(ARTIFACTS / "11-evaluate.png"), full_page=True)
+
+    test_file.write_text("text,label\ngood,positive\nso-so,neutral\n")
+    uploader.set_input_files(str(test_file))
+    settle(page)
+    page.get_by_role("button", name="Evaluate").click()
+    page.get_by_text("label 'neutral' is not among the run's classes").first.wait_for()

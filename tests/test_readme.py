@@ -70,6 +70,8 @@ def test_every_command_line_in_the_readme_runs(tmp_path, monkeypatch):
     from lamda_core.cli import main
     from lamda_core.training.runs import read_status
 
+    import json
+
     monkeypatch.chdir(tmp_path)
     build_llama_stand_in(tmp_path / "models" / "llama-2-7b")
     Path("reviews.csv").write_text("text,label\n" + "".join(
@@ -77,6 +79,7 @@ def test_every_command_line_in_the_readme_runs(tmp_path, monkeypatch):
                                                ("the cast shines", "pos"), ("a waste of an evening", "neg")] * 8))
     commands = command_line_block()
     assert any(c.startswith("lamda export") for c in commands) and any(c.startswith("lamda stop") for c in commands)
+    assert {c.split()[1] for c in commands} >= {"evaluate", "predict", "generate"}
     for command in commands:
         argv = as_test_command(command)
         if argv[0] == "stop":  # stop a run that is training, as a user would
@@ -87,15 +90,22 @@ def test_every_command_line_in_the_readme_runs(tmp_path, monkeypatch):
         assert main(argv) == 0, command
         if argv[0] == "stop":
             assert read_status(argv[1])["state"] == "stopping", command
-    for run in ("lamda-r8", "pp", "lm"):
+    for run in ("lamda-r8", "lamda-r8-lora", "pp", "lm"):
         assert read_status(Path("runs") / run)["state"] == "finished", run
+    import csv
+
+    evaluation = json.loads(Path("eval.json").read_text())  # lamda evaluate: the report, by hand-checkable parts
+    assert evaluation["examples"] == 32 and sum(map(sum, evaluation["confusion"])) == 32
+    assert [c["label"] for c in evaluation["per_class"]] == ["neg", "pos"]
+    with open("predictions.csv") as handle:  # lamda predict --output: a prediction per row of the file
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 32 and {r["predicted"] for r in rows} <= {"neg", "pos"}
     merged = AutoModelForSequenceClassification.from_pretrained("out/merged")
     base, _ = lc.load_model("default")
     name = "bert.encoder.layer.0.attention.self.query.weight"
     assert not torch.equal(merged.state_dict()[name], base.state_dict()[name])  # the update is in the weights
     reloaded, _ = lc.load_model("out/merged")  # and the mean pooling it was trained with comes back
     assert type(reloaded.bert.pooler).__name__ == "MeanPooler"
-    import json
 
     update = json.loads(Path("update.json").read_text())  # lamda analyze: every adapted matrix
     assert update["method"] == "lamda" and len(update["matrices"]) == 36

@@ -309,7 +309,11 @@ def load_labelled_file(path: str | Path, label_names: list[str], text_column: st
                        label_column: str | None = None) -> tuple[list[str], list[int], list[str]]:
     """(texts, class ids, notes) of a held-out classification file, read and checked exactly like
     training data (formats, column detection, errors); every label must be one of ``label_names``,
-    the classes the run was trained on (a DataError names the unknown ones and the known ones)."""
+    the classes the run was trained on (a DataError names the unknown ones and the known ones).
+    A demo dataset's name means its validation file."""
+    if str(path) in DEMO_DATASETS:
+        train_file, validation_file = DEMO_DATASETS[str(path)]
+        path = validation_file or train_file
     path = Path(path)
     if not path.is_file():
         raise DataError(f"no such data file: {path}")
