@@ -63,7 +63,30 @@ def run_panel(folder: Path, charts: bool = True) -> None:
                       help="accuracy: share of validation examples classified right" if config.task == "classification"
                       else "perplexity: exp(mean validation loss per token)")
     if state == "finished":
+        peak_memory(run)
         downloads(folder)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _estimated_peak_mib(config_json: str) -> float | None:
+    from lamda_core import CostQuery, estimate_costs
+    from lamda_core.training.config import TrainConfig
+
+    try:
+        return estimate_costs(CostQuery.from_train_config(TrainConfig.from_json(config_json))).peak / 2 ** 20
+    except LamdaError:
+        return None
+
+
+def peak_memory(run: RunFolder) -> None:
+    """The run's measured peak memory beside the estimate the Fine-tune form showed for it."""
+    summary = run.summary() or {}
+    if summary.get("peak_memory_mib") is None:
+        return
+    estimate = _estimated_peak_mib((run.path / "run_config.json").read_text())
+    st.caption(f"Measured peak memory: **{summary['peak_memory_mib']:,.0f} MiB** ({summary.get('peak_memory_kind')}, "
+               "loading and evaluation included)" + (f"; estimated training step peak: {estimate:,.0f} MiB"
+                                                     if estimate is not None else ""))
 
 
 def downloads(folder: Path) -> None:

@@ -141,6 +141,7 @@ def test_runs_page_lists_runs_and_deletes_with_confirmation(runs_folder):
     assert table.loc[0, "run"] == "r1" and table.loc[0, "state"] == "finished" and "accuracy" in table
     assert table.loc[0, "data"] == "demo-sentiment (built in)" and table.loc[0, "reason"] == ""
     assert not table.isna().any().any() and "None" not in table.astype(str).to_string()
+    assert any("Measured peak memory" in c.value and "estimated training step peak" in c.value for c in app.caption)
     assert app.button(key="delete").disabled
     app.checkbox(key="confirm_delete").check().run()
     app.button(key="delete").click().run()
