@@ -1,7 +1,6 @@
 """Launch a short local fine-tune and watch it converge: the data is checked and previewed on
 upload, every queued or running run shows its own progress and Stop, and the last run stays after
 a reload."""
-import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +13,7 @@ from lamda_core.training.compare import create_comparison
 from lamda_core.training.config import TrainConfig
 from lamda_core.training.data import check_language_model_text, preview_classification
 from lamda_core.training.runs import RunFolder, create_run, list_runs, new_run_folder, start_run
-from studio_ui.common import kept, page_setup, runs_root, set_kept, sidebar
+from studio_ui.common import kept, page_setup, runs_root, saved_upload, set_kept, sidebar
 from studio_ui.run_settings import RunData, draft_config, setting
 from studio_ui.runs_view import run_panel
 
@@ -25,16 +24,6 @@ root = runs_root()
 trainable_task = task in choices.TRAIN_TASKS
 if not trainable_task:
     st.warning("Choose the classification or causal-lm task in the sidebar to fine-tune.")
-
-
-def saved_upload(upload) -> str:
-    """The uploaded file under runs/uploads/, named by its content so two uploads never collide."""
-    digest = hashlib.sha256(upload.getvalue()).hexdigest()[:10]
-    target = root / "uploads" / f"{Path(upload.name).stem}-{digest}{Path(upload.name).suffix.lower()}"
-    if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(upload.getvalue())
-    return str(target)
 
 
 def show_preview(path: str, label: str, columns: tuple[str | None, str | None]):
@@ -68,8 +57,8 @@ train_data, validation_data, text_column, label_column, data_ok = demo, None, No
 if upload is None:
     st.caption(f"Training on the built-in demo data **{demo}**. Upload a file to train on your own.")
 else:
-    train_data = saved_upload(upload)
-    validation_data = saved_upload(validation_upload) if validation_upload is not None else None
+    train_data = saved_upload(upload, root)
+    validation_data = saved_upload(validation_upload, root) if validation_upload is not None else None
     st.caption(f"Training on **{upload.name}**" + (f", validating on **{validation_upload.name}**"
                                                     if validation_upload is not None else ""))
     if task == "causal-lm":
@@ -133,7 +122,7 @@ c10.slider("Freeze fraction eta", 0.01, 1.0, step=0.01, **kept("run_freeze", set
 c10b.selectbox("Pooling", choices.POOLINGS, disabled=task != "classification",
                **kept("run_pooling", setting("run_pooling")),
                help="What the classifier reads: auto = what the model was trained with (MiniLM: the "
-                    "mean of the token states; README, Pooling); cls = the model's own head, which "
+                    "mean of the token states; docs/training.md, Pooling); cls = the model's own head, which "
                     "plain transformers reloads the same way; mean = the masked mean of the token states.")
 
 

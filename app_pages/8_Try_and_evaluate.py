@@ -2,7 +2,6 @@
 by side (a causal LM: continue a prompt, the base model beside it), and score runs on an uploaded
 test file: accuracy, macro F1, per class, the confusion matrix and the most confidently wrong
 examples, all downloadable. Each run is loaded once per session (training/inference.py)."""
-import hashlib
 import json
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from lamda_core import figures
 from lamda_core.training.evaluation import ClassificationReport, evaluate_run, side_by_side
 from lamda_core.training.inference import load_base, load_run
 from lamda_core.training.runs import RunFolder, list_runs
-from studio_ui.common import page_setup, runs_root, sidebar
+from studio_ui.common import page_setup, runs_root, saved_upload, sidebar
 
 MAX_RUNS = 3
 page_setup("Try & evaluate")
@@ -102,11 +101,7 @@ kinds = ["csv", "tsv", "jsonl", "parquet"] if task == "classification" else ["tx
 upload = st.file_uploader("Test file: " + ", ".join(kinds) + " (read like training data; its labels must be the "
                           "runs' classes)", type=kinds, key="eval_upload")
 if upload is not None:
-    digest = hashlib.sha256(upload.getvalue()).hexdigest()[:10]
-    path = root / "uploads" / f"{Path(upload.name).stem}-{digest}{Path(upload.name).suffix.lower()}"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(upload.getvalue())
+    path = saved_upload(upload, root)
     if st.button("Evaluate", type="primary", key="evaluate"):
         reports, bar = [], st.progress(0.0, text="Evaluating…")
         try:

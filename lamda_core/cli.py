@@ -393,9 +393,8 @@ def _print_classification(report) -> None:
 
 
 def _predict(args) -> None:
-    import csv
-
     from .training.data import read_texts
+    from .training.evaluation import prediction_rows, write_csv
     from .training.inference import load_run
 
     if not args.texts and not args.data:
@@ -403,14 +402,9 @@ def _predict(args) -> None:
     loaded = load_run(args.run)
     texts = list(args.texts) + (read_texts(args.data, args.text_column) if args.data else [])
     probabilities = loaded.probabilities(texts, progress=_fraction_bar("predicting") if len(texts) > 64 else None)
-    rows = [{"text": text, "predicted": loaded.label_names[int(p.argmax())], "probability": round(float(p.max()), 6),
-             **{f"p({n})": round(float(v), 6) for n, v in zip(loaded.label_names, p)}}
-            for text, p in zip(texts, probabilities)]
+    rows = prediction_rows(texts, probabilities, loaded.label_names)
     if args.output:
-        with open(args.output, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        write_csv(rows, args.output)
         print(f"{len(rows)} predictions written to {args.output}")
         return
     for row in rows:

@@ -73,8 +73,9 @@ class Method:
         raise NotImplementedError
 
     def save(self, model, folder: Path, source: str) -> None:
-        """Write what a finished run keeps to ``folder / self.saved_folder`` (and any export)."""
-        raise NotImplementedError
+        """Write what a finished run keeps to ``folder / self.saved_folder`` (and any export); by
+        default the model's own save_pretrained (a PEFT adapter, or the whole model)."""
+        model.save_pretrained(str(folder / self.saved_folder))
 
     def load(self, folder: Path, source: str, task: str, **load_options):
         """(fine-tuned model, tokenizer) from a run folder's saved files: the base ``source``
@@ -147,9 +148,6 @@ class PeftMethod(Method):
         conv1d = any(m.module_type == Conv1D.__name__ for m in matrices)
         return get_peft_model(model, self.peft_config(config, ranks, heads, conv1d))
 
-    def save(self, model, folder, source):
-        model.save_pretrained(str(folder / self.saved_folder))
-
     def merge_saved(self, base, folder):
         from peft import PeftModel
 
@@ -182,9 +180,6 @@ class FullMethod(Method):
     def apply(self, model, config, initialize=True, gradients=None):
         return model.requires_grad_(True)
 
-    def save(self, model, folder, source):
-        model.save_pretrained(str(folder / self.saved_folder))
-
     def load(self, folder, source, task, **load_options):
         from .models.loading import load_model
 
@@ -210,10 +205,8 @@ def unregister_method(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
-def get_method(name) -> Method:
-    """The registry entry of ``name`` (an entry is returned as it is); ConfigError naming the known methods."""
-    if isinstance(name, Method):
-        return name
+def get_method(name: str) -> Method:
+    """The registry entry of ``name``; ConfigError naming the known methods."""
     if name not in _REGISTRY:
         raise ConfigError(f"unknown method {name!r}: method must be one of {method_names()}")
     return _REGISTRY[name]
@@ -230,8 +223,8 @@ def display_order() -> tuple[str, ...]:
 
 
 # ---- the entries ------------------------------------------------------------------------------
-# LaMDA's defaults, from benchmarks/quality.py (validation files, 3 seeds, mean pooling; README
-# "Quality on real data"). LaMDA trains the r x r core S between frozen singular directions, B frozen
+# LaMDA's defaults, from benchmarks/quality.py (validation files, 3 seeds, mean pooling;
+# docs/quality.md). LaMDA trains the r x r core S between frozen singular directions, B frozen
 # within the first 1% of the steps (choices.DEFAULT_FREEZE_FRACTION).
 #   rank: choices.DEFAULT_LAMDA_RANK (40; the reasons are there, LamdaConfig reads it too).
 #   rate 3e-3 (SST-2 train split, 300 steps of batch 32, 3 seeds): 1e-3 85.9, 3e-3 86.8, 1e-2 85.7;
@@ -246,7 +239,7 @@ LAMDA_PLUS = register_method(LamdaMethod(
     name="lamda++", summary="LaMDA++: LaMDA with per-matrix ranks from the spectra (Rank budget page)",
     default_rank=choices.DEFAULT_LAMDA_RANK, default_dropout=0.0, default_learning_rate=3e-3, default_head_learning_rate=None,
     needs_rank_pattern=True))
-# LoRA: rank 8, alpha 16 (scale 2; alpha 64 at r=8 scored lower, README factor table), dropout 0.05
+# LoRA: rank 8, alpha 16 (scale 2; alpha 64 at r=8 scored lower, docs/quality.md, factor table), dropout 0.05
 # (PEFT's usual). Rate (SST-2 train split, 1 seed each): 3e-4 84.1, 1e-3 84.8, 3e-3 85.2 (cls
 # pooling), 84.5 / 85.7 / 86.4 (mean pooling); but 2e-3 (the old default) collapsed to the majority
 # class on SST-2 in users' runs and in tests/test_quality.py -> 1e-3, below it (SST-2 validation,

@@ -21,6 +21,18 @@ def runs_root() -> Path:
     return Path(os.environ.get("LAMDA_RUNS", Path.cwd() / "runs"))
 
 
+def saved_upload(upload, root: Path) -> str:
+    """An uploaded file kept under ``root``/uploads/, named by its content so two uploads never collide."""
+    import hashlib
+
+    digest = hashlib.sha256(upload.getvalue()).hexdigest()[:10]
+    target = root / "uploads" / f"{Path(upload.name).stem}-{digest}{Path(upload.name).suffix.lower()}"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(upload.getvalue())
+    return str(target)
+
+
 def page_setup(title: str) -> None:
     st.set_page_config(page_title=f"{title} · LaMDA Studio", page_icon=LOGO, layout="wide")
 

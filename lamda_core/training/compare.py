@@ -27,7 +27,7 @@ from ..costs.parameters import average_lamda_parameters
 from ..errors import ConfigError, RunError
 from ..methods import MemoryModel, get_method
 from .config import TrainConfig
-from .runs import RunFolder, create_run, list_runs
+from .runs import RunFolder, create_runs, list_runs
 
 # higher or lower is better, per metric in a run's summary (without the "eval_" prefix)
 METRIC_DIRECTIONS = {"accuracy": "higher", "f1": "higher", "perplexity": "lower", "loss": "lower"}
@@ -98,8 +98,6 @@ def create_comparison(base: TrainConfig, methods: list[str], root: str | Path, m
                       name: str | None = None, report=None) -> list[Path]:
     """Check every run (preflight), then create one queued run folder per method under ``root``,
     named <comparison>-<method>; nothing is created when a check fails."""
-    from .preflight import check_run
-
     root = Path(root)
     name = name or f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
     if any(RunFolder(f).config.comparison == name for f in list_runs(root)):
@@ -109,9 +107,7 @@ def create_comparison(base: TrainConfig, methods: list[str], root: str | Path, m
     taken = [str(f) for f in folders.values() if f.exists()]
     if taken:
         raise RunError(f"run folders already exist: {', '.join(taken)}; choose another comparison name")
-    for config in configs.values():
-        check_run(config)  # every run first: nothing is created when one fails
-    return [create_run(config, folders[method]) for method, config in configs.items()]
+    return create_runs([(config, folders[method]) for method, config in configs.items()])
 
 
 def list_comparisons(root: str | Path) -> list[str]:

@@ -46,18 +46,28 @@ class ClassificationReport:
         return {**data, "examples": self.examples}
 
     def rows_csv(self) -> str:
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=list(self.rows[0]))
-        writer.writeheader()
-        writer.writerows(self.rows)
-        return out.getvalue()
+        return write_csv(self.rows)
 
     def wrong_csv(self) -> str:
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=["text", "true", "predicted", "probability"])
-        writer.writeheader()
-        writer.writerows(self.wrong)
-        return out.getvalue()
+        return write_csv(self.wrong) if self.wrong else "text,true,predicted,probability\n"
+
+
+def prediction_rows(texts: list[str], probabilities: torch.Tensor, label_names: list[str]) -> list[dict]:
+    """Per text: the predicted label, its probability and every label's probability p(label)."""
+    return [{"text": text, "predicted": label_names[int(p.argmax())], "probability": round(float(p.max()), 6),
+             **{f"p({name})": round(float(v), 6) for name, v in zip(label_names, p)}}
+            for text, p in zip(texts, probabilities)]
+
+
+def write_csv(rows: list[dict], path: str | Path | None = None) -> str:
+    """``rows`` as CSV text (columns from the first row), also written to ``path`` when given."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    if path is not None:
+        Path(path).write_text(out.getvalue())
+    return out.getvalue()
 
 
 def classification_report(run: str, data: str, texts: list[str], labels: list[int], probabilities: torch.Tensor,
@@ -65,10 +75,8 @@ def classification_report(run: str, data: str, texts: list[str], labels: list[in
     """The report of predictions ``probabilities`` (n, K) against true class ids ``labels``."""
     k = len(label_names)
     predicted = probabilities.argmax(-1).tolist()
-    confidence = probabilities.max(-1).values.tolist()
-    rows = [{"text": text, "true": label_names[t], "predicted": label_names[p], "probability": round(c, 6),
-             **{f"p({name})": round(float(v), 6) for name, v in zip(label_names, probs)}}
-            for text, t, p, c, probs in zip(texts, labels, predicted, confidence, probabilities)]
+    rows = [{"text": row.pop("text"), "true": label_names[t], **row}
+            for row, t in zip(prediction_rows(texts, probabilities, label_names), labels)]
     wrong = sorted((r for r in rows if r["true"] != r["predicted"]), key=lambda r: -r["probability"])[:top_wrong]
     per_class = [{"label": name, **scores} for name, scores in zip(label_names, per_class_scores(predicted, labels, k))]
     return ClassificationReport(run, data, label_names, accuracy(predicted, labels), macro_f1(predicted, labels, k),
@@ -152,6 +160,6 @@ def write_report(report, json_path: str | None = None, csv_path: str | None = No
         Path(json_path).write_text(json.dumps(report.summary(), indent=1))
         written.append(json_path)
     if csv_path and isinstance(report, ClassificationReport):
-        Path(csv_path).write_text(report.rows_csv())
+        write_csv(report.rows, csv_path)
         written.append(csv_path)
     return written

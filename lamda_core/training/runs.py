@@ -281,12 +281,19 @@ class RunFolder:
 def create_run(config: TrainConfig, folder: str | Path, notes: list | None = None) -> Path:
     """Check the run (preflight.check_run: data, model, ranks), then create its folder; what the
     check detected (e.g. a file without a header line) is appended to ``notes``."""
+    return create_runs([(config, folder)], notes)[0]
+
+
+def create_runs(runs: list[tuple[TrainConfig, str | Path]], notes: list | None = None) -> list[Path]:
+    """Check every (config, folder) first, then create the folders: nothing is created when one
+    check fails (a comparison's runs)."""
     from .preflight import check_run
 
-    found = check_run(config)
-    if notes is not None:
-        notes.extend(found)
-    return RunFolder.create(config, folder).path
+    for config, _ in runs:
+        found = check_run(config)
+        if notes is not None:
+            notes.extend(n for n in found if n not in notes)
+    return [RunFolder.create(config, folder).path for config, folder in runs]
 
 
 def new_run_folder(root: str | Path, method: str) -> Path:
