@@ -488,7 +488,7 @@ def report(cache: dict, args) -> dict:
 
 def write_pareto_figures(points: list[dict]) -> None:
     """pareto.html, and where Debian's chromium is installed pareto_params.png and
-    pareto_memory.png (the README's images), rendered offline through Playwright."""
+    pareto_memory.png (docs/quality.md's images), rendered offline through Playwright."""
     import shutil
 
     from lamda_core.figures import pareto_figure

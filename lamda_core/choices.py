@@ -1,5 +1,5 @@
 """Every allowed value and default, defined once; configs, argparse and the app's widgets read them
-from here. Defaults that a benchmark chose say so next to them (README, "Quality on real data")."""
+from here. Defaults that a benchmark chose say so next to them (docs/quality.md)."""
 from __future__ import annotations
 
 # Fine-tuning methods are registry entries (methods.py): their defaults and reasons live there.
@@ -27,15 +27,15 @@ DEFAULT_METHOD = "lamda"
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_SEQ_LEN = 64
 DEFAULT_STEPS = 60
-# LaMDA's rank, from benchmarks/quality.py (validation files, 3 seeds, mean pooling; README "Quality
-# on real data"): r = 40 is the round rank just inside 5x fewer averaged adapter parameters than
+# LaMDA's rank, from benchmarks/quality.py (validation files, 3 seeds, mean pooling;
+# docs/quality.md): r = 40 is the round rank just inside 5x fewer averaged adapter parameters than
 # LoRA r=8 (57,600 for S on MiniLM, 63,130 averaged with B's first steps: 5.3x; the budget ends at
 # r = 41); accuracy rose with the rank up to there (train split, rate 3e-3, 3 seeds: r=32 86.1,
 # r=40 86.8). SST-2 validation: r=40 89.0, r=32 at 1e-2 (the default before) 87.8, r=8 with B over
 # 30% of the steps (the one before) 86.8; LoRA r=8 89.5.
 DEFAULT_LAMDA_RANK = 40
 # alpha = DEFAULT_SCALE x rank unless set, so the update scale s = alpha / r stays 2 at any rank
-# (LoRA r=8: alpha 16, as before; a larger s scored lower, README factor table: alpha 64 at r=8).
+# (LoRA r=8: alpha 16, as before; a larger s scored lower, docs/quality.md, factor table: alpha 64 at r=8).
 DEFAULT_SCALE = 2.0
 DEFAULT_INIT = "svd"
 # Classification pooling (models/pooling.py). "auto" classifies from the sentence embedding the model
