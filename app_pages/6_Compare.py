@@ -6,11 +6,12 @@ import json
 import pandas as pd
 import streamlit as st
 
-from lamda_core import figures
+from lamda_core import LamdaError, figures
 from lamda_core.training.compare import (COST_AXES, METRIC_LABELS, comparison_runs, comparison_table, list_comparisons,
                                          quality_metric)
+from lamda_core.training.evaluation import ClassificationReport, evaluate_run
 from lamda_core.training.runs import RunFolder
-from studio_ui.common import page_setup, runs_root, sidebar
+from studio_ui.common import page_setup, runs_root, saved_upload, sidebar
 from studio_ui.runs_view import data_label
 
 page_setup("Compare")
@@ -33,6 +34,36 @@ x = c2.radio("Against", [k for k in COST_AXES if k != "adapter_average"], format
              horizontal=True, key="compare_x")
 st.caption(f"Model {config.source}, data {data_label(config.train_data)}, {config.max_steps} steps of batch {config.batch_size}, "
            f"seed {config.seed}; each method at its default learning rate.")
+held_out_upload = st.file_uploader("Held-out test file (optional): adds each finished run's score on it as a column",
+                                   type=["csv", "tsv", "jsonl", "parquet", "txt"], key="compare_held_out")
+held_out_path = saved_upload(held_out_upload, root) if held_out_upload is not None else None
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def held_out_score(folder: str, finished_at: float, path: str) -> tuple[str, float | None]:
+    """(column label, score) of a finished run on a held-out file: accuracy (%) or perplexity
+    (training/evaluation.py, the code `lamda evaluate` runs); (label of the error, None) when the
+    file does not fit the run."""
+    try:
+        report = evaluate_run(folder, path)
+    except LamdaError as error:
+        return f"held-out: {error}", None
+    if isinstance(report, ClassificationReport):
+        return "held-out accuracy (%)", round(100 * report.accuracy, 2)
+    return "held-out perplexity", round(report.fine_tuned_perplexity, 3)
+
+
+def held_out_column(rows: list[dict]) -> dict[str, tuple[str, float | None]]:
+    """{run: (label, score)} of the finished runs, when a held-out file is given."""
+    if held_out_path is None:
+        return {}
+    scores = {}
+    with st.spinner("Scoring the finished runs on the held-out file…"):
+        for r in rows:
+            if r["state"] == "finished":
+                folder = root / r["run"]
+                scores[r["run"]] = held_out_score(str(folder), (folder / "summary.json").stat().st_mtime, held_out_path)
+    return scores
 
 
 @st.fragment(run_every=2.0)
@@ -54,11 +85,16 @@ def comparison() -> None:
     else:
         st.caption("The figure appears when the first run has evaluated.")
     scale = 100 if metric in ("accuracy", "f1") else 1
+    held_out = held_out_column(rows)
+    errors = sorted({label for label, score in held_out.values() if score is None})
+    for error in errors:
+        st.error(error)
     table = pd.DataFrame([{
         "method": r["method"], "rank": r["rank"], "state": r["state"], "steps": f"{r['step']}/{r['total_steps']}",
         **{METRIC_LABELS[m]: None if r[m] is None else round(scale * r[m], 2) for m in metrics},
         "averaged adapter params": r["adapter_average"], "averaged trainable params": r["trainable_average"],
         "peak memory (MiB)": r["peak_memory_mib"], "time (s)": None if r["seconds"] is None else round(r["seconds"], 1),
+        **{label: score for label, score in [held_out.get(r["run"], (None, None))] if label and score is not None},
         "Pareto": "yes" if r["pareto"] else "", "run": r["run"]} for r in rows])
     counts = {c: st.column_config.NumberColumn(format="localized")
               for c in ("averaged adapter params", "averaged trainable params", "peak memory (MiB)")}

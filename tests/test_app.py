@@ -191,6 +191,12 @@ def test_compare_page_plots_quality_against_cost_with_the_front_and_a_table(runs
     assert [t["name"] for t in figure["data"]] == ["lora", "lamda", "Pareto front"]
     assert figure["layout"]["xaxis"]["type"] == "log"
     assert any("Pareto front" in m.value and "lamda" in m.value for m in app.markdown)
+    from lamda_core.training.data import DEMO_DATASETS
+
+    app.file_uploader(key="compare_held_out").upload("held-out.tsv", DEMO_DATASETS["demo-sentiment"][1].read_bytes()).run()
+    assert not app.exception and not app.error
+    held_out = app.dataframe[0].value["held-out accuracy (%)"]
+    assert held_out.notna().all() and held_out.between(0, 100).all()
     app.radio(key="compare_x").set_value("peak_memory_mib").run()
     app.radio(key="compare_metric").set_value("f1").run()
     assert not app.exception
@@ -221,13 +227,16 @@ def test_try_and_evaluate_page_compares_two_runs_and_scores_a_test_file(runs_fol
     assert len(charts) == 2 and [t["name"] for t in charts[0]["data"]] == ["lamda-run", "lora-run"]
     assert charts[0]["data"][0]["x"] == ["negative", "positive"]
     assert abs(sum(charts[0]["data"][0]["y"]) - 100) < 1e-3  # one run's probabilities over the labels
-    # the test file, as an upload would leave it: evaluate through the same code the CLI uses
-    app.session_state["eval_reports"] = ("validation", [
-        evaluate_run(runs_folder / n, DEMO_DATASETS["demo-sentiment"][1]) for n in ("lamda-run", "lora-run")])
-    app.run()
-    assert not app.exception
+    app.file_uploader(key="eval_upload").upload("validation.tsv", DEMO_DATASETS["demo-sentiment"][1].read_bytes()).run()
+    app.button(key="evaluate").click().run()
+    assert not app.exception and not app.error
     table = app.dataframe[0].value
     assert list(table["run"]) == ["lamda-run", "lora-run"] and table["examples"].tolist() == [100, 100]
     heatmaps = [f for f in (json.loads(c.proto.spec) for c in app.get("plotly_chart")) if f["data"][0]["type"] == "heatmap"]
     assert len(heatmaps) == 2 and sum(map(sum, heatmaps[0]["data"][0]["z"])) == 100
     assert {b.label for b in app.get("download_button")} >= {"Wrong examples (CSV)", "Every prediction (CSV)"}
+    cli = evaluate_run(runs_folder / "lamda-run", DEMO_DATASETS["demo-sentiment"][1])  # what `lamda evaluate` reports
+    assert table.loc[0, "accuracy"] == pytest.approx(cli.accuracy) and heatmaps[0]["data"][0]["z"] == cli.confusion
+    app.file_uploader(key="eval_upload").upload("odd.csv", b"text,label\ngood,positive\nso-so,neutral\n").run()
+    app.button(key="evaluate").click().run()
+    assert "label 'neutral' is not among the run's classes" in app.error[0].value
