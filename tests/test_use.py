@@ -111,6 +111,12 @@ def test_exports_predict_what_the_studio_predicts_loaded_the_way_the_readme_says
     with torch.no_grad():
         assert not torch.allclose(plain(**encoded).logits.softmax(-1), studio, atol=1e-3)
 
+    # a fully fine-tuned, mean-pooled run goes through the same export
+    full = trained(tmp_path / "full-mean", method="full")
+    merged = export_merged(full, tmp_path / "full")
+    exported = SentenceTransformer(str(merged)).encode(SENTENCES, convert_to_tensor=True).softmax(-1)
+    assert torch.allclose(exported, load_run(full).probabilities(SENTENCES), atol=1e-5)
+
     # a [CLS]-pooled LoRA run: the merged export is a plain transformers classifier, labels named
     studio = load_run(runs["lora-cls"]).probabilities(SENTENCES)
     merged = export_merged(runs["lora-cls"], tmp_path / "cls")

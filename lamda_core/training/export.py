@@ -13,7 +13,6 @@ Every export carries a README.md that says how to load it.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from ..errors import RunError
@@ -48,14 +47,12 @@ def finished_run(folder: str | Path):
 
 
 def export_merged(folder: str | Path, target: str | Path | None = None) -> Path:
-    """Load the run's base, apply its adapter (LaMDA: adapter/, LoRA: peft/) and merge it, or copy
-    a fully fine-tuned model/, then save_pretrained with the tokenizer to ``target`` (default:
-    the run's merged/ folder)."""
+    """The run's fine-tuned model (fine_tuned_model: the base with its adapter merged in, or the
+    fully fine-tuned model) saved with its tokenizer to ``target`` (default: the run's merged/
+    folder), with the sentence-transformers files of a mean-pooled classifier and a README.md
+    saying how to load it."""
     run, _ = finished_run(folder)
     target = Path(target) if target is not None else run.merged_path
-    if not run.config.method_spec.adapts_matrices:  # full fine-tuning: its saved model is the export
-        shutil.copytree(run.saved(), target, dirs_exist_ok=True)
-        return target
     merged, tokenizer = fine_tuned_model(folder)
     merged.save_pretrained(target)
     if tokenizer is not None:
