@@ -9,7 +9,7 @@ from lamda_core.choices import ALLOCATION_STRATEGIES
 from lamda_core.costs.parameters import lamda_parameters
 from lamda_core.methods import LAMDA, LAMDA_PLUS, LORA
 from lamda_core.spectra.allocation import budget_bounds
-from studio_ui.common import kept, matrix_labels, page_setup, report_or_stop, set_by_user, set_kept, sidebar
+from studio_ui.common import kept, matrix_labels, page_setup, report_or_stop, set_by_user, set_kept, sidebar, user_message
 
 page_setup("Rank budget")
 source, task, dtype = sidebar()
@@ -58,7 +58,7 @@ try:
     allocation = lc.allocate_ranks(report, base_rank, budget=budget, strategy=strategy, r_min=int(r_min),
                                    r_max=int(r_max), multiple=multiple, budget_kind=budget_kind)
 except lc.LamdaError as error:
-    st.error(str(error))
+    st.error(user_message(error))
     st.stop()
 
 query = lc.CostQuery(source, rank=base_rank, batch_size=16, seq_len=128, task=task, dtype=dtype)

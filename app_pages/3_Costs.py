@@ -7,7 +7,7 @@ from lamda_core import choices, figures
 from lamda_core.choices import OPTIMIZERS
 from lamda_core.costs.estimate import CostBreakdown
 from lamda_core.methods import display_order, get_method
-from studio_ui.common import kept, page_setup, sidebar
+from studio_ui.common import kept, kept_choice, page_setup, sidebar, user_message
 from studio_ui.run_settings import default_data, draft_config, setting
 
 page_setup("Costs")
@@ -25,9 +25,9 @@ c2.number_input("Sequence length", 8, 131072, **kept("run_seq", setting("run_seq
                 help="Tokens per example; activations grow with batch x sequence.")
 c3.number_input("Rank (0 = method default)", 0, 1024, **kept("run_rank", setting("run_rank")),
                 help="r of every adapted matrix (LaMDA++ uses the Rank budget page's ranks).")
-optimizer = c4.selectbox("Optimizer", OPTIMIZERS, key="cost_optimizer", help="AdamW keeps two fp32 moments per trainable parameter; SGD none.")
-device = c5.selectbox("Kernels of", ["cpu", "cuda"], key="cost_device", help="Which kernels the estimate assumes: CUDA attention keeps less than the CPU path.")
-checkpointing = c6.checkbox("Gradient checkpointing", key="cost_gc", help="Recompute each layer's activations in backward: keeps only layer inputs.")
+optimizer = c4.selectbox("Optimizer", OPTIMIZERS, **kept_choice("cost_optimizer", list(OPTIMIZERS), OPTIMIZERS[0]), help="AdamW keeps two fp32 moments per trainable parameter; SGD none.")
+device = c5.selectbox("Kernels of", ["cpu", "cuda"], **kept_choice("cost_device", ["cpu", "cuda"], "cpu"), help="Which kernels the estimate assumes: CUDA attention keeps less than the CPU path.")
+checkpointing = c6.checkbox("Gradient checkpointing", **kept("cost_gc", False), help="Recompute each layer's activations in backward: keeps only layer inputs.")
 pattern = None
 if st.session_state.get("allocation_source") == source and "allocation" in st.session_state:
     pattern = st.session_state["allocation"].rank_pattern
@@ -41,7 +41,7 @@ try:
     st.session_state["cost_queries"] = queries  # what the page estimated (tests compare it with the run Start creates)
     estimates = {m: lc.estimate_costs(q) for m, q in queries.items()}
 except lc.LamdaError as error:
-    st.error(str(error))
+    st.error(user_message(error))
     st.stop()
 if not pattern:
     st.caption("LaMDA++ appears here after **Use for fine-tune** on the Rank budget page.")
@@ -57,13 +57,13 @@ rows = {m: {"peak (MiB)": e.peak / 2 ** 20, "peak in": e.peak_phase, "census (Mi
 st.dataframe(pd.DataFrame(rows).T, width="stretch")
 
 st.subheader("Measure on this machine")
-method = st.selectbox("Method to measure", methods, index=methods.index(choices.DEFAULT_METHOD), key="measure_method")
+method = st.selectbox("Method to measure", methods, **kept_choice("measure_method", methods, choices.DEFAULT_METHOD))
 if st.button("Run one training step and compare", key="measure"):
     with st.spinner("Measuring one real training step…"):
         try:
             measured = lc.measure_costs(queries[method].replace(mixed_precision=False))
         except lc.LamdaError as error:
-            st.error(str(error))
+            st.error(user_message(error))
             st.stop()
     estimate = estimates[method]
     rows = ("peak",) + CostBreakdown.COMPONENTS + ("total",)

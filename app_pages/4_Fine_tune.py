@@ -11,10 +11,10 @@ from lamda_core import choices
 from lamda_core.methods import get_method, method_names
 from lamda_core.training.compare import create_comparison
 from lamda_core.training.config import TrainConfig
-from lamda_core.training.data import check_language_model_text, preview_classification
-from lamda_core.training.runs import RunFolder, create_run, list_runs, new_run_folder, start_run
-from studio_ui.common import kept, page_setup, runs_root, saved_upload, set_kept, sidebar
-from studio_ui.run_settings import RunData, draft_config, setting
+from lamda_core.training.data import ColumnError, check_language_model_text, file_columns, preview_classification
+from lamda_core.training.runs import RunFolder, any_live, create_run, list_runs, new_run_folder, start_run
+from studio_ui.common import file_choice, kept, kept_choice, page_setup, runs_root, set_kept, sidebar, user_message
+from studio_ui.run_settings import RunData, draft_config, fitted_rank, setting
 from studio_ui.runs_view import run_panel
 
 page_setup("Fine-tune")
@@ -26,67 +26,81 @@ if not trainable_task:
     st.warning("Choose the classification or causal-lm task in the sidebar to fine-tune.")
 
 
-def show_preview(path: str, label: str, columns: tuple[str | None, str | None]):
-    """Check a classification file and show its first rows and classes; the preview, or None
-    after showing the error."""
-    try:
-        preview = preview_classification(path, *columns)
-    except lc.LamdaError as error:
-        st.error(f"{label}: {error}")
-        return None
+def show_preview(preview) -> None:
+    """A checked classification file's first rows and its classes."""
     for note in preview.notes:
         st.info(note)
     left, right = st.columns([3, 1])
     left.dataframe(pd.DataFrame(preview.head), hide_index=True, width="stretch")
     right.dataframe(pd.DataFrame({"class": list(preview.class_counts), "rows": list(preview.class_counts.values())}),
                     hide_index=True, width="stretch")
-    return preview
 
 
-# ---- data: an uploaded file is used as soon as it is chosen, checked and previewed at once ----
+def classification_columns(path: str, validation: str | None) -> tuple[bool, str | None, str | None]:
+    """(data ok, text column, label column) of an uploaded classification file: detected, or
+    picked by the user (kept per file) whenever detection fails; checked and previewed at once."""
+    name, file_key = Path(path).name, Path(path).parent.name  # the upload's content hash
+    text_key, label_key = f"text_column-{file_key}", f"label_column-{file_key}"
+    try:
+        columns = file_columns(path)
+    except lc.LamdaError as error:
+        st.error(user_message(error))
+        return False, None, None
+    given = [st.session_state.get(f"keep_{k}") for k in (text_key, label_key)]
+    given = [c if c in columns else None for c in given]
+    preview, problem = None, None
+    try:
+        preview = preview_classification(path, *given)
+    except ColumnError as error:
+        problem = (f"{user_message(error)}. Pick the column that holds the text and the one that holds the "
+                   "label below; the file is checked again at once.")
+    except lc.LamdaError as error:
+        problem = user_message(error)
+    c1, c2 = st.columns(2)
+    text = c1.selectbox("Text column", columns, placeholder="pick the text column",
+                        **kept_choice(text_key, columns, preview.text_column if preview else given[0]))
+    label = c2.selectbox("Label column", columns, placeholder="pick the label column",
+                         **kept_choice(label_key, columns, preview.label_column if preview else given[1]))
+    if problem:
+        st.error(problem)
+        return False, text, label
+    show_preview(preview)
+    if validation:
+        try:
+            preview_classification(validation, text, label)
+        except lc.LamdaError as error:
+            st.error(f"Validation file: {user_message(error)}")
+            return False, text, label
+    return True, text, label
+
+
+# ---- data: the file in use is kept across pages; an upload is selected, checked and previewed at once
 st.subheader("Data")
 demo = "demo-sentiment" if task != "causal-lm" else "demo-corpus"
 kinds = ["csv", "tsv", "jsonl", "parquet"] if task != "causal-lm" else ["txt", "jsonl"]
 u1, u2 = st.columns(2)
-upload = u1.file_uploader("Training file: " + ", ".join(kinds) + " (none: the built-in demo data)", type=kinds,
-                          key="upload", help="Classification: a text and a label column (CSV / TSV with or "
-                          "without a header line, JSONL, Parquet). Causal LM: plain text.")
-validation_upload = u2.file_uploader("Validation file (optional; default: a seeded 10% of the training file)",
-                                     type=kinds, key="upload_validation")
-train_data, validation_data, text_column, label_column, data_ok = demo, None, None, None, True
-if upload is None:
+with u1:
+    train_data = file_choice("Training file: " + ", ".join(kinds), kinds, f"run_train_file-{task}", root, demo,
+                             f"{demo} (built-in demo data)", help="Classification: a text and a label column (CSV / "
+                             "TSV with or without a header line, JSONL, Parquet). Causal LM: plain text.")
+with u2:
+    validation_data = file_choice("Validation file (optional)", kinds, f"run_validation_file-{task}", root, None,
+                                  "none: a seeded 10% of the training file")
+text_column, label_column, data_ok = None, None, True
+if train_data == demo:
     st.caption(f"Training on the built-in demo data **{demo}**. Upload a file to train on your own.")
 else:
-    train_data = saved_upload(upload, root)
-    validation_data = saved_upload(validation_upload, root) if validation_upload is not None else None
-    st.caption(f"Training on **{upload.name}**" + (f", validating on **{validation_upload.name}**"
-                                                    if validation_upload is not None else ""))
+    st.caption(f"Training on **{Path(train_data).name}**" + (f", validating on **{Path(validation_data).name}**"
+                                                              if validation_data else ""))
     if task == "causal-lm":
         try:
             check_language_model_text(train_data, validation_data)
             st.code(Path(train_data).read_text(errors="replace")[:400] + " ...", language=None)
         except lc.LamdaError as error:
-            st.error(str(error))
+            st.error(user_message(error))
             data_ok = False
     else:
-        detected = show_preview(train_data, upload.name, (None, None))
-        if detected is None:
-            data_ok = False
-        else:
-            file_key = Path(train_data).stem
-            c1, c2 = st.columns(2)
-            text_column = c1.selectbox("Text column", detected.columns, index=detected.columns.index(detected.text_column),
-                                       key=f"text_column-{file_key}")
-            label_column = c2.selectbox("Label column", detected.columns,
-                                        index=detected.columns.index(detected.label_column), key=f"label_column-{file_key}")
-            if (text_column, label_column) != (detected.text_column, detected.label_column):
-                data_ok = show_preview(train_data, upload.name, (text_column, label_column)) is not None
-            if data_ok and validation_data:
-                try:
-                    preview_classification(validation_data, text_column, label_column)
-                except lc.LamdaError as error:
-                    st.error(f"{validation_upload.name}: {error}")
-                    data_ok = False
+        data_ok, text_column, label_column = classification_columns(train_data, validation_data)
 
 # ---- options: kept across pages (run_settings), the same run the Costs page estimates ----------
 MATCH_LABELS = {"defaults": "each at its defaults", "rank": "same total rank",
@@ -103,6 +117,8 @@ method = c3.selectbox("Method", methods, **kept("run_method", setting("run_metho
 c4.number_input("Rank (0 = method default)", 0, 256, **kept("run_rank", setting("run_rank")),
                 help="r of every adapted matrix. Defaults, chosen on real data: " + ", ".join(
                     f"{m} {get_method(m).default_rank}" for m in methods if get_method(m).adapts_matrices))
+if not setting("run_rank") and trainable_task and (rank_note := fitted_rank(method, source, task)[1]):
+    st.info(rank_note)
 c5.number_input("Steps", 1, 100000, **kept("run_steps", setting("run_steps")), help="Optimizer steps")
 c6.number_input("Batch size", 1, 1024, **kept("run_batch", setting("run_batch")))
 c7, c8, c9, c10, c10b = st.columns(5)
@@ -148,9 +164,10 @@ st.markdown("**Compare methods**: the same data, seed, steps and shape for each,
             "learning rate, queued one after another; the results are on the Compare page.")
 c11, c12, c13 = st.columns([2, 2, 1])
 compare_methods = c11.multiselect(
-    "Methods to compare", method_names(), default=list(choices.DEFAULT_COMPARE_METHODS), key="cmp_methods",
+    "Methods to compare", method_names(), **kept_choice("cmp_methods", method_names(), list(choices.DEFAULT_COMPARE_METHODS)),
     help="full: full fine-tuning, the unmatched reference (every weight trains).")
-match = c12.radio("Matched budget", choices.COMPARE_MATCHES, key="cmp_match", horizontal=True,
+match = c12.radio("Matched budget", choices.COMPARE_MATCHES, horizontal=True,
+                  **kept_choice("cmp_match", list(choices.COMPARE_MATCHES), choices.COMPARE_MATCHES[0]),
                   format_func=MATCH_LABELS.get,
                   help="each at its defaults: LoRA at its default rank, LaMDA at Rank (0: its own), LaMDA++ "
                        "at LaMDA's total rank; same total rank: every adapter at Rank (0: LaMDA's), LaMDA++ at "
@@ -160,45 +177,68 @@ match = c12.radio("Matched budget", choices.COMPARE_MATCHES, key="cmp_match", ho
 compare = c13.button("Compare methods", disabled=not ready, key="compare",
                      help="Queue one run per chosen method with matched budgets.")
 
+def watch(folders: list[Path]) -> None:
+    """Keep ``folders`` on this page, whatever their state, until dismissed."""
+    watched = st.session_state.setdefault("watched_runs", [])
+    watched.extend(str(f) for f in folders if str(f) not in watched)
+
+
+def dismiss(folder: Path) -> None:
+    st.session_state["watched_runs"] = [f for f in st.session_state.get("watched_runs", []) if f != str(folder)]
+    st.session_state.setdefault("dismissed_runs", set()).add(str(folder))
+
+
 if compare:
     try:
         with st.spinner("Preparing the comparison (LaMDA++ ranks from the spectra, checks of every run)…"):
             folders = create_comparison(launch_config(choices.DEFAULT_METHOD), compare_methods, root, match)
         for folder in folders:
             start_run(folder)
+        watch(folders)
         st.session_state["comparison"] = RunFolder(folders[0]).config.comparison
-        st.session_state["run_folder"] = str(folders[-1])
         st.success(f"Queued comparison **{st.session_state['comparison']}**: " + ", ".join(
             f"{RunFolder(f).config.method} (rank {RunFolder(f).config.rank_label})" for f in folders)
             + ". They train one after another below; the Compare page shows the results.")
         st.page_link("app_pages/6_Compare.py", label="Open the Compare page", icon=":material/compare_arrows:")
     except lc.LamdaError as error:
-        st.error(str(error))
+        st.error(user_message(error))
 
 if start:
     try:
         folder = create_run(launch_config(method), new_run_folder(root, method))
         start_run(folder)
-        st.session_state["run_folder"] = str(folder)
+        watch([folder])
     except lc.LamdaError as error:
-        st.error(str(error))
+        st.error(user_message(error))
 
 
-# ---- runs: every active one, and the last one started (after a reload: the newest) ------------
-@st.fragment(run_every=1.0)
-def live_runs() -> None:
+# ---- runs: every active one, every one started in this session until dismissed (a stopped or
+# failed one with its reason and Resume), and after a reload the newest. The panel follows the
+# runs once a second while any is queued or training, and costs nothing when none is. ----------
+def shown_runs() -> list[Path]:
     runs = list_runs(root)
-    active = [folder for folder in runs if RunFolder(folder).is_active()]
-    attached = st.session_state.get("run_folder")
-    last = Path(attached) if attached and (Path(attached) / "status.json").is_file() else (runs[-1] if runs else None)
-    shown = active + ([last] if last is not None and last not in active else [])
+    dismissed = st.session_state.get("dismissed_runs", set())
+    watched = [Path(f) for f in st.session_state.get("watched_runs", []) if (Path(f) / "status.json").is_file()]
+    newest = [runs[-1]] if runs and not watched and str(runs[-1]) not in dismissed else []
+    active = [f for f in runs if RunFolder(f).is_active() and str(f) not in dismissed]
+    return list(dict.fromkeys(active + watched + newest))
+
+
+following = any_live(shown_runs())
+
+
+@st.fragment(run_every=1.0 if following else None)
+def live_runs() -> None:
+    shown = shown_runs()
     if not shown:
         st.caption("No run yet: set the options above and press Start.")
         return
     st.subheader("Runs" if len(shown) > 1 else "Run")
     for folder in shown:
         with st.container(border=True):
-            run_panel(folder)
+            run_panel(folder, dismiss=dismiss)
+    if following and not any_live(shown):
+        st.rerun()  # the last run is done: redraw the page once, without the timer
 
 
 live_runs()

@@ -10,8 +10,8 @@ from lamda_core import LamdaError, figures
 from lamda_core.training.compare import (COST_AXES, METRIC_LABELS, comparison_runs, comparison_table, list_comparisons,
                                          quality_metric)
 from lamda_core.training.evaluation import ClassificationReport, evaluate_run
-from lamda_core.training.runs import RunFolder
-from studio_ui.common import page_setup, runs_root, saved_upload, sidebar
+from lamda_core.training.runs import RunFolder, any_live
+from studio_ui.common import file_choice, kept_choice, page_setup, runs_root, set_kept, sidebar
 from studio_ui.runs_view import data_label
 
 page_setup("Compare")
@@ -24,19 +24,21 @@ if not names:
             "**Compare methods** (or run `lamda compare --data FILE`).")
     st.stop()
 wanted = st.session_state.get("comparison")
-name = st.selectbox("Comparison", names, index=names.index(wanted) if wanted in names else len(names) - 1,
-                    key="comparison_shown")
+if wanted in names:  # a comparison just queued on Fine-tune is the one shown
+    set_kept("comparison_shown", wanted)
+    st.session_state.pop("comparison")
+name = st.selectbox("Comparison", names, **kept_choice("comparison_shown", names, names[-1]))
 config = RunFolder(comparison_runs(root, name)[0]).config
 metrics = [quality_metric(config.task)] + (["f1"] if config.task == "classification" else [])
 c1, c2 = st.columns(2)
-metric = c1.radio("Quality", metrics, format_func=METRIC_LABELS.get, horizontal=True, key="compare_metric")
-x = c2.radio("Against", [k for k in COST_AXES if k != "adapter_average"], format_func=COST_AXES.get,
-             horizontal=True, key="compare_x")
+metric = c1.radio("Quality", metrics, format_func=METRIC_LABELS.get, horizontal=True,
+                  **kept_choice("compare_metric", metrics, metrics[0]))
+axes = [k for k in COST_AXES if k != "adapter_average"]
+x = c2.radio("Against", axes, format_func=COST_AXES.get, horizontal=True, **kept_choice("compare_x", axes, axes[0]))
 st.caption(f"Model {config.source}, data {data_label(config.train_data)}, {config.max_steps} steps of batch {config.batch_size}, "
            f"seed {config.seed}; each method at its default learning rate.")
-held_out_upload = st.file_uploader("Held-out test file (optional): adds each finished run's score on it as a column",
-                                   type=["csv", "tsv", "jsonl", "parquet", "txt"], key="compare_held_out")
-held_out_path = saved_upload(held_out_upload, root) if held_out_upload is not None else None
+held_out_path = file_choice("Held-out test file (optional): adds each finished run's score on it as a column",
+                            ["csv", "tsv", "jsonl", "parquet", "txt"], "compare_held_out", root, None, "none")
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -66,8 +68,14 @@ def held_out_column(rows: list[dict]) -> dict[str, tuple[str, float | None]]:
     return scores
 
 
-@st.fragment(run_every=2.0)
+following = any_live(comparison_runs(root, name))
+
+
+@st.fragment(run_every=2.0 if following else None)
 def comparison() -> None:
+    """The figure and table, followed every 2 s while a run of the comparison is queued or training."""
+    if following and not any_live(comparison_runs(root, name)):
+        st.rerun()  # all done: redraw the page once, without the timer
     rows = comparison_table(root, name, metric, x)
     active = [r for r in rows if r["state"] in ("queued", "running", "stopping")]
     if active:

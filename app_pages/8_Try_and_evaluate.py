@@ -13,7 +13,7 @@ from lamda_core import figures
 from lamda_core.training.evaluation import ClassificationReport, evaluate_run, side_by_side
 from lamda_core.training.inference import load_base, load_run
 from lamda_core.training.runs import RunFolder, list_runs
-from studio_ui.common import page_setup, runs_root, saved_upload, sidebar
+from studio_ui.common import file_choice, kept, kept_choice, page_setup, runs_root, sidebar, user_message
 
 MAX_RUNS = 3
 page_setup("Try & evaluate")
@@ -51,16 +51,15 @@ if not runs:
     st.stop()
 names = [f.name for f in runs]
 default = [n for n in names if RunFolder(root / n).status()["state"] == "finished"][-2:] or names[-1:]
-chosen = st.multiselect(f"Runs (up to {MAX_RUNS})", names, default=st.session_state.get("use_runs", default),
-                        max_selections=MAX_RUNS, key="use_runs_widget",
-                        help="Finished runs, and stopped ones (from their last checkpoint).")
-st.session_state["use_runs"] = chosen
+chosen = st.multiselect(f"Runs (up to {MAX_RUNS})", names, max_selections=MAX_RUNS,
+                        help="Finished runs, and stopped ones (from their last checkpoint).",
+                        **kept_choice("use_runs", names, default))
 if not chosen:
     st.stop()
 try:
     models = {name: loaded(root / name) for name in chosen}
 except lc.LamdaError as error:
-    st.error(str(error))
+    st.error(user_message(error))
     st.stop()
 tasks = {m.task for m in models.values()}
 if len(tasks) > 1:
@@ -71,7 +70,7 @@ task = tasks.pop()
 # ---- try it ----------------------------------------------------------------------------------
 st.subheader("Try it")
 if task == "classification":
-    text = st.text_area("Sentences, one per line", key="try_text",
+    text = st.text_area("Sentences, one per line", **kept("try_text", ""),
                         placeholder="A warm, funny film.\nThe battery died after a day.")
     sentences = [line.strip() for line in text.splitlines() if line.strip()]
     if sentences:
@@ -84,10 +83,10 @@ if task == "classification":
             by_run = {name: [rows[i].get(label, 0.0) for label in labels] for name, rows in probabilities.items()}
             st.plotly_chart(figures.probability_figure(sentence, by_run, labels), width="stretch", key=f"try-{i}")
 else:
-    prompt = st.text_input("Prompt", key="try_prompt", placeholder="Once upon a time")
+    prompt = st.text_input("Prompt", placeholder="Once upon a time", **kept("try_prompt", ""))
     c1, c2 = st.columns(2)
-    tokens = c1.number_input("New tokens", 1, 512, 40, key="try_tokens")
-    temperature = c2.number_input("Temperature (0: greedy)", 0.0, 2.0, 0.0, key="try_temperature")
+    tokens = c1.number_input("New tokens", 1, 512, **kept("try_tokens", 40))
+    temperature = c2.number_input("Temperature (0: greedy decoding)", 0.0, 2.0, **kept("try_temperature", 0.0))
     if prompt:
         first = root / chosen[0]
         with st.spinner("Loading the base model…"):
@@ -98,21 +97,19 @@ else:
 # ---- evaluate on a test file -------------------------------------------------------------------
 st.subheader("Evaluate on a test file")
 kinds = ["csv", "tsv", "jsonl", "parquet"] if task == "classification" else ["txt", "jsonl"]
-upload = st.file_uploader("Test file: " + ", ".join(kinds) + " (read like training data; its labels must be the "
-                          "runs' classes)", type=kinds, key="eval_upload")
-if upload is not None:
-    path = saved_upload(upload, root)
-    if st.button("Evaluate", type="primary", key="evaluate"):
-        reports, bar = [], st.progress(0.0, text="Evaluating…")
-        try:
-            for index, name in enumerate(chosen):
-                def progress(done, total, index=index, name=name):
-                    bar.progress((index + done / total) / len(chosen), text=f"Evaluating {name}: {done}/{total}")
-                reports.append(evaluate_run(root / name, path, progress=progress, loaded=models[name]))
-            st.session_state["eval_reports"] = (upload.name, reports)
-        except lc.LamdaError as error:
-            st.error(f"{upload.name}: {error}")
-        bar.empty()
+path = file_choice("Test file: " + ", ".join(kinds) + " (read like training data; its labels must be the runs' "
+                   "classes)", kinds, f"eval_file-{task}", root, None, "none: upload a test file")
+if path is not None and st.button("Evaluate", type="primary", key="evaluate"):
+    reports, bar = [], st.progress(0.0, text="Evaluating…")
+    try:
+        for index, name in enumerate(chosen):
+            def progress(done, total, index=index, name=name):
+                bar.progress((index + done / total) / len(chosen), text=f"Evaluating {name}: {done}/{total}")
+            reports.append(evaluate_run(root / name, path, progress=progress, loaded=models[name]))
+        st.session_state["eval_reports"] = (Path(path).name, reports)
+    except lc.LamdaError as error:
+        st.error(user_message(error))
+    bar.empty()
 
 if "eval_reports" in st.session_state:
     data_name, reports = st.session_state["eval_reports"]

@@ -149,9 +149,15 @@ def _read_ranks(path: str | None) -> dict | None:
 def _run_config(args, method: str, **changes):
     """A TrainConfig from the options `train` and `compare` share (_add_run_arguments)."""
     from .training.config import TrainConfig
+    from .training.preflight import fitted_default_rank
 
+    rank, rank_pattern = args.rank, _read_ranks(getattr(args, "ranks", None))
+    if rank is None and not rank_pattern:
+        rank, note = fitted_default_rank(method, args.source, args.task)
+        if note:
+            print(f"note: {note}")
     adapter = get_method(method).adapter_config(
-        args.rank, _read_ranks(getattr(args, "ranks", None)), getattr(args, "dropout", None), alpha=args.alpha,
+        rank, rank_pattern, getattr(args, "dropout", None), alpha=args.alpha,
         init=args.init, freeze_fraction=args.freeze_fraction, freeze_rule=args.freeze_rule,
         trainable_modules=args.head_modules)
     return TrainConfig(

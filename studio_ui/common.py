@@ -22,15 +22,52 @@ def runs_root() -> Path:
 
 
 def saved_upload(upload, root: Path) -> str:
-    """An uploaded file kept under ``root``/uploads/, named by its content so two uploads never collide."""
+    """An uploaded file kept as ``root``/uploads/<content hash>/<its own name>: two uploads never
+    collide, and every page shows the name the user chose."""
     import hashlib
 
     digest = hashlib.sha256(upload.getvalue()).hexdigest()[:10]
-    target = root / "uploads" / f"{Path(upload.name).stem}-{digest}{Path(upload.name).suffix.lower()}"
+    target = root / "uploads" / digest / Path(upload.name).name
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(upload.getvalue())
     return str(target)
+
+
+def earlier_uploads(root: Path, kinds: list[str]) -> list[str]:
+    """The files uploaded to ``root`` with one of the suffixes ``kinds``, newest first."""
+    found = [p for p in (root / "uploads").glob("*/*") if p.suffix.lower().lstrip(".") in kinds]
+    return [str(p) for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+
+def _take_upload(uploader_key: str, choice_key: str, root: Path) -> None:
+    upload = st.session_state.get(uploader_key)
+    if upload is not None:
+        set_kept(choice_key, saved_upload(upload, root))
+
+
+def file_choice(label: str, kinds: list[str], key: str, root: Path, fallback: str | None,
+                fallback_label: str, help: str | None = None) -> str | None:
+    """An uploader and, below it, the file in use, kept across pages: the fallback (a built-in
+    data set, or None) or any earlier upload, shown by its own name. Uploading selects the file."""
+    st.file_uploader(label, type=kinds, key=f"{key}_uploader", help=help, on_change=_take_upload,
+                            args=(f"{key}_uploader", key, root))
+    options = [fallback] + earlier_uploads(root, kinds)
+    if st.session_state.get(f"keep_{key}") not in options:
+        set_kept(key, fallback)
+    return st.selectbox("In use", options, format_func=lambda p: fallback_label if p == fallback else Path(p).name,
+                               **kept(key, fallback), help="The uploaded file in use, or an earlier upload of this "
+                               "session's runs folder.")
+
+
+def user_message(error: Exception) -> str:
+    """An error's text as a user reads it: an uploaded file by the name they gave it, the runs
+    folder by that name, never a path of the server."""
+    import re
+
+    root = str(runs_root())
+    text = re.sub(re.escape(root) + r"/uploads/[0-9a-f]{10}/", "", str(error))
+    return text.replace(root, "the runs folder").replace(str(ROOT) + "/", "")
 
 
 def page_setup(title: str) -> None:
@@ -54,6 +91,18 @@ def kept(key: str, default) -> dict:
 def set_by_user(key: str) -> bool:
     """Whether the user has changed the kept widget ``key`` (else code may move it)."""
     return bool(st.session_state.get(f"{key}_set_by_user"))
+
+
+def kept_choice(key: str, options: list, default) -> dict:
+    """kept() for a selectbox, radio or multiselect whose options may change: a kept value (or
+    the values of a list) no longer among ``options`` falls back to ``default``."""
+    value = st.session_state.get(f"keep_{key}", default)
+    if isinstance(value, list):
+        value = [v for v in value if v in options]
+    elif value not in options:
+        value = default
+    set_kept(key, value)
+    return kept(key, value)
 
 
 def set_kept(key: str, value) -> None:
@@ -93,7 +142,7 @@ def model_or_stop(source: str | None, task: str, dtype: str):
     try:
         return cached_model(source, task, dtype)
     except LamdaError as error:
-        st.error(str(error))
+        st.error(user_message(error))
         st.stop()
 
 
@@ -112,7 +161,7 @@ def report_or_stop(source: str | None, top_k: int | None = None):
                     done / total, text=f"Scanning spectra: {done}/{total} {name}"))
         except LamdaError as error:
             bar.empty()
-            st.error(str(error))
+            st.error(user_message(error))
             st.stop()
         bar.empty()
     return st.session_state[key]

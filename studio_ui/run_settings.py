@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from lamda_core import choices
+from lamda_core import LamdaError, choices
 from lamda_core.adapter.config import LamdaConfig
 from lamda_core.methods import get_method
 from lamda_core.training.config import TrainConfig, run_intervals
+from lamda_core.training.preflight import fitted_default_rank
 
 # widget key -> default; 0 for rank and rate means "the method's default"
 RUN_DEFAULTS = {
@@ -36,13 +37,26 @@ def setting(key: str):
     return st.session_state.get(f"keep_{key}", RUN_DEFAULTS[key])
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def fitted_rank(method: str, source: str, task: str) -> tuple[int | None, str | None]:
+    """(rank, note) when ``method``'s default rank does not fit ``source`` (preflight.fitted_default_rank),
+    else (None, None); (None, None) too when the model cannot be read (Start then says why)."""
+    if not source:
+        return None, None
+    try:
+        return fitted_default_rank(method, source, task)
+    except (LamdaError, OSError, ValueError):
+        return None, None
+
+
 def draft_config(source: str, task: str, dtype: str, method: str, data: RunData,
                  rank_pattern: dict | None = None) -> TrainConfig:
     """The TrainConfig Start creates for ``method`` from the kept settings: the method's own
     defaults where the form says 0 (rank, rate), ``rank_pattern`` for a method that needs one."""
     spec = get_method(method)
     steps = int(setting("run_steps"))
-    adapter = spec.adapter_config(int(setting("run_rank")) or None,
+    rank = int(setting("run_rank")) or (None if spec.needs_rank_pattern else fitted_rank(method, source, task)[0])
+    adapter = spec.adapter_config(rank,
                                   rank_pattern if spec.needs_rank_pattern else None,
                                   init=setting("run_init"), freeze_fraction=float(setting("run_freeze")))
     return TrainConfig(source=source, task=task, train_data=data.train, validation_data=data.validation,

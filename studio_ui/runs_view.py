@@ -29,11 +29,13 @@ def data_label(train_data: str) -> str:
     return Path(train_data).name if ("/" in train_data or "." in train_data) else f"{train_data} (built in)"
 
 
-def run_panel(folder: Path, charts: bool = True) -> None:
-    """Everything about one run; widget keys carry the run's name, so several panels coexist."""
+def run_panel(folder: Path, charts: bool = True, dismiss=None) -> None:
+    """Everything about one run; widget keys carry the run's name, so several panels coexist.
+    ``dismiss``: called by the panel's Dismiss button (Fine-tune), none when not given."""
     run = RunFolder(folder)
     status, metrics, config = run.status(), run.metrics(), run.config
     state, total = status["state"], status.get("total_steps") or config.max_steps or 1
+    interrupted = state in ("running", "stopping") and not run.is_live()  # its trainer was killed
     step = metrics[-1]["step"] if metrics else 0
     remaining = metrics[-1].get("remaining") if metrics else None
     st.markdown(f"**{folder.name}**: {state} · {config.method}, rank {config.rank_label}, "
@@ -45,12 +47,28 @@ def run_panel(folder: Path, charts: bool = True) -> None:
         st.caption("Waiting: one run trains at a time per runs folder. " +
                    (f"Ahead of it: {', '.join(ahead)}." if ahead else "It starts in a moment."))
     if state in ("failed", "stopped") and status.get("reason"):
-        (st.error if state == "failed" else st.caption)(status["reason"])
-    if state in ("queued", "running") and st.button("Stop", key=f"stop-{folder.name}",
-                                                     help="A running run checkpoints and stops at its next step "
-                                                          "(resume it later); a queued run is removed from the queue."):
+        (st.error if state == "failed" else st.info)(f"{state.capitalize()}: {status['reason']}")
+    if interrupted:
+        st.warning("Its trainer process is gone (killed or the machine restarted); Resume continues from its "
+                   "last checkpoint.")
+    buttons = st.columns([1, 1, 6])
+    if state in ("queued", "running") and not interrupted and buttons[0].button(
+            "Stop", key=f"stop-{folder.name}", help="A running run checkpoints and stops at its next step "
+                                                     "(Resume continues it); a queued run is removed from the queue."):
         run.request_stop()
-        st.rerun(scope="fragment")
+        st.rerun()  # the whole page: it keeps following the run until it has stopped
+    if (state in ("stopped", "failed") or interrupted) and buttons[0].button(
+            "Resume", key=f"resume-{folder.name}", help="Continue from the last checkpoint, with the checks of "
+                                                        "`lamda resume` (the config unchanged, the checkpoint intact)."):
+        try:
+            run.start()
+            st.rerun()  # the whole page, which then follows the resumed run
+        except LamdaError as error:
+            st.error(f"Cannot resume {folder.name}: {error}")
+    if dismiss is not None and state not in ("queued", "running", "stopping") and buttons[1].button(
+            "Dismiss", key=f"dismiss-{folder.name}", help="Remove it from this page; it stays on the Runs page."):
+        dismiss(folder)
+        st.rerun()
     if charts and metrics:
         quality = "eval_accuracy" if config.task == "classification" else "eval_perplexity"
         c1, c2, c3 = st.columns(3)
@@ -100,7 +118,7 @@ def downloads(folder: Path) -> None:
                          help="The base with the trained update folded into its weights, loadable by "
                               "transformers' from_pretrained."):
         try:
-            st.session_state[message_key] = ("success", f"Merged model written to {export_merged(folder)}")
+            st.session_state[message_key] = ("success", f"Merged model written to {folder.name}/{export_merged(folder).name} in the runs folder")
         except LamdaError as error:
             st.session_state[message_key] = ("error", str(error))
     if message_key in st.session_state:  # kept across the page's refreshes

@@ -120,7 +120,7 @@ def test_costs_page_estimates_the_run_that_fine_tunes_start_creates(runs_folder)
         app.selectbox(key="run_method").set_value(method).run()
         app.button(key="start").click().run()
         assert not app.exception and not app.error
-        folder = Path(app.session_state["run_folder"])
+        folder = Path(app.session_state["watched_runs"][-1])
         request_stop(folder)
         started = read_config(folder)
         estimated = queries[method]
@@ -142,10 +142,11 @@ def test_runs_page_lists_runs_and_deletes_with_confirmation(runs_folder):
     assert table.loc[0, "data"] == "demo-sentiment (built in)" and table.loc[0, "reason"] == ""
     assert not table.isna().any().any() and "None" not in table.astype(str).to_string()
     assert any("Measured peak memory" in c.value and "estimated training step peak" in c.value for c in app.caption)
-    assert app.button(key="delete").disabled
-    app.checkbox(key="confirm_delete").check().run()
-    app.button(key="delete").click().run()
+    assert app.button(key="delete-r1").disabled
+    app.checkbox(key="confirm_delete-r1").check().run()
+    app.button(key="delete-r1").click().run()
     assert not folder.exists()
+    assert any("Deleted r1" in s.value for s in app.success)  # the result shows after the page redraws
 
 
 def test_runs_page_shows_what_fine_tuning_changed(runs_folder):
@@ -193,7 +194,7 @@ def test_compare_page_plots_quality_against_cost_with_the_front_and_a_table(runs
     assert any("Pareto front" in m.value and "lamda" in m.value for m in app.markdown)
     from lamda_core.training.data import DEMO_DATASETS
 
-    app.file_uploader(key="compare_held_out").upload("held-out.tsv", DEMO_DATASETS["demo-sentiment"][1].read_bytes()).run()
+    app.file_uploader(key="compare_held_out_uploader").upload("held-out.tsv", DEMO_DATASETS["demo-sentiment"][1].read_bytes()).run()
     assert not app.exception and not app.error
     held_out = app.dataframe[0].value["held-out accuracy (%)"]
     assert held_out.notna().all() and held_out.between(0, 100).all()
@@ -219,7 +220,7 @@ def test_try_and_evaluate_page_compares_two_runs_and_scores_a_test_file(runs_fol
         assert run(create_run(config, runs_folder / name)) == "finished"
     app = page("Try_and_evaluate").run()
     assert not app.exception
-    assert app.multiselect(key="use_runs_widget").value == ["lamda-run", "lora-run"]
+    assert app.multiselect(key="use_runs").value == ["lamda-run", "lora-run"]
     app.text_area(key="try_text").input("What a wonderful film.\nA dull, tiring evening.").run()
     import json
 
@@ -227,7 +228,7 @@ def test_try_and_evaluate_page_compares_two_runs_and_scores_a_test_file(runs_fol
     assert len(charts) == 2 and [t["name"] for t in charts[0]["data"]] == ["lamda-run", "lora-run"]
     assert charts[0]["data"][0]["x"] == ["negative", "positive"]
     assert abs(sum(charts[0]["data"][0]["y"]) - 100) < 1e-3  # one run's probabilities over the labels
-    app.file_uploader(key="eval_upload").upload("validation.tsv", DEMO_DATASETS["demo-sentiment"][1].read_bytes()).run()
+    app.file_uploader(key="eval_file-classification_uploader").upload("validation.tsv", DEMO_DATASETS["demo-sentiment"][1].read_bytes()).run()
     app.button(key="evaluate").click().run()
     assert not app.exception and not app.error
     table = app.dataframe[0].value
@@ -237,6 +238,6 @@ def test_try_and_evaluate_page_compares_two_runs_and_scores_a_test_file(runs_fol
     assert {b.label for b in app.get("download_button")} >= {"Wrong examples (CSV)", "Every prediction (CSV)"}
     cli = evaluate_run(runs_folder / "lamda-run", DEMO_DATASETS["demo-sentiment"][1])  # what `lamda evaluate` reports
     assert table.loc[0, "accuracy"] == pytest.approx(cli.accuracy) and heatmaps[0]["data"][0]["z"] == cli.confusion
-    app.file_uploader(key="eval_upload").upload("odd.csv", b"text,label\ngood,positive\nso-so,neutral\n").run()
+    app.file_uploader(key="eval_file-classification_uploader").upload("odd.csv", b"text,label\ngood,positive\nso-so,neutral\n").run()
     app.button(key="evaluate").click().run()
     assert "label 'neutral' is not among the run's classes" in app.error[0].value

@@ -87,8 +87,16 @@ def resolve_ranks(matrices: list[MatrixInfo], config: LamdaConfig) -> dict[str, 
                for m in matrices if ranks[m.name] > m.max_rank]
     if too_big:
         raise RankError("rank larger than min(d_out, d_in) for " + ", ".join(too_big[:5])
-                        + (f" and {len(too_big) - 5} more" if len(too_big) > 5 else ""))
+                        + (f" and {len(too_big) - 5} more" if len(too_big) > 5 else "")
+                        + f"; the largest rank every targeted matrix allows is {largest_rank(matrices)[0]}")
     return ranks
+
+
+def largest_rank(matrices: list[MatrixInfo]) -> tuple[int, MatrixInfo]:
+    """(the largest uniform rank every matrix allows, min over matrices of min(d_out, d_in); the
+    matrix that sets it)."""
+    narrowest = min(matrices, key=lambda m: m.max_rank)
+    return narrowest.max_rank, narrowest
 
 
 def head_module_names(model: nn.Module, patterns: list[str] | None) -> list[str]:

@@ -130,18 +130,27 @@ def _is_headerless(rows: list[list[str]], wanted: tuple[str | None, ...]) -> boo
     return any(rows[0][i] in {r[i] for r in rows[1:]} for i in (0, 1))
 
 
+class ColumnError(DataError):
+    """A text or label column that is not in the file, or that no known name finds; ``columns``:
+    the file's columns, for a caller that lets the user pick."""
+
+    def __init__(self, message: str, columns: list[str]):
+        super().__init__(message)
+        self.columns = columns
+
+
 def _pick_column(records: list[dict], given: str | None, candidates: tuple[str, ...], what: str, path: Path) -> str:
     columns = list(records[0].keys())
     if given is not None:
         if given not in columns:
-            raise DataError(f"{path} has no {what} column {given!r}; its columns are {columns}")
+            raise ColumnError(f"{path} has no {what} column {given!r}; its columns are {columns}", columns)
         return given
     lowered = {c.lower().strip(): c for c in columns if c is not None}
     for name in candidates:
         if name in lowered:
             return lowered[name]
-    raise DataError(f"{path} has no {what} column: looked for {list(candidates)}; its columns are {columns}; "
-                    f"name it with the {what}_column option")
+    raise ColumnError(f"{path} has no {what} column: looked for {list(candidates)}; its columns are {columns}; "
+                      f"name it with the {what}_column option", columns)
 
 
 def _texts_and_labels(path: Path, text_column: str | None, label_column: str | None,
@@ -194,6 +203,14 @@ def preview_classification(path: str | Path, text_column: str | None = None, lab
     names = _label_names(labels, path)
     return DataPreview(list(read.rows[0]), text_key, label_key, read.rows[:rows],
                        {name: labels.count(name) for name in names}, notes)
+
+
+def file_columns(path: str | Path) -> list[str]:
+    """The columns of a classification file as training reads it (DataError if it cannot be read)."""
+    read = read_records(Path(path))
+    if not read.rows:
+        raise DataError(f"{path} is empty: no rows")
+    return [str(c) for c in read.rows[0]]
 
 
 def _label_names(labels: list[str], path: Path) -> list[str]:

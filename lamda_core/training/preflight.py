@@ -34,3 +34,24 @@ def check_run(config: TrainConfig) -> list[str]:
     if config.method_spec.adapts_matrices:
         resolve_ranks(resolve_targets(model, config.adapter.targets), config.adapter)
     return notes
+
+
+def fitted_default_rank(method: str, source: str, task: str, targets=None) -> tuple[int | None, str | None]:
+    """(rank, note) for a run that leaves the rank to ``method``'s default: None and no note
+    when the default fits every targeted matrix; else the largest rank that does, min over
+    matrices of min(d_out, d_in), and a note saying so (the built-in Tiny Llama's 32-wide key and
+    value projections cannot take LaMDA's default 40)."""
+    from ..adapter.inject import largest_rank
+    from ..methods import get_method
+    from ..models.loading import load_config, meta_model
+    from ..models.targets import resolve_targets
+
+    spec = get_method(method)
+    if not spec.adapts_matrices:
+        return None, None
+    limit, narrowest = largest_rank(resolve_targets(meta_model(load_config(source), task), targets))
+    if spec.default_rank <= limit:
+        return None, None
+    return limit, (f"{method}'s default rank {spec.default_rank} is larger than {narrowest.name} "
+                   f"({narrowest.d_out} x {narrowest.d_in}) allows; this run uses rank {limit}, the largest "
+                   "every adapted matrix allows")

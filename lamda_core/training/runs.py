@@ -334,6 +334,11 @@ def delete_run(folder: str | Path) -> None:
     RunFolder(folder).delete()
 
 
+def any_live(folders: list[Path]) -> bool:
+    """Whether any of ``folders`` is queued or training in a live process (what a page follows)."""
+    return any(RunFolder(folder).is_live() for folder in folders)
+
+
 def list_runs(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
