@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from lamda_core.models.summary import summarize_model
-from studio_ui.common import model_or_stop, page_setup, sidebar
+from studio_ui.common import model_or_stop, page_setup, runs_root, sidebar, user_message
 
 page_setup("Model")
 source, task, dtype = sidebar()
@@ -26,9 +26,9 @@ with st.expander("Machine check (`lamda doctor`)"):
         from lamda_core.doctor import run_checks
 
         with st.spinner("checking..."):
-            checks = run_checks("runs")
+            checks = run_checks(runs_root())  # the runs folder this app writes to
         for check in checks:
-            line = f"**{check.name}**: {check.detail}" + (f" \n{check.advice}" if check.advice else "")
+            line = f"**{check.name}**: {user_message(check.detail)}" + (f" \n{check.advice}" if check.advice else "")
             (st.success if check.ok else st.warning)(line)
 st.markdown("""
 **Next:** explore the normalized singular-value spectra (**Spectrum**), set a LaMDA++ rank budget and

@@ -5,7 +5,7 @@ import streamlit as st
 
 from lamda_core import figures
 from lamda_core.spectra.spectrum import iter_kinds
-from studio_ui.common import kept, kept_choice, page_setup, report_or_stop, sidebar
+from studio_ui.common import kept, kept_choice, model_label, page_setup, report_or_stop, sidebar
 
 page_setup("Spectrum")
 source, task, dtype = sidebar()
@@ -14,7 +14,7 @@ top_k = st.number_input("Singular values per matrix (0 = all; use 64 for big mod
                         **kept("spectrum_top_k", 0), help="The k largest singular values of each matrix (randomized SVD "
                         "for big matrices); enough for LaMDA++ allocation, faster than a full SVD.")
 report = report_or_stop(source, top_k or None)
-st.caption(f"{len(report.matrices)} matrices of {report.source}; {report.cache_hits} read from the disk cache.")
+st.caption(f"{len(report.matrices)} matrices of {model_label(report.source)}; {report.cache_hits} read from the disk cache.")
 
 left, right = st.columns(2)
 with left:

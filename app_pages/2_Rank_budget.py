@@ -9,7 +9,7 @@ from lamda_core.choices import ALLOCATION_STRATEGIES
 from lamda_core.costs.parameters import lamda_parameters
 from lamda_core.methods import LAMDA, LAMDA_PLUS, LORA
 from lamda_core.spectra.allocation import budget_bounds
-from studio_ui.common import kept, matrix_labels, page_setup, report_or_stop, set_by_user, set_kept, sidebar, user_message
+from studio_ui.common import follow, kept, matrix_labels, page_setup, report_or_stop, set_kept, sidebar, user_message
 
 page_setup("Rank budget")
 source, task, dtype = sidebar()
@@ -29,8 +29,7 @@ strategy = c2.selectbox("Strategy", ALLOCATION_STRATEGIES, **kept("strategy", AL
                              "E(r) >= tau; energy-deficit: rank in proportion to 1 - E(r0), the energy uniform "
                              "LaMDA would leave out.")
 for key, rule in FOLLOWERS.items():
-    if not set_by_user(key):
-        set_kept(key, rule(base_rank))
+    follow(key, rule(base_rank))
 r_min = c3.number_input("r min", 1, 256, help="No matrix gets a lower rank.", **kept("r_min", 2))
 r_max = c4.number_input("r max", 1, 1024, help="No matrix gets a higher rank (nor more than min(d_out, d_in)).",
                         **kept("r_max", 32))
@@ -47,8 +46,7 @@ except lc.LamdaError as error:
 uniform = {"rank": base_rank * matrices,
            "params": sum(lamda_parameters(base_rank, m.d_out) for m in report.matrices)}[budget_kind]
 key = "budget_rank" if budget_kind == "rank" else "budget_params"
-if not set_by_user(key):
-    set_kept(key, uniform)
+follow(key, uniform)
 step = multiple if budget_kind == "rank" else max(1, (high - low) // 200)
 set_kept(key, min(high, max(low, low + (st.session_state.get(f"keep_{key}", uniform) - low) // step * step)))
 label = "Budget (total rank)" if budget_kind == "rank" else "Budget (trainable adapter parameters)"
@@ -64,7 +62,8 @@ except lc.LamdaError as error:
 query = lc.CostQuery(source, rank=base_rank, batch_size=16, seq_len=128, task=task, dtype=dtype)
 costs = {m.name: lc.estimate_costs(query.replace(method=m.name, rank_pattern=allocation.rank_pattern
                                                  if m.needs_rank_pattern else None)) for m in (LAMDA, LAMDA_PLUS, LORA)}
-m1, m2, m3, m4 = st.columns(4)
+m1, m2 = st.columns(2)  # two by two: four in a row cut their labels off on a 1024 px screen
+m3, m4 = st.columns(2)
 neutral = {"delta_color": "off", "delta_arrow": "off"}  # a difference, neither good nor bad
 m1.metric("Total rank", allocation.total_rank, f"{allocation.total_rank - base_rank * matrices:+d} vs uniform r0",
           help="Sum of the per-matrix ranks r_i.", **neutral)

@@ -19,15 +19,19 @@ if not source:
 st.caption("Each method as **Start** on the Fine-tune page would train it: batch, sequence length, rank and "
            "steps are the Fine-tune form's (changing them here changes them there), each method at its own "
            "default rank, dropout and rate where the form says 0.")
-c1, c2, c3, c4, c5, c6 = st.columns(6)
+c1, c2, c3 = st.columns(3)
+c4, c5, c6 = st.columns(3, vertical_alignment="bottom")
 c1.number_input("Batch size", 1, 4096, **kept("run_batch", setting("run_batch")))
 c2.number_input("Sequence length", 8, 131072, **kept("run_seq", setting("run_seq")),
                 help="Tokens per example; activations grow with batch x sequence.")
 c3.number_input("Rank (0 = method default)", 0, 1024, **kept("run_rank", setting("run_rank")),
                 help="r of every adapted matrix (LaMDA++ uses the Rank budget page's ranks).")
-optimizer = c4.selectbox("Optimizer", OPTIMIZERS, **kept_choice("cost_optimizer", list(OPTIMIZERS), OPTIMIZERS[0]), help="AdamW keeps two fp32 moments per trainable parameter; SGD none.")
-device = c5.selectbox("Kernels of", ["cpu", "cuda"], **kept_choice("cost_device", ["cpu", "cuda"], "cpu"), help="Which kernels the estimate assumes: CUDA attention keeps less than the CPU path.")
-checkpointing = c6.checkbox("Gradient checkpointing", **kept("cost_gc", False), help="Recompute each layer's activations in backward: keeps only layer inputs.")
+optimizer = c4.selectbox("Optimizer", OPTIMIZERS, **kept_choice("cost_optimizer", list(OPTIMIZERS), OPTIMIZERS[0]),
+                         help="AdamW keeps two fp32 moments per trainable parameter; SGD none.")
+device = c5.selectbox("Kernels of", ["cpu", "cuda"], **kept_choice("cost_device", ["cpu", "cuda"], "cpu"),
+                      help="Which kernels the estimate assumes: CUDA attention keeps less than the CPU path.")
+checkpointing = c6.checkbox("Gradient checkpointing", **kept("cost_gc", False),
+                            help="Recompute each layer's activations in backward: keeps only layer inputs.")
 pattern = None
 if st.session_state.get("allocation_source") == source and "allocation" in st.session_state:
     pattern = st.session_state["allocation"].rank_pattern

@@ -42,25 +42,27 @@ def classification_columns(path: str, validation: str | None) -> tuple[bool, str
     name, file_key = Path(path).name, Path(path).parent.name  # the upload's content hash
     text_key, label_key = f"text_column-{file_key}", f"label_column-{file_key}"
     try:
-        columns = file_columns(path)
+        columns, *detected = file_columns(path)
     except lc.LamdaError as error:
         st.error(user_message(error))
         return False, None, None
     given = [st.session_state.get(f"keep_{k}") for k in (text_key, label_key)]
     given = [c if c in columns else None for c in given]
+    defaults = [g or d for g, d in zip(given, detected)]
     preview, problem = None, None
     try:
         preview = preview_classification(path, *given)
     except ColumnError as error:
-        problem = (f"{user_message(error)}. Pick the column that holds the text and the one that holds the "
-                   "label below; the file is checked again at once.")
+        problem = (f"{name}: no column is named like a {error.what} column (its columns: {', '.join(error.columns)}). "
+                   "Pick the column that holds the text and the one that holds the label below; the file is "
+                   "checked again at once.")
     except lc.LamdaError as error:
         problem = user_message(error)
     c1, c2 = st.columns(2)
     text = c1.selectbox("Text column", columns, placeholder="pick the text column",
-                        **kept_choice(text_key, columns, preview.text_column if preview else given[0]))
+                        **kept_choice(text_key, columns, defaults[0]))
     label = c2.selectbox("Label column", columns, placeholder="pick the label column",
-                         **kept_choice(label_key, columns, preview.label_column if preview else given[1]))
+                         **kept_choice(label_key, columns, defaults[1]))
     if problem:
         st.error(problem)
         return False, text, label
@@ -162,7 +164,7 @@ if ready:
 
 st.markdown("**Compare methods**: the same data, seed, steps and shape for each, every method at its default "
             "learning rate, queued one after another; the results are on the Compare page.")
-c11, c12, c13 = st.columns([2, 2, 1])
+c11, c12 = st.columns(2)
 compare_methods = c11.multiselect(
     "Methods to compare", method_names(), **kept_choice("cmp_methods", method_names(), list(choices.DEFAULT_COMPARE_METHODS)),
     help="full: full fine-tuning, the unmatched reference (every weight trains).")
@@ -174,7 +176,7 @@ match = c12.radio("Matched budget", choices.COMPARE_MATCHES, horizontal=True,
                        "the same total rank; same averaged "
                        "parameters: LoRA at the rank whose parameters come closest to LaMDA's parameters "
                        "averaged over its freezing schedule.")
-compare = c13.button("Compare methods", disabled=not ready, key="compare",
+compare = st.button("Compare methods", disabled=not ready, key="compare",
                      help="Queue one run per chosen method with matched budgets.")
 
 def watch(folders: list[Path]) -> None:

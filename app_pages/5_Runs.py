@@ -5,7 +5,7 @@ import streamlit as st
 
 from lamda_core import LamdaError, figures
 from lamda_core.training.runs import RunFolder, list_runs
-from studio_ui.common import kept_choice, page_setup, runs_root, sidebar
+from studio_ui.common import kept_choice, model_label, page_setup, runs_root, sidebar
 from studio_ui.runs_view import data_label, run_panel, update_analysis
 
 page_setup("Runs")
@@ -22,7 +22,7 @@ rows = []
 for folder in runs:
     run = RunFolder(folder)
     status, config = run.status(), run.config
-    rows.append({"run": folder.name, "state": status["state"], "method": config.method, "model": config.source,
+    rows.append({"run": folder.name, "state": status["state"], "method": config.method, "model": model_label(config.source),
                  "rank": config.rank_label, "data": data_label(config.train_data),
                  "steps": f"{status.get('step') or 0}/{status.get('total_steps') or config.max_steps or '?'}",
                  **{k.replace("eval_", ""): round(v, 4) for k, v in run.last_eval().items()},

@@ -1,6 +1,8 @@
 """Plotly figures over lamda_core results: plain functions, usable in the app or a notebook."""
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -77,7 +79,8 @@ def layer_heatmap(grid: tuple[list[int], list[str], np.ndarray], name: str, titl
 
 def heatmap_figure(report: SpectrumReport, scalar: str = "stable_rank", base_rank: int = 8) -> go.Figure:
     """Layers x kinds heatmap of one per-matrix scalar."""
-    return layer_heatmap(scalar_grid(report, scalar, base_rank), scalar, SCALARS[scalar].replace("r0", f"r0={base_rank}"))
+    title = SCALARS[scalar].replace("r0", f"r0={base_rank}")
+    return layer_heatmap(scalar_grid(report, scalar, base_rank), "<br>".join(textwrap.wrap(title, 14)), title)
 
 
 def allocation_figure(allocation: Allocation, labels: dict[str, str] | None = None) -> go.Figure:
@@ -143,16 +146,22 @@ FRACTION_SERIES = ("eval_accuracy", "eval_f1")
 def layer_figure(d_in: int = 384, d_out: int = 384, rank: int = 8) -> go.Figure:
     """The LaMDA path of one projection drawn to scale: A (r x d_in, frozen), S (r x r, trained),
     B (d_out x r, trained then frozen) beside the frozen W (d_out x d_in)."""
-    blocks = [("W (frozen)", d_in, d_out, "#c9d3e6"), ("A: r x d_in, frozen", d_in, rank, "#9aa9c4"),
-              ("S: r x r, trained", rank, rank, "#2f6fde"), ("B: d_out x r, trained, then frozen", rank, d_out, "#e39b2f")]
+    # (label, width, height, colour, where the label goes): A's below it and B's to its left, so
+    # that no label overlaps another or runs past the figure's edge at narrow widths
+    blocks = [("W (frozen)", d_in, d_out, "#c9d3e6", "above"), ("A: r x d_in,<br>frozen", d_in, rank, "#9aa9c4", "below"),
+              ("S: r x r,<br>trained", rank, rank, "#2f6fde", "above"),
+              ("B: d_out x r,<br>trained, then frozen", rank, d_out, "#e39b2f", "left")]
     figure, x = go.Figure(), 0.0
     gap = 0.08 * max(d_in, d_out)
-    for name, width, height, color in blocks:
+    for name, width, height, color, where in blocks:
         figure.add_shape(type="rect", x0=x, x1=x + width, y0=0, y1=height, fillcolor=color, line=dict(color="#1d2a44"))
-        figure.add_annotation(x=x + width / 2, y=height, text=name.replace(": ", "<br>"), showarrow=False, yanchor="bottom")
+        place = {"above": dict(x=x + width / 2, y=height, yanchor="bottom"),
+                 "below": dict(x=x + width / 2, y=0, yanchor="top"),
+                 "left": dict(x=x + width, y=height, yanchor="bottom", xanchor="right")}[where]
+        figure.add_annotation(text=name.replace(": ", "<br>", 1), showarrow=False, **place)
         x += width + gap
     figure.update_xaxes(visible=False, range=[-gap, x])
-    figure.update_yaxes(visible=False, range=[-gap, 1.35 * max(d_in, d_out)], scaleanchor="x")
+    figure.update_yaxes(visible=False, range=[-0.3 * max(d_in, d_out), 1.35 * max(d_in, d_out)], scaleanchor="x")
     figure.update_layout(margin=dict(l=10, r=10, t=10, b=10), height=320,
                          title=dict(text=f"d_in = {d_in}, d_out = {d_out}, r = {rank}", y=0.05))
     return figure
@@ -175,6 +184,9 @@ def freezing_figure(rank: int = 8, total_steps: int = 300, fraction: float = 0.3
     return figure
 
 
+TEXT_POSITIONS = ("top center", "bottom center", "middle right", "middle left")
+
+
 def pareto_figure(points: list[dict], x: str = "adapter_average", metric: str = "accuracy") -> go.Figure:
     """``metric`` against a cost ``x`` (training/compare.py: COST_AXES, METRIC_LABELS), one line
     per method through its points, labelled by point["label"] (or its rank), and the Pareto front
@@ -189,7 +201,8 @@ def pareto_figure(points: list[dict], x: str = "adapter_average", metric: str = 
         mine = sorted((p for p in points if p["method"] == method), key=lambda p: p[x])
         figure.add_trace(go.Scatter(
             x=[p[x] for p in mine], y=[scale * p[metric] for p in mine], mode="lines+markers+text", name=method,
-            text=[p.get("label") or f"r={p['rank']}" for p in mine], textposition="top center",
+            text=[p.get("label") or f"r={p['rank']}" for p in mine],
+            textposition=TEXT_POSITIONS[len(figure.data) % len(TEXT_POSITIONS)],  # neighbours' labels apart
             hovertemplate=f"<b>{method}</b> %{{text}}<br>{metric} %{{y:.4g}}<br>x=%{{x:,.4g}}<extra></extra>"))
     front = sorted((points[i] for i in pareto_front(points, x, metric)), key=lambda p: p[x])
     figure.add_trace(go.Scatter(
@@ -230,7 +243,10 @@ def update_overlay_figure(reports: dict[str, "UpdateReport"], matrix: str) -> go
                                     line=dict(dash="dot")))
     figure.update_layout(title=matrix, xaxis_title="index i", yaxis_title="sigma_i / sigma_1 of W",
                          yaxis2=dict(title="sigma_i(dW)", overlaying="y", side="right", type="log"),
-                         legend=dict(orientation="h"), margin=dict(l=10, r=10, t=40, b=10))
+                         # the legend between the title and the plot: plotly puts a horizontal legend
+                         # over the x axis title by default
+                         legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0),
+                         margin=dict(l=10, r=10, t=90, b=10))
     return figure
 
 

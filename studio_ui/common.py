@@ -11,10 +11,16 @@ from lamda_core.choices import MODEL_DTYPES, TASKS
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGO = str(ROOT / "assets" / "logo.svg")
-SOURCES = {"Embedded MiniLM (all-MiniLM-L6-v2)": "default", "Tiny Llama (demo)": "tiny-llama",
+SOURCES = {"MiniLM-L6 (embedded)": "default", "Tiny Llama (demo)": "tiny-llama",
            "Tiny GPT-2 (demo)": "tiny-gpt2", "Local folder or hub id": None}
 SIDEBAR_DEFAULTS = {"model_choice": next(iter(SOURCES)), "model_path": "", "task": "classification",
                     "dtype": "float32"}
+
+
+def model_label(source: str) -> str:
+    """A model as the sidebar names it (a built-in one), else the folder's name or the hub id."""
+    names = {value: name for name, value in SOURCES.items() if value}
+    return names.get(source) or (Path(source).name if "/" in source and Path(source).exists() else source)
 
 
 def runs_root() -> Path:
@@ -60,9 +66,9 @@ def file_choice(label: str, kinds: list[str], key: str, root: Path, fallback: st
                                "session's runs folder.")
 
 
-def user_message(error: Exception) -> str:
-    """An error's text as a user reads it: an uploaded file by the name they gave it, the runs
-    folder by that name, never a path of the server."""
+def user_message(error: Exception | str) -> str:
+    """An error's (or a message's) text as a user reads it: an uploaded file by the name they
+    gave it, the runs folder by that name, never a path of the server."""
     import re
 
     root = str(runs_root())
@@ -75,8 +81,13 @@ def page_setup(title: str) -> None:
 
 
 def _keep(key: str) -> None:
-    st.session_state[f"keep_{key}"] = st.session_state[key]
-    st.session_state[f"{key}_set_by_user"] = True
+    value = st.session_state[key]
+    st.session_state[f"keep_{key}"] = value
+    # A value code wrote (set_kept) that comes back from the browser is a stale echo, not the
+    # user's: fast key presses interrupt the script run that would have shown the new value, and
+    # the next run reports the browser's old one as a change.
+    if value not in st.session_state.get(f"{key}_written", ()):
+        st.session_state[f"{key}_set_by_user"] = True
 
 
 def kept(key: str, default) -> dict:
@@ -106,8 +117,19 @@ def kept_choice(key: str, options: list, default) -> dict:
 
 
 def set_kept(key: str, value) -> None:
-    """Change a kept widget's value from code (before the widget is drawn)."""
+    """Change a kept widget's value from code (before the widget is drawn); the last values
+    written are remembered, so their stale echoes are not taken for the user's (see _keep)."""
     st.session_state[f"keep_{key}"] = value
+    written = st.session_state.setdefault(f"{key}_written", [])
+    if value not in written:
+        written.append(value)
+        del written[:-64]
+
+
+def follow(key: str, value) -> None:
+    """Move a kept widget to ``value`` (a value derived from other settings) until the user sets it."""
+    if not set_by_user(key):
+        set_kept(key, value)
 
 
 def sidebar() -> tuple[str | None, str, str]:

@@ -9,7 +9,9 @@ import streamlit as st
 
 from lamda_core import LamdaError, figures
 from lamda_core.training.export import export_merged
+from lamda_core.training.metrics import percent_text
 from lamda_core.training.runs import RunFolder, list_runs
+from studio_ui.common import model_label
 
 def zip_of(folder: Path, name: str) -> Path:
     """The zip of a run's saved folder ``name`` (RunFolder.download_path), built on first request only."""
@@ -39,7 +41,7 @@ def run_panel(folder: Path, charts: bool = True, dismiss=None) -> None:
     step = metrics[-1]["step"] if metrics else 0
     remaining = metrics[-1].get("remaining") if metrics else None
     st.markdown(f"**{folder.name}**: {state} · {config.method}, rank {config.rank_label}, "
-                f"{data_label(config.train_data)}, model {config.source}")
+                f"{data_label(config.train_data)}, model {model_label(config.source)}")
     eta = f", about {remaining:.0f} s left" if remaining is not None and state == "running" else ""
     st.progress(min(1.0, step / total), text=f"step {step} / {total}{eta}")
     if state == "queued":
@@ -76,8 +78,13 @@ def run_panel(folder: Path, charts: bool = True, dismiss=None) -> None:
             column.plotly_chart(figures.training_figure({folder.name: metrics}, series), width="stretch",
                                 key=f"{folder.name}-{series[0]}-{step}")
         last_eval = [row for row in metrics if quality in row]
-        if last_eval:
-            st.metric(quality.replace("eval_", "validation "), f"{last_eval[-1][quality]:.4f}",
+        if last_eval and quality == "eval_accuracy" and last_eval[-1].get("eval_examples"):
+            examples = last_eval[-1]["eval_examples"]
+            st.metric(f"validation accuracy, {examples:,} examples", percent_text(last_eval[-1][quality], examples),
+                      help="The share of validation examples classified right, with the decimals their number "
+                           "supports (one example moves it by 100 / examples points).")
+        elif last_eval:
+            st.metric(quality.replace("eval_", "validation "), f"{last_eval[-1][quality]:.4g}",
                       help="accuracy: share of validation examples classified right" if config.task == "classification"
                       else "perplexity: exp(mean validation loss per token)")
     if state == "finished":

@@ -254,7 +254,7 @@ def test_the_model_choice_survives_page_switches_and_reaches_the_run(page, serve
     config = run_configs(runs_dir)[started.name]
     assert config["source"] == "tiny-gpt2" and config["task"] == "causal-lm"  # what the sidebar showed
     page.get_by_text(": finished").first.wait_for()
-    choose(page, "Model", "Embedded MiniLM (all-MiniLM-L6-v2)")
+    choose(page, "Model", "MiniLM-L6 (embedded)")
     choose(page, "Task", "classification")
     assert not page.outside_requests, page.outside_requests  # favicon, fonts: all local
 
@@ -416,3 +416,114 @@ def test_train_two_runs_then_try_them_side_by_side_and_evaluate_an_uploaded_test
     assert page.get_by_text("on 20 examples").count() == 2
     page.get_by_text("on 20 examples").first.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "11-evaluate.png"))
+
+
+# ---- the app a user can trust (issue 25) --------------------------------------------------------
+CLIPPED_TEXT_JS = """() => [...document.querySelectorAll('[data-testid="stApp"] *')]
+  .filter(e => !e.closest('svg, canvas, [data-testid="stDataFrame"], [data-testid="stCode"], [data-testid="stTooltipContent"]')
+          && e.offsetParent !== null && e.clientWidth > 4 && e.innerText && e.innerText.trim()
+          && e.innerText.length < 200 && e.scrollWidth > e.clientWidth + 1
+          && ['hidden', 'clip'].includes(getComputedStyle(e).overflowX))
+  .map(e => e.innerText.trim().slice(0, 60))"""
+
+
+def test_rank_budget_bounds_follow_r0_through_fast_key_presses(page, server):
+    """Problem 4: quick presses on r0 used to leave r min, r max and the budget stuck for the
+    rest of the session, as if the user had set them."""
+    fresh_session(page, server)
+    go(page, "Rank budget")
+    r0 = page.locator('input[type="range"][aria-label="Base rank r0"]').first
+    r0.focus()
+    for _ in range(8):
+        page.keyboard.press("ArrowRight", delay=0)  # no waiting between presses
+    settle(page)
+    page.wait_for_timeout(1500)
+    settle(page)
+    r = int(r0.input_value())
+    assert r > R0
+    budget = page.locator('input[type="range"][aria-label="Budget (total rank)"]').first
+    page.wait_for_function("(r) => document.querySelector('input[aria-label=\"Budget (total rank)\"]')"
+                           ".getAttribute('max') == String(36 * 4 * r)", arg=r)
+    assert str(36 * r) in metric_text(page, "Total rank")
+    r0.focus()
+    page.keyboard.press("ArrowLeft")  # and it still follows afterwards
+    page.wait_for_function("(r) => document.querySelector('input[aria-label=\"Budget (total rank)\"]')"
+                           ".getAttribute('max') == String(36 * 4 * r)", arg=r - 1)
+    assert budget.get_attribute("max") == str(36 * 4 * (r - 1))
+
+
+def test_every_fine_tune_setting_and_an_upload_survive_every_page(page, server, runs_dir, tmp_path):
+    """Problem 2, as a user: upload, set every field, visit every page through the sidebar, come
+    back, press Start: the run has every value and trains on the upload."""
+    fresh_session(page, server)
+    go(page, "Fine-tune")
+    data = tmp_path / "my-reviews.csv"
+    data.write_text("text,label\n" + "".join(f"{t},{l}\n" for t, l in [("a warm and witty film", "pos"),
+                                                                      ("dull and far too long", "neg")] * 20))
+    page.locator('[data-testid="stFileUploader"]').first.locator('input[type="file"]').set_input_files(str(data))
+    page.get_by_text("Training on my-reviews.csv").wait_for()
+    settle(page)
+    choose(page, "Method", "lora")
+    for label, value in (("Rank (0", "6"), ("Steps", "5"), ("Batch size", "4"), ("Learning rate", "0.00200"),
+                         ("Sequence length", "40")):
+        fill_number(page, label, value)
+    choose(page, "Init (LaMDA)", "random")
+    choose(page, "Pooling", "cls")
+    for title in ("Model", "Spectrum", "Rank budget", "Costs", "Runs", "Try & evaluate", "Compare", "About LaMDA",
+                  "Fine-tune"):
+        go(page, title)
+    page.get_by_text("Training on my-reviews.csv").wait_for()
+    assert "my-reviews.csv" in selected(page, "In use")  # its own name, not a hash
+    started = start_and_find(page, runs_dir)
+    config = run_configs(runs_dir)[started.name]
+    assert Path(config["train_data"]).name == "my-reviews.csv"
+    assert (config["method"], config["adapter"]["rank"], config["max_steps"], config["batch_size"],
+            config["learning_rate"], config["seq_len"], config["adapter"]["init"], config["pooling"]) == \
+        ("lora", 6, 5, 4, 0.002, 40, "random", "cls")
+    wait_for_state(started, "finished")
+    fill_number(page, "Rank (0", "0")
+    choose(page, "Method", "lamda")
+    choose(page, "Pooling", "auto")
+    choose(page, "Init (LaMDA)", "svd")
+
+
+def test_an_idle_page_sends_no_reruns(page, server, runs_dir):
+    """Problem 7: with nothing queued or running, an open page does not poll the server (a
+    polling fragment sends a rerun request every second or two)."""
+    for folder in runs_dir.iterdir():  # the earlier flows' runs are done
+        if (folder / "status.json").is_file() and read_state(folder) in ("queued", "running"):
+            wait_for_state(folder, "finished")
+    fresh_session(page, server)
+    sent = []
+    page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(payload)))
+    page.reload()  # the session's websocket, now watched
+    page.get_by_text("Adaptable matrices").wait_for()
+    settle(page)
+    for title in ("Fine-tune", "Runs", "Compare"):
+        go(page, title)
+        page.wait_for_timeout(500)
+        before = len(sent)
+        page.wait_for_timeout(5000)
+        assert len(sent) == before, f"{title} sent {len(sent) - before} messages in 5 s while idle"
+
+
+@pytest.mark.parametrize("width", [1440, 1024])
+def test_no_text_is_cut_off_at_common_widths(page, server, width):
+    """Problem 9: every page at 1440 and 1024 px wide: no label, caption, metric, button or
+    sidebar entry whose text is clipped; a screenshot of each."""
+    page.set_viewport_size({"width": width, "height": 1000})
+    try:
+        fresh_session(page, server)
+        clipped = {}
+        for title in ("Model", "Spectrum", "Rank budget", "Costs", "Fine-tune", "Runs", "Try & evaluate", "Compare",
+                      "About LaMDA"):
+            go(page, title)
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(ARTIFACTS / f"width-{width}-{title.replace(' ', '-').replace('&', 'and')}.png"),
+                            full_page=True)
+            found = page.evaluate(CLIPPED_TEXT_JS)
+            if found:
+                clipped[title] = found
+        assert not clipped, "\n".join(f"{k}: {v}" for k, v in clipped.items())
+    finally:
+        page.set_viewport_size({"width": 1440, "height": 1000})

@@ -155,3 +155,15 @@ def test_doctor_says_what_to_do_when_the_runs_disk_is_full(monkeypatch, tmp_path
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * 2**30, 10 * 2**30 - 2**20, 2**20))
     check = next(c for c in doctor.run_checks(tmp_path / "runs") if c.name == "disk")
     assert not check.ok and "0.0 GiB free" in check.detail and "free disk space" in check.advice
+
+
+def test_train_fits_a_defaulted_rank_to_the_model_and_names_the_largest_rank_that_works(tmp_path):
+    """The Tiny Llama's key and value projections are 32 wide: LaMDA's default rank 40 is capped
+    to 32 with a note; a typed rank 40 is refused with the rank that works."""
+    result = run_cli("train", "--source", "tiny-llama", "--max-steps", "1", "--eval-interval", "1",
+                     "--output", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    assert "note: lamda's default rank 40 is larger than" in result.stdout and "this run uses rank 32" in result.stdout
+    result = run_cli("train", "--source", "tiny-llama", "--rank", "40", "--output", str(tmp_path / "typed"))
+    assert result.returncode == 2 and "the largest rank every targeted matrix allows is 32" in result.stderr
+    assert not (tmp_path / "typed").exists()

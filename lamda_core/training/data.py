@@ -132,25 +132,25 @@ def _is_headerless(rows: list[list[str]], wanted: tuple[str | None, ...]) -> boo
 
 class ColumnError(DataError):
     """A text or label column that is not in the file, or that no known name finds; ``columns``:
-    the file's columns, for a caller that lets the user pick."""
+    the file's columns, and ``what``: "text" or "label", for a caller that lets the user pick."""
 
-    def __init__(self, message: str, columns: list[str]):
+    def __init__(self, message: str, columns: list[str], what: str):
         super().__init__(message)
-        self.columns = columns
+        self.columns, self.what = columns, what
 
 
 def _pick_column(records: list[dict], given: str | None, candidates: tuple[str, ...], what: str, path: Path) -> str:
     columns = list(records[0].keys())
     if given is not None:
         if given not in columns:
-            raise ColumnError(f"{path} has no {what} column {given!r}; its columns are {columns}", columns)
+            raise ColumnError(f"{path} has no {what} column {given!r}; its columns are {columns}", columns, what)
         return given
     lowered = {c.lower().strip(): c for c in columns if c is not None}
     for name in candidates:
         if name in lowered:
             return lowered[name]
     raise ColumnError(f"{path} has no {what} column: looked for {list(candidates)}; its columns are {columns}; "
-                      f"name it with the {what}_column option", columns)
+                      f"name it with the {what}_column option", columns, what)
 
 
 def _texts_and_labels(path: Path, text_column: str | None, label_column: str | None,
@@ -205,12 +205,20 @@ def preview_classification(path: str | Path, text_column: str | None = None, lab
                        {name: labels.count(name) for name in names}, notes)
 
 
-def file_columns(path: str | Path) -> list[str]:
-    """The columns of a classification file as training reads it (DataError if it cannot be read)."""
+def file_columns(path: str | Path) -> tuple[list[str], str | None, str | None]:
+    """(columns, detected text column or None, detected label column or None) of a
+    classification file as training reads it (DataError if it cannot be read)."""
     read = read_records(Path(path))
     if not read.rows:
         raise DataError(f"{path} is empty: no rows")
-    return [str(c) for c in read.rows[0]]
+
+    def detected(candidates: tuple[str, ...], what: str) -> str | None:
+        try:
+            return _pick_column(read.rows, None, candidates, what, Path(path))
+        except ColumnError:
+            return None
+
+    return [str(c) for c in read.rows[0]], detected(TEXT_COLUMNS, "text"), detected(LABEL_COLUMNS, "label")
 
 
 def _label_names(labels: list[str], path: Path) -> list[str]:

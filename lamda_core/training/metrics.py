@@ -31,3 +31,12 @@ def per_class_scores(predictions: list[int], labels: list[int], classes: int) ->
 def macro_f1(predictions: list[int], labels: list[int], classes: int) -> float:
     """Mean over classes of F1_k = 2 TP_k / (2 TP_k + FP_k + FN_k) (0 for a class never seen or predicted)."""
     return sum(s["f1"] for s in per_class_scores(predictions, labels, classes)) / classes
+
+
+def percent_text(fraction: float, examples: int) -> str:
+    """``fraction`` as a percentage with the decimals ``examples`` can support: one example moves
+    it by 100 / examples points, so 6 examples get none ("83%") and 1,000 get one ("87.2%")."""
+    import math
+
+    decimals = max(0, math.ceil(math.log10(max(examples, 1) / 100)))
+    return f"{100 * fraction:.{decimals}f}%"

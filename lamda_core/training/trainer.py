@@ -150,7 +150,7 @@ class Trainer:
             predictions = logits.argmax(-1).tolist()
             loss = float(torch.nn.functional.cross_entropy(logits, torch.tensor(labels)))
             return {"eval_loss": loss, "eval_accuracy": accuracy(predictions, labels),
-                    "eval_f1": macro_f1(predictions, labels, len(self.data.label_names))}
+                    "eval_f1": macro_f1(predictions, labels, len(self.data.label_names)), "eval_examples": len(labels)}
         loss = language_model_loss(self.model, self.data.validation_blocks)
         return {"eval_loss": loss, "eval_perplexity": perplexity(loss)}
 
@@ -273,7 +273,9 @@ def run(folder: str | Path) -> str:
             trainer.build()
             state = trainer.train()
         if trainer.main:
-            run_folder.write_status(state, step=trainer.step, reason=None)
+            reason = (f"stopped on request at step {trainer.step} of {trainer.total_steps}; its checkpoint is kept "
+                      "and Resume (or `lamda resume`) continues from it") if state == "stopped" else None
+            run_folder.write_status(state, step=trainer.step, reason=reason)
         return state
     except StoppedWhileQueued as error:
         run_folder.write_status("stopped", reason=str(error))
