@@ -30,8 +30,9 @@ optimizer = c4.selectbox("Optimizer", OPTIMIZERS, **kept_choice("cost_optimizer"
                          help="AdamW keeps two fp32 moments per trainable parameter; SGD none.")
 device = c5.selectbox("Kernels of", ["cpu", "cuda"], **kept_choice("cost_device", ["cpu", "cuda"], "cpu"),
                       help="Which kernels the estimate assumes: CUDA attention keeps less than the CPU path.")
-checkpointing = c6.checkbox("Gradient checkpointing", **kept("cost_gc", False),
-                            help="Recompute each layer's activations in backward: keeps only layer inputs.")
+checkpointing = c6.checkbox("Checkpointing", **kept("cost_gc", False),
+                            help="Gradient checkpointing: recompute each layer's activations in backward, keeping "
+                                 "only the layer inputs.")
 pattern = None
 if st.session_state.get("allocation_source") == source and "allocation" in st.session_state:
     pattern = st.session_state["allocation"].rank_pattern

@@ -498,6 +498,14 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lamda", description="LaMDA / LaMDA++ fine-tuning tools")
     commands = parser.add_subparsers(dest="command", required=True)
+    for add_commands in (_add_model_commands, _add_estimate_command, _add_training_commands, _add_run_folder_commands,
+                         _add_use_commands):
+        add_commands(commands)
+    return parser
+
+
+def _add_model_commands(commands) -> None:
+    """matrices, spectrum, allocate: what a model holds and LaMDA++'s ranks from it."""
     matrices = commands.add_parser("matrices", help="list the adaptable matrices of a model")
     matrices.add_argument("source", nargs="?", default="default",
                           help="'default', 'tiny-llama', 'tiny-gpt2', a local folder or a hub id")
@@ -528,6 +536,9 @@ def build_parser() -> argparse.ArgumentParser:
     allocate.add_argument("--json", required=True, help="write the allocation (ranks) to this file")
     allocate.set_defaults(handler=_allocate)
 
+
+def _add_estimate_command(commands) -> None:
+    """estimate: parameters and training memory of each method."""
     estimate = commands.add_parser("estimate", help="parameters and training memory of each method")
     estimate.add_argument("source", nargs="?", default="default")
     estimate.add_argument("--method", default=choices.DEFAULT_METHOD, choices=method_names())
@@ -547,6 +558,9 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.add_argument("--json", help="write the breakdowns as JSON to this file")
     estimate.set_defaults(handler=_estimate)
 
+
+def _add_training_commands(commands) -> None:
+    """train and compare: create run folders and train them."""
     train = commands.add_parser("train", help="a short local fine-tune as a resumable run folder")
     _add_run_arguments(train)
     train.add_argument("--method", default=choices.DEFAULT_METHOD, choices=method_names())
@@ -584,6 +598,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", help="write the table as JSON to this file")
     compare.set_defaults(handler=_compare)
 
+
+def _add_run_folder_commands(commands) -> None:
+    """resume, stop, runs, export: act on existing run folders."""
     resume = commands.add_parser("resume", help="resume a stopped, failed or killed run from its last checkpoint")
     resume.add_argument("run")
     resume.add_argument("--background", action="store_true")
@@ -603,6 +620,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--merged", required=True, help="the folder to write the merged model to")
     export.set_defaults(handler=_export)
 
+
+def _add_use_commands(commands) -> None:
+    """evaluate, predict, generate, analyze, doctor: use and inspect what was trained, check the machine."""
     evaluate = commands.add_parser("evaluate", help="score finished or stopped runs on a held-out file: accuracy, "
                                    "macro F1, per class, confusion matrix, wrong examples (perplexity for causal LMs)")
     evaluate.add_argument("runs", nargs="+", metavar="RUN", help="run folders (several: one table side by side)")
@@ -641,8 +661,6 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser("doctor", help="check Python, packages, threads, memory, disk, the model and GPU")
     doctor.add_argument("--runs", default="runs", help="the runs folder whose disk space to check")
     doctor.set_defaults(handler=_doctor)
-    return parser
-
 
 def _per_method(value_of, none: str | None = None) -> str:
     """"lamda 40, lora 8, ..." of ``value_of(entry)`` for every registered method; a None value

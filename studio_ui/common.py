@@ -58,12 +58,14 @@ def file_choice(label: str, kinds: list[str], key: str, root: Path, fallback: st
     data set, or None) or any earlier upload, shown by its own name. Uploading selects the file."""
     st.file_uploader(label, type=kinds, key=f"{key}_uploader", help=help, on_change=_take_upload,
                             args=(f"{key}_uploader", key, root))
+    fallback = fallback or ""  # "" for none: a selectbox shows None as its empty placeholder
     options = [fallback] + earlier_uploads(root, kinds)
     if st.session_state.get(f"keep_{key}") not in options:
         set_kept(key, fallback)
-    return st.selectbox("In use", options, format_func=lambda p: fallback_label if p == fallback else Path(p).name,
-                               **kept(key, fallback), help="The uploaded file in use, or an earlier upload of this "
-                               "session's runs folder.")
+    chosen = st.selectbox("In use", options, format_func=lambda p: fallback_label if p == fallback else Path(p).name,
+                          **kept(key, fallback), help="The uploaded file in use, or an earlier upload to the runs "
+                          "folder.")
+    return chosen or None
 
 
 def user_message(error: Exception | str) -> str:

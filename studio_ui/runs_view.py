@@ -53,13 +53,13 @@ def run_panel(folder: Path, charts: bool = True, dismiss=None) -> None:
     if interrupted:
         st.warning("Its trainer process is gone (killed or the machine restarted); Resume continues from its "
                    "last checkpoint.")
-    buttons = st.columns([1, 1, 6])
-    if state in ("queued", "running") and not interrupted and buttons[0].button(
+    buttons = st.container(horizontal=True)  # each button as wide as its label, wrapping on narrow screens
+    if state in ("queued", "running") and not interrupted and buttons.button(
             "Stop", key=f"stop-{folder.name}", help="A running run checkpoints and stops at its next step "
                                                      "(Resume continues it); a queued run is removed from the queue."):
         run.request_stop()
         st.rerun()  # the whole page: it keeps following the run until it has stopped
-    if (state in ("stopped", "failed") or interrupted) and buttons[0].button(
+    if (state in ("stopped", "failed") or interrupted) and buttons.button(
             "Resume", key=f"resume-{folder.name}", help="Continue from the last checkpoint, with the checks of "
                                                         "`lamda resume` (the config unchanged, the checkpoint intact)."):
         try:
@@ -67,7 +67,7 @@ def run_panel(folder: Path, charts: bool = True, dismiss=None) -> None:
             st.rerun()  # the whole page, which then follows the resumed run
         except LamdaError as error:
             st.error(f"Cannot resume {folder.name}: {error}")
-    if dismiss is not None and state not in ("queued", "running", "stopping") and buttons[1].button(
+    if dismiss is not None and state not in ("queued", "running", "stopping") and buttons.button(
             "Dismiss", key=f"dismiss-{folder.name}", help="Remove it from this page; it stays on the Runs page."):
         dismiss(folder)
         st.rerun()
@@ -115,17 +115,19 @@ def peak_memory(run: RunFolder) -> None:
 
 
 def downloads(folder: Path) -> None:
-    columns = st.columns(4)
+    row = st.container(horizontal=True)
     names = [path.name for path in RunFolder(folder).saved_folders()]
-    for column, name in zip(columns, names):
-        column.download_button(f"Download {name} (zip)", zip_of(folder, name).read_bytes(),
-                               f"{folder.name}-{name}.zip", key=f"download-{folder.name}-{name}")
+    for name in names:
+        row.download_button(f"Download {name} (zip)", zip_of(folder, name).read_bytes(),
+                            f"{folder.name}-{name}.zip", key=f"download-{folder.name}-{name}")
     message_key = f"merged-{folder.name}"
-    if columns[3].button("Export a merged model", key=f"merge-{folder.name}",
-                         help="The base with the trained update folded into its weights, loadable by "
-                              "transformers' from_pretrained."):
+    if row.button("Export a merged model", key=f"merge-{folder.name}",
+                  help="The base with the trained update folded into its weights, loadable by "
+                       "transformers' from_pretrained."):
         try:
-            st.session_state[message_key] = ("success", f"Merged model written to {folder.name}/{export_merged(folder).name} in the runs folder")
+            merged = export_merged(folder)
+            st.session_state[message_key] = ("success", f"Merged model written to {folder.name}/{merged.name} "
+                                                        "in the runs folder")
         except LamdaError as error:
             st.session_state[message_key] = ("error", str(error))
     if message_key in st.session_state:  # kept across the page's refreshes

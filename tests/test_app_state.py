@@ -67,6 +67,7 @@ def test_every_fine_tune_setting_and_the_upload_survive_a_tour_of_every_page(run
     chosen = app.selectbox(key="run_train_file-classification")
     assert Path(chosen.value).name == "reviews.csv" and "reviews.csv" in chosen.options  # its own name, not a hash
     assert app.multiselect(key="cmp_methods").value == ["lora", "full"] and app.radio(key="cmp_match").value == "rank"
+    assert app.selectbox(key="run_validation_file-classification").value == ""  # "none", not the empty placeholder
     app.button(key="start").click().run()
     assert not app.exception and not app.error
     folder = Path(app.session_state["watched_runs"][-1])

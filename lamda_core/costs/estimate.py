@@ -261,6 +261,26 @@ def _peak(weights: int, gradients: int, optimizer: int, activations: int, transi
     return int(weights + optimizer + phases[phase]), phase
 
 
+def _activations(sh: Shape, memory: MemoryModel, matrices: list[MatrixInfo], ranks: dict[str, int], dropout: float,
+                 act: int, mask: int, full: bool, on_gpu: bool, checkpointing: bool,
+                 causal: bool) -> tuple[float, float, int]:
+    """(base activations, adapter activations, logits and loss) kept for backward, in bytes.
+    Gradient checkpointing keeps each block's input, and one block's activations live again in
+    backward. Logits: rows x (classes or vocab) fp32 log-softmax + int64 targets."""
+    per_layer = [_layer_base(sh, act, mask, full, grad_in=full or layer > 0, on_gpu=on_gpu) for layer in range(sh.layers)]
+    adapter_acts = (_adapter_activations(memory, matrices, ranks, sh, act, mask, dropout,
+                                         not _math_attention(sh, on_gpu)) if matrices else 0)
+    if checkpointing:
+        base = sh.layers * sh.tokens * sh.hidden * act + max(per_layer)
+        adapter_acts = adapter_acts / max(1, sh.layers)
+    else:
+        base = sum(per_layer)
+    base += _outside_layers(sh, act, mask, full, causal)
+    rows = sh.tokens if causal else sh.batch  # log-softmax rows
+    logits = rows * ((sh.vocab if causal else sh.num_labels) * 4 + 8) + 4
+    return base, adapter_acts, logits
+
+
 def estimate_costs(query: CostQuery) -> CostBreakdown:
     """Estimate every component of training memory and the trainable parameters of one method,
     from the model's config alone (query.source: only config.json is read)."""
@@ -303,19 +323,9 @@ def estimate_costs(query: CostQuery) -> CostBreakdown:
     else:
         optimizer_bytes = (trainable_native * act + adapter_start * ADAPTER_BYTES) * states
 
-    per_layer = [_layer_base(sh, act, mask, full, grad_in=full or layer > 0, on_gpu=on_gpu) for layer in range(sh.layers)]
-    adapter_acts = (_adapter_activations(method.memory, matrices, ranks, sh, act, mask, config.dropout,
-                                         not _math_attention(sh, on_gpu)) if matrices else 0)
-    if q.gradient_checkpointing:  # keep each block's input; one block's activations live again in backward
-        layer_share = adapter_acts / max(1, sh.layers)
-        base = sh.layers * sh.tokens * sh.hidden * act + max(per_layer)
-        adapter_acts = layer_share
-    else:
-        base = sum(per_layer)
     causal = task == "causal-lm"
-    base += _outside_layers(sh, act, mask, full, causal)
-    rows = sh.tokens if causal else sh.batch  # log-softmax rows; the loss also keeps int64 targets
-    logits = rows * ((sh.vocab if causal else sh.num_labels) * 4 + 8) + 4
+    base, adapter_acts, logits = _activations(sh, method.memory, matrices, ranks, config.dropout, act, mask, full,
+                                              on_gpu, q.gradient_checkpointing, causal)
     transients = _transients(sh, method.memory, config.dropout, act, causal)
     peak, phase = _peak(int(weights), int(gradients), int(optimizer_bytes), int(base + adapter_acts + logits),
                         transients, q.optimizer)

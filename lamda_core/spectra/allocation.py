@@ -120,14 +120,7 @@ def allocate_ranks(report: SpectrumReport, base_rank: int = 8, budget: int | Non
                    r_max: int | None = None, multiple: int = 1) -> Allocation:
     """Per-matrix ranks for LaMDA++. Defaults: budget = base_rank x matrices (or the parameters of
     uniform LaMDA at base_rank), r_min = max(1, base_rank // 4), r_max = 4 base_rank."""
-    if strategy not in STRATEGIES:
-        raise AllocationError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
-    if budget_kind not in BUDGET_KINDS:
-        raise AllocationError(f"unknown budget kind {budget_kind!r}; choose one of {BUDGET_KINDS}")
-    if not report.matrices:
-        raise AllocationError("the spectrum report has no matrices")
-    if base_rank < 1 or multiple < 1:
-        raise AllocationError(f"base_rank and multiple must be at least 1, got {base_rank} and {multiple}")
+    _check_request(report, strategy, budget_kind, base_rank, multiple)
     r_min = max(1, base_rank // 4) if r_min is None else r_min
     r_max = 4 * base_rank if r_max is None else r_max
     lower, upper = _rank_limits(report, r_min, r_max, multiple)
@@ -137,18 +130,46 @@ def allocate_ranks(report: SpectrumReport, base_rank: int = 8, budget: int | Non
     def cost(ranks: np.ndarray) -> int:
         return _cost(ranks, d_out, budget_kind)
 
-    uniform = np.full(len(names), base_rank)
-    budget = cost(uniform) if budget is None else int(budget)
-    floor_ranks, ceiling_ranks = np.full(len(names), lower), upper
-    if budget < cost(floor_ranks) or (budget_kind == "rank" and budget > cost(ceiling_ranks)):
+    budget = cost(np.full(len(names), base_rank)) if budget is None else int(budget)
+    floor_cost, ceiling_cost = cost(np.full(len(names), lower)), cost(upper)
+    if budget < floor_cost or (budget_kind == "rank" and budget > ceiling_cost):
         raise AllocationError(f"a {budget_kind} budget of {budget} is outside what [{r_min}, {r_max}] allows "
-                              f"for {len(names)} matrices: {cost(floor_ranks)} to {cost(ceiling_ranks)}")
-    if budget_kind == "rank" and (budget - cost(floor_ranks)) % multiple:
+                              f"for {len(names)} matrices: {floor_cost} to {ceiling_cost}")
+    if budget_kind == "rank" and (budget - floor_cost) % multiple:
         raise AllocationError(f"a rank budget of {budget} cannot be met in multiples of {multiple}")
 
-    grid, energy = _grid_energy(report, lower, upper, multiple)
-    rows = np.arange(len(names))
+    ranks_at, priority, bracket = _strategy_rule(strategy, report, base_rank, lower, upper, multiple)
+    ranks, threshold = _spend(ranks_at, priority, bracket, cost, budget, upper, multiple)
+    return Allocation(
+        strategy=strategy, base_rank=base_rank, budget=budget, budget_kind=budget_kind, r_min=r_min, r_max=r_max,
+        multiple=multiple, threshold=threshold, ranks=dict(zip(names, map(int, ranks))),
+        d_out=dict(zip(names, map(int, d_out))),
+        energy_kept={m.name: m.energy_at(int(r)) for m, r in zip(report.matrices, ranks)},
+        uniform_energy={m.name: m.energy_at(min(base_rank, len(m.sigma))) for m in report.matrices},
+    )
+
+
+def _check_request(report: SpectrumReport, strategy: str, budget_kind: str, base_rank: int, multiple: int) -> None:
+    if strategy not in STRATEGIES:
+        raise AllocationError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+    if budget_kind not in BUDGET_KINDS:
+        raise AllocationError(f"unknown budget kind {budget_kind!r}; choose one of {BUDGET_KINDS}")
+    if not report.matrices:
+        raise AllocationError("the spectrum report has no matrices")
+    if base_rank < 1 or multiple < 1:
+        raise AllocationError(f"base_rank and multiple must be at least 1, got {base_rank} and {multiple}")
+
+
+def _strategy_rule(strategy: str, report: SpectrumReport, base_rank: int, lower: int, upper: np.ndarray,
+                   multiple: int):
+    """(ranks_at(t), priority(ranks, t), (t_lo, t_hi)) of a strategy, t its one parameter.
+    equal-energy: t = tau, each matrix's smallest rank with E(r) >= tau; a lower E(r) is served
+    first. energy-deficit: t = scale, r_i = scale (1 - E_i(r0)) rounded down; the largest
+    shortfall scale w_i - r_i is served first."""
     if strategy == "equal-energy":
+        grid, energy = _grid_energy(report, lower, upper, multiple)
+        rows = np.arange(len(report.matrices))
+
         def ranks_at(tau: float) -> np.ndarray:
             reached = energy >= tau  # (L, G); +inf entries past upper always "reach"
             first = np.where(reached.any(axis=1), reached.argmax(axis=1), len(grid) - 1)
@@ -156,21 +177,27 @@ def allocate_ranks(report: SpectrumReport, base_rank: int = 8, budget: int | Non
 
         def priority(ranks: np.ndarray, tau: float) -> np.ndarray:  # lower is served first
             return energy[rows, (ranks - lower) // multiple]
-        lo, hi = 0.0, 1.0 + 1e-9
-    else:
-        weight = np.array([1.0 - m.energy_at(min(base_rank, len(m.sigma))) for m in report.matrices]) + 1e-12
+        return ranks_at, priority, (0.0, 1.0 + 1e-9)
+    weight = np.array([1.0 - m.energy_at(min(base_rank, len(m.sigma))) for m in report.matrices]) + 1e-12
 
-        def ranks_at(scale: float) -> np.ndarray:
-            return np.clip(np.floor(scale * weight / multiple) * multiple, lower, upper).astype(int)
+    def scaled_ranks(scale: float) -> np.ndarray:
+        return np.clip(np.floor(scale * weight / multiple) * multiple, lower, upper).astype(int)
 
-        def priority(ranks: np.ndarray, scale: float) -> np.ndarray:
-            return -(scale * weight - ranks)
-        lo, hi = 0.0, float(upper.max()) / weight.min() + multiple
+    def shortfall(ranks: np.ndarray, scale: float) -> np.ndarray:
+        return -(scale * weight - ranks)
+    return scaled_ranks, shortfall, (0.0, float(upper.max()) / weight.min() + multiple)
+
+
+def _spend(ranks_at, priority, bracket: tuple[float, float], cost, budget: int, upper: np.ndarray,
+           multiple: int) -> tuple[np.ndarray, float]:
+    """(ranks, t): bisect the rule's parameter t to the largest one within ``budget``, then hand
+    out what it leaves ``multiple`` at a time, best priority first, ties in model order."""
+    lo, hi = bracket
     for _ in range(BISECTION_STEPS):
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if cost(ranks_at(mid)) <= budget else (lo, mid)
     ranks = ranks_at(lo)
-    while True:  # hand out what the threshold leaves, best priority first, ties in model order
+    while True:
         open_rows = np.flatnonzero(ranks < upper)
         if len(open_rows) == 0:
             break
@@ -180,11 +207,4 @@ def allocate_ranks(report: SpectrumReport, base_rank: int = 8, budget: int | Non
         if cost(step) > budget:
             break
         ranks = step
-
-    return Allocation(
-        strategy=strategy, base_rank=base_rank, budget=budget, budget_kind=budget_kind, r_min=r_min, r_max=r_max,
-        multiple=multiple, threshold=float(lo), ranks=dict(zip(names, map(int, ranks))),
-        d_out=dict(zip(names, map(int, d_out))),
-        energy_kept={m.name: m.energy_at(int(r)) for m, r in zip(report.matrices, ranks)},
-        uniform_energy={m.name: m.energy_at(min(base_rank, len(m.sigma))) for m in report.matrices},
-    )
+    return ranks, float(lo)
