@@ -10,11 +10,19 @@ from studio_ui.common import kept, kept_choice, model_label, page_setup, report_
 page_setup("Spectrum")
 source, task, dtype = sidebar()
 st.title("Spectrum")
-top_k = st.number_input("Singular values per matrix (0 = all; use 64 for big models)", 0, 4096, step=16,
-                        **kept("spectrum_top_k", 0), help="The k largest singular values of each matrix (randomized SVD "
-                        "for big matrices); enough for LaMDA++ allocation, faster than a full SVD.")
+top_k = st.number_input(
+    "Singular values per matrix (0 = all; use 64 for big models)",
+    0,
+    4096,
+    step=16,
+    **kept("spectrum_top_k", 0),
+    help="The k largest singular values of each matrix (randomized SVD "
+    "for big matrices); enough for LaMDA++ allocation, faster than a full SVD.",
+)
 report = report_or_stop(source, top_k or None)
-st.caption(f"{len(report.matrices)} matrices of {model_label(report.source)}; {report.cache_hits} read from the disk cache.")
+st.caption(
+    f"{len(report.matrices)} matrices of {model_label(report.source)}; {report.cache_hits} read from the disk cache."
+)
 
 left, right = st.columns(2)
 with left:

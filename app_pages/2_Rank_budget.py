@@ -3,8 +3,7 @@ import pandas as pd
 import streamlit as st
 
 import lamda_core as lc
-from lamda_core import figures
-from lamda_core import choices
+from lamda_core import choices, figures
 from lamda_core.choices import ALLOCATION_STRATEGIES
 from lamda_core.costs.parameters import lamda_parameters
 from lamda_core.methods import LAMDA, LAMDA_PLUS, LORA
@@ -50,8 +49,14 @@ follow(key, uniform)
 step = multiple if budget_kind == "rank" else max(1, (high - low) // 200)
 set_kept(key, min(high, max(low, low + (st.session_state.get(f"keep_{key}", uniform) - low) // step * step)))
 label = "Budget (total rank)" if budget_kind == "rank" else "Budget (trainable adapter parameters)"
-budget = c6.slider(label, low, high, step=step, **kept(key, uniform),
-                   help=f"Feasible with r in [{int(r_min)}, {int(r_max)}] in multiples of {multiple}: {low:,} to {high:,}.")
+budget = c6.slider(
+    label,
+    low,
+    high,
+    step=step,
+    **kept(key, uniform),
+    help=f"Feasible with r in [{int(r_min)}, {int(r_max)}] in multiples of {multiple}: {low:,} to {high:,}.",
+)
 try:
     allocation = lc.allocate_ranks(report, base_rank, budget=budget, strategy=strategy, r_min=int(r_min),
                                    r_max=int(r_max), multiple=multiple, budget_kind=budget_kind)
@@ -70,11 +75,20 @@ m1.metric("Total rank", allocation.total_rank, f"{allocation.total_rank - base_r
 m2.metric("LaMDA++ adapter params (start)", f"{allocation.parameters:,}",
           f"{allocation.parameters - allocation.uniform_parameters:+,} vs uniform", help="sum of r_i^2 + r_i d_out: "
           "S and B, before B starts freezing.", **neutral)
-m3.metric("Averaged over freezing", f"{costs['lamda++'].trainable_average - (costs['lamda++'].trainable_start - costs['lamda++'].adapter_start):,.0f}",
-          f"LoRA: {costs['lora'].adapter_start:,}", help="Adapter parameters in the optimizer, averaged over the "
-          "steps: B's columns freeze one by one over the first eta T steps.", **neutral)
-m4.metric("Training memory (batch 16 x 128)", f"{costs['lamda++'].total / 2 ** 20:,.1f} MiB",
-          f"{(costs['lamda++'].total - costs['lamda'].total) / 2 ** 20:+.2f} MiB vs uniform LaMDA", delta_color="inverse")
+m3.metric(
+    "Averaged over freezing",
+    f"{costs['lamda++'].trainable_average - (costs['lamda++'].trainable_start - costs['lamda++'].adapter_start):,.0f}",
+    f"LoRA: {costs['lora'].adapter_start:,}",
+    help="Adapter parameters in the optimizer, averaged over the "
+    "steps: B's columns freeze one by one over the first eta T steps.",
+    **neutral,
+)
+m4.metric(
+    "Training memory (batch 16 x 128)",
+    f"{costs['lamda++'].total / 2**20:,.1f} MiB",
+    f"{(costs['lamda++'].total - costs['lamda'].total) / 2**20:+.2f} MiB vs uniform LaMDA",
+    delta_color="inverse",
+)
 
 labels = matrix_labels(report)
 st.plotly_chart(figures.allocation_figure(allocation, labels), width="stretch")

@@ -166,8 +166,11 @@ st.markdown("**Compare methods**: the same data, seed, steps and shape for each,
             "learning rate, queued one after another; the results are on the Compare page.")
 c11, c12 = st.columns(2)
 compare_methods = c11.multiselect(
-    "Methods to compare", method_names(), **kept_choice("cmp_methods", method_names(), list(choices.DEFAULT_COMPARE_METHODS)),
-    help="full: full fine-tuning, the unmatched reference (every weight trains).")
+    "Methods to compare",
+    method_names(),
+    **kept_choice("cmp_methods", method_names(), list(choices.DEFAULT_COMPARE_METHODS)),
+    help="full: full fine-tuning, the unmatched reference (every weight trains).",
+)
 match = c12.radio("Matched budget", choices.COMPARE_MATCHES, horizontal=True,
                   **kept_choice("cmp_match", list(choices.COMPARE_MATCHES), choices.COMPARE_MATCHES[0]),
                   format_func=MATCH_LABELS.get,

@@ -22,11 +22,19 @@ rows = []
 for folder in runs:
     run = RunFolder(folder)
     status, config = run.status(), run.config
-    rows.append({"run": folder.name, "state": status["state"], "method": config.method, "model": model_label(config.source),
-                 "rank": config.rank_label, "data": data_label(config.train_data),
-                 "steps": f"{status.get('step') or 0}/{status.get('total_steps') or config.max_steps or '?'}",
-                 **{k.replace("eval_", ""): round(v, 4) for k, v in run.last_eval().items()},
-                 "reason": status.get("reason") or ""})
+    rows.append(
+        {
+            "run": folder.name,
+            "state": status["state"],
+            "method": config.method,
+            "model": model_label(config.source),
+            "rank": config.rank_label,
+            "data": data_label(config.train_data),
+            "steps": f"{status.get('step') or 0}/{status.get('total_steps') or config.max_steps or '?'}",
+            **{k.replace("eval_", ""): round(v, 4) for k, v in run.last_eval().items()},
+            "reason": status.get("reason") or "",
+        }
+    )
 st.dataframe(pd.DataFrame(rows).fillna(""), hide_index=True, width="stretch")
 
 names = [folder.name for folder in runs]
@@ -55,7 +63,9 @@ def selected_run() -> None:
 
 
 selected_run()
-files = [{"file": str(p.relative_to(folder)), "bytes": p.stat().st_size} for p in sorted(folder.rglob("*")) if p.is_file()]
+files = [
+    {"file": str(p.relative_to(folder)), "bytes": p.stat().st_size} for p in sorted(folder.rglob("*")) if p.is_file()
+]
 st.dataframe(pd.DataFrame(files), hide_index=True, width="stretch")
 active = RunFolder(folder).is_live()
 # one confirmation per run: the checkbox's key names the run, so ticking it for one run never

@@ -7,8 +7,14 @@ import pandas as pd
 import streamlit as st
 
 from lamda_core import LamdaError, figures
-from lamda_core.training.compare import (COST_AXES, METRIC_LABELS, comparison_runs, comparison_table, list_comparisons,
-                                         quality_metric)
+from lamda_core.training.compare import (
+    COST_AXES,
+    METRIC_LABELS,
+    comparison_runs,
+    comparison_table,
+    list_comparisons,
+    quality_metric,
+)
 from lamda_core.training.evaluation import ClassificationReport, evaluate_run
 from lamda_core.training.runs import RunFolder, any_live
 from studio_ui.common import file_choice, kept_choice, model_label, page_setup, runs_root, set_kept, sidebar
@@ -35,8 +41,11 @@ metric = c1.radio("Quality", metrics, format_func=METRIC_LABELS.get, horizontal=
                   **kept_choice("compare_metric", metrics, metrics[0]))
 axes = [k for k in COST_AXES if k != "adapter_average"]
 x = c2.radio("Against", axes, format_func=COST_AXES.get, horizontal=True, **kept_choice("compare_x", axes, axes[0]))
-st.caption(f"Model {model_label(config.source)}, data {data_label(config.train_data)}, {config.max_steps} steps of batch {config.batch_size}, "
-           f"seed {config.seed}; each method at its default learning rate.")
+st.caption(
+    f"Model {model_label(config.source)}, data {data_label(config.train_data)}, "
+    f"{config.max_steps} steps of batch {config.batch_size}, "
+    f"seed {config.seed}; each method at its default learning rate."
+)
 held_out_path = file_choice("Held-out test file (optional): adds each finished run's score on it as a column",
                             ["csv", "tsv", "jsonl", "parquet", "txt"], "compare_held_out", root, None, "none")
 

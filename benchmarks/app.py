@@ -67,10 +67,25 @@ def idle_cpu_per_minute(watcher: str, seconds: float, pages: dict[str, str], run
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-                               "--server.address", "127.0.0.1", "--server.fileWatcherType", watcher],
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, "LAMDA_RUNS": str(runs)})
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.fileWatcherType",
+            watcher,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "LAMDA_RUNS": str(runs)},
+    )
     url = f"http://127.0.0.1:{port}"
     used = {}
     try:
@@ -139,17 +154,45 @@ def main() -> None:
     costs.run()
     rows = []
     values = iter(range(300, 300 + 10 * args.repeats, 10))
-    rows.append(("move the budget slider (Rank budget)",
-                 [timed(lambda: budget.slider(key="budget_rank").set_value(next(values)).run()) for _ in range(args.repeats)]))
+    rows.append(
+        (
+            "move the budget slider (Rank budget)",
+            [
+                timed(lambda: budget.slider(key="budget_rank").set_value(next(values)).run())
+                for _ in range(args.repeats)
+            ],
+        )
+    )
     strategies = iter(["energy-deficit", "equal-energy"] * args.repeats)
-    rows.append(("change the strategy (Rank budget)",
-                 [timed(lambda: budget.selectbox(key="strategy").set_value(next(strategies)).run()) for _ in range(args.repeats)]))
+    rows.append(
+        (
+            "change the strategy (Rank budget)",
+            [
+                timed(lambda: budget.selectbox(key="strategy").set_value(next(strategies)).run())
+                for _ in range(args.repeats)
+            ],
+        )
+    )
     batches = iter(range(17, 17 + args.repeats))
-    rows.append(("change the batch size (Costs)",
-                 [timed(lambda: costs.number_input(key="run_batch").set_value(next(batches)).run()) for _ in range(args.repeats)]))
+    rows.append(
+        (
+            "change the batch size (Costs)",
+            [
+                timed(lambda: costs.number_input(key="run_batch").set_value(next(batches)).run())
+                for _ in range(args.repeats)
+            ],
+        )
+    )
     lengths = iter(range(129, 129 + args.repeats))
-    rows.append(("change the sequence length (Costs)",
-                 [timed(lambda: costs.number_input(key="run_seq").set_value(next(lengths)).run()) for _ in range(args.repeats)]))
+    rows.append(
+        (
+            "change the sequence length (Costs)",
+            [
+                timed(lambda: costs.number_input(key="run_seq").set_value(next(lengths)).run())
+                for _ in range(args.repeats)
+            ],
+        )
+    )
     rows += try_it_rows(app, args.repeats)
     for page in ("app", "Spectrum", "Rank_budget", "Costs", "Fine_tune", "Runs"):
         test = app(page)
@@ -167,8 +210,10 @@ def main() -> None:
         finished_comparison(runs)
         off = idle_cpu_per_minute("none", args.idle_seconds, IDLE_PAGES, runs)
         on = idle_cpu_per_minute("auto", args.idle_seconds, {"About LaMDA": "About_LaMDA"}, runs)["About LaMDA"]
-        print(f"\n### Server CPU with one idle tab per page, nothing queued or running ({args.idle_seconds:.0f} s each; "
-              "a finished comparison in the runs folder; CPU seconds per minute; goal: under 1 on every page)\n")
+        print(
+            f"\n### Server CPU with one idle tab per page, nothing queued or running ({args.idle_seconds:.0f} s each; "
+            "a finished comparison in the runs folder; CPU seconds per minute; goal: under 1 on every page)\n"
+        )
         print("| page | CPU s / min |")
         print("|---|---:|")
         for title, value in off.items():

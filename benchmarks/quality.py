@@ -293,8 +293,11 @@ def factor_runs(args) -> dict[str, dict]:
 def variant_runs(args, pooling: str | None = None) -> dict[tuple[str, str], list[dict]]:
     """{(task, variant): its runs over every seed}, for --variant-tasks and --variants, with
     ``pooling`` (default --pooling)."""
-    return {(task, name): [final_spec(task, "lamda", seed, args, pooling, **VARIANTS[name]) for seed in range(args.seeds)]
-            for task in args.variant_tasks for name in args.variants}
+    return {
+        (task, name): [final_spec(task, "lamda", seed, args, pooling, **VARIANTS[name]) for seed in range(args.seeds)]
+        for task in args.variant_tasks
+        for name in args.variants
+    }
 
 
 def swept_rate_runs(args) -> dict[str, list[dict]]:
@@ -332,8 +335,14 @@ def pooling_table(cache: dict, args) -> dict:
     for task in TASKS:
         for m in METHODS:
             previous = PREVIOUS if m in LAMDA_METHODS else {}  # measured both ways before r=32 was the default
-            rows = {p: [r for s in range(args.seeds) if (r := cache.get(run_key(final_spec(task, m, s, args, p, **previous))))]
-                    for p in ("cls", "mean")}
+            rows = {
+                p: [
+                    r
+                    for s in range(args.seeds)
+                    if (r := cache.get(run_key(final_spec(task, m, s, args, p, **previous))))
+                ]
+                for p in ("cls", "mean")
+            }
             if all(rows.values()):
                 table.setdefault(task, {})[m] = {p: [r["accuracy"] for r in rs] for p, rs in rows.items()}
     if table:
@@ -378,9 +387,13 @@ def report(cache: dict, args) -> dict:
             continue
         out["final"][task] = rows
         steps = STEPS[task]
-        print(f"### {task}: {steps} steps of batch {args.batch}, each method at its defaults ({args.pooling} pooling)\n")
-        print("| method | lr | seeds | accuracy % | macro F1 % | adapter params start / end / averaged | trainable with "
-              "head (averaged) | s / step | peak RSS (MiB) |")
+        print(
+            f"### {task}: {steps} steps of batch {args.batch}, each method at its defaults ({args.pooling} pooling)\n"
+        )
+        print(
+            "| method | lr | seeds | accuracy % | macro F1 % | adapter params start / end / averaged | trainable with "
+            "head (averaged) | s / step | peak RSS (MiB) |"
+        )
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for m in METHODS:
             if m not in rows:
@@ -392,7 +405,9 @@ def report(cache: dict, args) -> dict:
                   f"{r[0]['adapter_average']:,.0f} | {r[0]['trainable_average']:,.0f} "
                   f"| {statistics.mean(x['seconds_per_step'] for x in r):.3f} "
                   f"| {statistics.mean(x['peak_rss_mib'] for x in r):,.0f} |")
-        gap = statistics.mean(x["accuracy"] for x in rows["lora"]) - statistics.mean(x["accuracy"] for x in rows["lamda"])
+        gap = statistics.mean(x["accuracy"] for x in rows["lora"]) - statistics.mean(
+            x["accuracy"] for x in rows["lamda"]
+        )
         ratio = rows["lora"][0]["adapter_average"] / rows["lamda"][0]["adapter_average"]
         worst = min(x["accuracy"] for r in rows.values() for x in r)
         print(f"\nLoRA - LaMDA: {100 * gap:+.1f} points; averaged adapter parameters LoRA / LaMDA: {ratio:.1f}x; "
@@ -431,8 +446,11 @@ def report(cache: dict, args) -> dict:
                   f"| {lora[0]['adapter_average']:,.0f} | 1.0x |")
             for name, rows in rows_of.items():
                 change = statistics.mean(r["accuracy"] for r in rows) - reference
-                print(f"| {name} | {len(rows)} | {mean_sd([r['accuracy'] for r in rows])} | {100 * change:+.1f} "
-                      f"| {rows[0]['adapter_average']:,.0f} | {lora[0]['adapter_average'] / rows[0]['adapter_average']:.1f}x |")
+                print(
+                    f"| {name} | {len(rows)} | {mean_sd([r['accuracy'] for r in rows])} | {100 * change:+.1f} "
+                    f"| {rows[0]['adapter_average']:,.0f} "
+                    f"| {lora[0]['adapter_average'] / rows[0]['adapter_average']:.1f}x |"
+                )
             print()
     swept = {m: [cache[run_key(s)] for s in specs if run_key(s) in cache] for m, specs in swept_rate_runs(args).items()}
     if all(swept.values()):
@@ -472,8 +490,10 @@ def report(cache: dict, args) -> dict:
         out["pareto"][pooling] = points
         settings = ("each method's defaults, alpha = 2 x rank" if pooling == "mean" else
                     "LaMDA from its previous defaults (B over the first 30% of steps), alpha 16 at every rank")
-        print(f"### Pareto: SST-2 validation accuracy against averaged adapter parameters ({args.pareto_seeds} seed(s); "
-              f"{settings}; {pooling} pooling)\n")
+        print(
+            f"### Pareto: SST-2 validation accuracy against averaged adapter parameters ({args.pareto_seeds} seed(s); "
+            f"{settings}; {pooling} pooling)\n"
+        )
         print("| method | rank | accuracy % | averaged adapter params | peak RSS (MiB) |")
         print("|---|---:|---:|---:|---:|")
         for p in points:
@@ -513,9 +533,14 @@ def write_pareto_figures(points: list[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sections", nargs="+", choices=("sweep", "final", "factors", "variants", "swept-rates", "budget",
-                                                             "pareto", "report"))
-    parser.add_argument("--steps", type=int, default=STEPS["sst2"], help="steps of the sweep, factor and Pareto runs (SST-2)")
+    parser.add_argument(
+        "sections",
+        nargs="+",
+        choices=("sweep", "final", "factors", "variants", "swept-rates", "budget", "pareto", "report"),
+    )
+    parser.add_argument(
+        "--steps", type=int, default=STEPS["sst2"], help="steps of the sweep, factor and Pareto runs (SST-2)"
+    )
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--pareto-seeds", type=int, default=1)

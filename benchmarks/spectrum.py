@@ -62,12 +62,31 @@ def full_spectra_rows(label: str, model, repeats: int) -> list[dict]:
     watcher = weightwatcher.WeightWatcher(model=model)
     ids = weightwatcher_layer_ids(watcher, names)
     rows = [
-        ("lamda_core scan_spectra (Gram route, float64 eigvalsh)", "all singular values + scalars, no cache",
-         lambda: lc.scan_spectra(model, cache=False)),
-        ("torch.linalg.svd per matrix (float32)", "U, sigma, V^T", lambda: [torch.linalg.svd(w, full_matrices=False) for w in weights]),
-        ("torch.linalg.svdvals per matrix (float32)", "all singular values", lambda: [torch.linalg.svdvals(w) for w in weights]),
-        ("WeightWatcher get_ESD per matrix", "all eigenvalues of W^T W", lambda: [watcher.get_ESD(layer=i) for i in ids]),
-        ("WeightWatcher analyze()", "eigenvalues + power-law fit per matrix", lambda: watcher.analyze(layers=ids, plot=False)),
+        (
+            "lamda_core scan_spectra (Gram route, float64 eigvalsh)",
+            "all singular values + scalars, no cache",
+            lambda: lc.scan_spectra(model, cache=False),
+        ),
+        (
+            "torch.linalg.svd per matrix (float32)",
+            "U, sigma, V^T",
+            lambda: [torch.linalg.svd(w, full_matrices=False) for w in weights],
+        ),
+        (
+            "torch.linalg.svdvals per matrix (float32)",
+            "all singular values",
+            lambda: [torch.linalg.svdvals(w) for w in weights],
+        ),
+        (
+            "WeightWatcher get_ESD per matrix",
+            "all eigenvalues of W^T W",
+            lambda: [watcher.get_ESD(layer=i) for i in ids],
+        ),
+        (
+            "WeightWatcher analyze()",
+            "eigenvalues + power-law fit per matrix",
+            lambda: watcher.analyze(layers=ids, plot=False),
+        ),
     ]
     results = []
     for tool, computes, fn in rows:
@@ -166,8 +185,12 @@ def heavy_tail_against_weightwatcher(model, repeats: int) -> tuple[list[tuple], 
         rows.append((name, mine[name]["alpha"], float(row.alpha), mine[name]["log_spectral_norm"],
                      float(row.log_spectral_norm)))
     differences = np.array([abs(r[1] - r[2]) for r in rows])
-    times = {"ours": timed(ours, repeats), "weightwatcher": timed(lambda: watcher.analyze(layers=ids, plot=False), repeats),
-             "median": float(np.median(differences)), "max": float(differences.max())}
+    times = {
+        "ours": timed(ours, repeats),
+        "weightwatcher": timed(lambda: watcher.analyze(layers=ids, plot=False), repeats),
+        "median": float(np.median(differences)),
+        "max": float(differences.max()),
+    }
     return rows, times
 
 
@@ -186,19 +209,26 @@ def main() -> None:
           f"seconds (best of {args.repeats}, SVD from the weights included): ours {alpha_times['ours']:.3f}, "
           f"WeightWatcher {alpha_times['weightwatcher']:.3f} "
           f"({alpha_times['weightwatcher'] / alpha_times['ours']:.1f}x ours).\n")
-    print("| matrix | alpha (ours) | alpha (WeightWatcher) | log10 lambda_max (ours) | log10 lambda_max (WeightWatcher) |")
+    print(
+        "| matrix | alpha (ours) | alpha (WeightWatcher) | log10 lambda_max (ours) | log10 lambda_max (WeightWatcher) |"
+    )
     print("|---|---:|---:|---:|---:|")
     for name, a, b, c, d in alpha_rows:
         print(f"| {name} | {a:.4f} | {b:.4f} | {c:.4f} | {d:.4f} |")
     if args.only_alpha:
         return
     print()
-    rows = full_spectra_rows("MiniLM-L6 (real)", minilm, args.repeats) + full_spectra_rows("GPT-2 small shape", gpt2_small(), args.repeats)
+    rows = full_spectra_rows("MiniLM-L6 (real)", minilm, args.repeats) + full_spectra_rows(
+        "GPT-2 small shape", gpt2_small(), args.repeats
+    )
     print("### Full spectra, same matrices for every tool (best of runs, seconds)\n")
     print("| model | tool | what the timed call computes | matrices | seconds | x ours |")
     print("|---|---|---|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['model']} | {r['tool']} | {r['computes']} | {r['matrices']} | {r['seconds']:.3f} | {r['ratio']:.2f} |")
+        print(
+            f"| {r['model']} | {r['tool']} | {r['computes']} | {r['matrices']} "
+            f"| {r['seconds']:.3f} | {r['ratio']:.2f} |"
+        )
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -213,13 +243,25 @@ def main() -> None:
               f"{args.layers_7b} of 32 layers ({size_gb:.2f} GB on disk), fresh process each\n")
         print("| scan | matrices | seconds | extrapolated to 32 layers (s) | peak RSS (MB) |")
         print("|---|---:|---:|---:|---:|")
-        print(f"| cold (computed) | {cold['matrices']} | {cold['seconds']:.1f} | {cold['seconds'] * scale:.0f} | {cold['max_rss_mb']:.0f} |")
-        print(f"| cached re-scan | {warm['matrices']} | {warm['seconds']:.2f} | {warm['seconds'] * scale:.1f} | {warm['max_rss_mb']:.0f} |")
+        print(
+            f"| cold (computed) | {cold['matrices']} | {cold['seconds']:.1f} | {cold['seconds'] * scale:.0f} "
+            f"| {cold['max_rss_mb']:.0f} |"
+        )
+        print(
+            f"| cached re-scan | {warm['matrices']} | {warm['seconds']:.2f} | {warm['seconds'] * scale:.1f} "
+            f"| {warm['max_rss_mb']:.0f} |"
+        )
         print("\nPeak RSS includes the Python interpreter, torch and transformers; it does not grow with the "
               "number of layers (one matrix is resident at a time).")
 
-        errors = [("MiniLM (real weights)", top_k_error("default", 8)), ("MiniLM (real weights)", top_k_error("default", 12)),
-                  ("7B-shaped layer 0 q_proj, gate_proj", top_k_error(str(ckpt), 64, targets=["layers.0.self_attn.q_proj", "layers.0.mlp.gate_proj"]))]
+        errors = [
+            ("MiniLM (real weights)", top_k_error("default", 8)),
+            ("MiniLM (real weights)", top_k_error("default", 12)),
+            (
+                "7B-shaped layer 0 q_proj, gate_proj",
+                top_k_error(str(ckpt), 64, targets=["layers.0.self_attn.q_proj", "layers.0.mlp.gate_proj"]),
+            ),
+        ]
         print("\n### Top-k accuracy of the randomized block Krylov route against exact singular values\n")
         print("| weights | matrices | k | max relative error | median relative error | top-k seconds |")
         print("|---|---:|---:|---:|---:|---:|")

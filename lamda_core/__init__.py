@@ -1,26 +1,78 @@
 """lamda_core: LaMDA / LaMDA++ adapters for Hugging Face transformers (no UI code here)."""
 from .adapter.config import LamdaConfig
-from .costs.estimate import CostBreakdown, estimate_costs
-from .costs.query import CostQuery
-from .spectra.allocation import Allocation, allocate_ranks
-from .errors import (AdapterMismatchError, AllocationError, ConfigError, DataError, LamdaError, ModelSourceError,
-                     RankError, RunError, ScanCancelled, SpectrumError, TargetError)
 from .adapter.freezing import LamdaFreezeCallback, PMBFreezer, frozen_column_count
-from .adapter.inject import (LamdaState, ParameterCount, adapt, adapter_parameters, apply_lamda, lamda_layers,
-                             trainable_parameters)
+from .adapter.inject import (
+                     LamdaState,
+                     ParameterCount,
+                     adapt,
+                     adapter_parameters,
+                     apply_lamda,
+                     lamda_layers,
+                     trainable_parameters,
+)
 from .adapter.layer import LamdaLayer
-from .models.loading import load_model
-from .costs.measure import measure_costs
-from .spectra.spectrum import MatrixSpectrum, SpectrumReport, scan_spectra
 from .adapter.persistence import export_peft, load_adapter, merge_adapter, save_adapter
+from .costs.estimate import CostBreakdown, estimate_costs
+from .costs.measure import measure_costs
+from .costs.query import CostQuery
+from .errors import (
+                     AdapterMismatchError,
+                     AllocationError,
+                     ConfigError,
+                     DataError,
+                     LamdaError,
+                     ModelSourceError,
+                     RankError,
+                     RunError,
+                     ScanCancelled,
+                     SpectrumError,
+                     TargetError,
+)
+from .models.loading import load_model
 from .models.targets import MatrixInfo, adaptable_matrices, default_targets, resolve_targets
+from .spectra.allocation import Allocation, allocate_ranks
+from .spectra.spectrum import MatrixSpectrum, SpectrumReport, scan_spectra
 
 __all__ = [
-    "Allocation", "AllocationError", "MatrixSpectrum", "ScanCancelled", "SpectrumError", "SpectrumReport",
-    "DataError", "RunError", "allocate_ranks", "scan_spectra", "CostBreakdown", "CostQuery", "estimate_costs", "measure_costs",
-    "AdapterMismatchError", "ConfigError", "LamdaState", "adapter_parameters", "LamdaConfig", "LamdaError", "LamdaFreezeCallback", "LamdaLayer",
-    "MatrixInfo", "ModelSourceError", "PMBFreezer", "ParameterCount", "RankError", "TargetError",
-    "adaptable_matrices", "adapt", "apply_lamda", "default_targets", "export_peft", "frozen_column_count",
-    "lamda_layers", "load_adapter", "load_model", "merge_adapter", "resolve_targets", "save_adapter",
+    "Allocation",
+    "AllocationError",
+    "MatrixSpectrum",
+    "ScanCancelled",
+    "SpectrumError",
+    "SpectrumReport",
+    "DataError",
+    "RunError",
+    "allocate_ranks",
+    "scan_spectra",
+    "CostBreakdown",
+    "CostQuery",
+    "estimate_costs",
+    "measure_costs",
+    "AdapterMismatchError",
+    "ConfigError",
+    "LamdaState",
+    "adapter_parameters",
+    "LamdaConfig",
+    "LamdaError",
+    "LamdaFreezeCallback",
+    "LamdaLayer",
+    "MatrixInfo",
+    "ModelSourceError",
+    "PMBFreezer",
+    "ParameterCount",
+    "RankError",
+    "TargetError",
+    "adaptable_matrices",
+    "adapt",
+    "apply_lamda",
+    "default_targets",
+    "export_peft",
+    "frozen_column_count",
+    "lamda_layers",
+    "load_adapter",
+    "load_model",
+    "merge_adapter",
+    "resolve_targets",
+    "save_adapter",
     "trainable_parameters",
 ]

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import torch
 
-
 METRICS = {"relative_norm": "||dW||_F / ||W||_F", "principal_share": "share of dW in W's top-r subspaces",
            "update_top_sigma": "largest singular value of dW", "update_effective_rank":
            "effective rank of dW (exp of the entropy of sigma_i / sum sigma)"}
@@ -89,7 +88,7 @@ def analyze_run(folder: str | Path, top_k: int = 16) -> UpdateReport:
     from .models.loading import load_model
     from .models.targets import resolve_targets, weight_as_linear
     from .spectra.spectrum import entropy_effective_rank
-    from .training.export import finished_run, fine_tuned_model
+    from .training.export import fine_tuned_model, finished_run
 
     run, kwargs = finished_run(folder)
     config = run.config

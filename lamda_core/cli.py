@@ -80,9 +80,12 @@ def _allocate(args) -> None:
     for name, rank in allocation.ranks.items():
         print(f"{name:<48} {rank:>5} {allocation.base_rank:>7} {allocation.energy_kept[name]:>7.3f} "
               f"{allocation.uniform_energy[name]:>7.3f}")
-    print(f"\n{allocation.strategy}: total rank {allocation.total_rank} (uniform {allocation.base_rank * len(allocation.ranks)}), "
-          f"trainable adapter parameters {allocation.parameters:,} (uniform {allocation.uniform_parameters:,}), "
-          f"threshold {allocation.threshold:.4g}")
+    print(
+        f"\n{allocation.strategy}: total rank {allocation.total_rank} "
+        f"(uniform {allocation.base_rank * len(allocation.ranks)}), "
+        f"trainable adapter parameters {allocation.parameters:,} (uniform {allocation.uniform_parameters:,}), "
+        f"threshold {allocation.threshold:.4g}"
+    )
     allocation.to_json(args.json)
     print(f"ranks written to {args.json}")
 
@@ -355,8 +358,11 @@ def _evaluate(args) -> None:
         if isinstance(report, ClassificationReport):
             _print_classification(report)
         else:
-            print(f"{report.run} on {report.data} ({report.blocks} blocks): perplexity {report.fine_tuned_perplexity:.3f}, "
-                  f"base model {report.base_perplexity:.3f}")
+            print(
+                f"{report.run} on {report.data} ({report.blocks} blocks): "
+                f"perplexity {report.fine_tuned_perplexity:.3f}, "
+                f"base model {report.base_perplexity:.3f}"
+            )
         suffix = (lambda path: path) if len(args.runs) == 1 else (lambda path: _per_run(path, report.run))
         for path in write_report(report, args.json and suffix(args.json), args.csv and suffix(args.csv)):
             print(f"written: {path}")
@@ -437,7 +443,10 @@ def _analyze(args) -> None:
         print(f"{m.name:<48}{m.rank:>6}{m.relative_norm:>14.3e}{m.principal_share:>15.3f}{m.update_top_sigma:>13.3e}"
               f"{m.update_effective_rank:>11.2f}")
     shares = [m.principal_share for m in report.matrices]
-    print(f"\n{len(shares)} matrices; share of dW inside W's top-r subspaces: median {sorted(shares)[len(shares) // 2]:.3f}")
+    print(
+        f"\n{len(shares)} matrices; share of dW inside W's top-r subspaces: "
+        f"median {sorted(shares)[len(shares) // 2]:.3f}"
+    )
     if args.json:
         report.to_json(args.json)
         print(f"report written to {args.json}")
@@ -463,7 +472,9 @@ def _doctor(args) -> None:
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The model, data, adapter and shape options that `train` and `compare` share."""
-    parser.add_argument("--source", default="default", help="model: 'default', 'tiny-llama', 'tiny-gpt2', a folder or hub id")
+    parser.add_argument(
+        "--source", default="default", help="model: 'default', 'tiny-llama', 'tiny-gpt2', a folder or hub id"
+    )
     parser.add_argument("--task", default="classification", choices=choices.TRAIN_TASKS)
     parser.add_argument("--data", default="demo-sentiment",
                         help="'demo-sentiment', 'demo-corpus' or a .csv/.tsv/.jsonl (.txt for causal-lm) file")
@@ -584,8 +595,13 @@ def _add_training_commands(commands) -> None:
     compare = commands.add_parser("compare", help="train several methods on the same data with matched budgets "
                                   "and compare quality, parameters, memory and time")
     _add_run_arguments(compare)
-    compare.add_argument("--methods", nargs="+", default=list(choices.DEFAULT_COMPARE_METHODS), choices=method_names(),
-                         help="the methods to train (default: %(default)s; add full for the full fine-tuning reference)")
+    compare.add_argument(
+        "--methods",
+        nargs="+",
+        default=list(choices.DEFAULT_COMPARE_METHODS),
+        choices=method_names(),
+        help="the methods to train (default: %(default)s; add full for the full fine-tuning reference)",
+    )
     compare.add_argument("--match", default=choices.COMPARE_MATCHES[0], choices=choices.COMPARE_MATCHES,
                          help="defaults: LoRA at its default rank, LaMDA at --rank (default: its own), LaMDA++ at "
                               "LaMDA's total rank; rank: every adapter at --rank (LaMDA++ at the same total rank); "
@@ -651,7 +667,9 @@ def _add_use_commands(commands) -> None:
     generate.add_argument("--base", action="store_true", help="also the base model's continuation, to compare")
     generate.set_defaults(handler=_generate)
 
-    analyze = commands.add_parser("analyze", help="what fine-tuning changed: the learned update of every matrix of a run")
+    analyze = commands.add_parser(
+        "analyze", help="what fine-tuning changed: the learned update of every matrix of a run"
+    )
     analyze.add_argument("run")
     analyze.add_argument("--top-k", type=int, default=16, help="singular values kept per matrix")
     analyze.add_argument("--json", help="write the full report (singular values, spectra) to this file")

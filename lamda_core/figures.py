@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import textwrap
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
 
-from .spectra.allocation import Allocation
 from .costs.estimate import CostBreakdown
+from .spectra.allocation import Allocation
 from .spectra.spectrum import SpectrumReport
+
+if TYPE_CHECKING:
+    from .analysis import UpdateReport
 
 SCALARS = {"stable_rank": "stable rank ||W||_F^2 / sigma_1^2", "effective_rank": "effective rank exp(H)",
            "sigma_1": "largest singular value sigma_1", "frobenius": "Frobenius norm ||W||_F",
@@ -133,8 +137,12 @@ def training_figure(runs: dict[str, list[dict]], series: list[str]) -> go.Figure
                 name = TRAINING_SERIES.get(key, key) + (f" · {run_name}" if len(runs) > 1 else "")
                 figure.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], name=name,
                                             mode="lines+markers" if key.startswith("eval") else "lines"))
-    figure.update_layout(xaxis_title="optimizer step", yaxis_title=" / ".join(TRAINING_SERIES.get(k, k) for k in series),
-                         margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12))
+    figure.update_layout(
+        xaxis_title="optimizer step",
+        yaxis_title=" / ".join(TRAINING_SERIES.get(k, k) for k in series),
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", y=1.12),
+    )
     if series and all(key in FRACTION_SERIES for key in series):
         figure.update_yaxes(range=[0, 1.02])  # a share: its whole range, even with one evaluation
     return figure
@@ -148,9 +156,12 @@ def layer_figure(d_in: int = 384, d_out: int = 384, rank: int = 8) -> go.Figure:
     B (d_out x r, trained then frozen) beside the frozen W (d_out x d_in)."""
     # (label, width, height, colour, where the label goes): A's below it and B's to its left, so
     # that no label overlaps another or runs past the figure's edge at narrow widths
-    blocks = [("W (frozen)", d_in, d_out, "#c9d3e6", "above"), ("A: r x d_in,<br>frozen", d_in, rank, "#9aa9c4", "below"),
-              ("S: r x r,<br>trained", rank, rank, "#2f6fde", "above"),
-              ("B: d_out x r,<br>trained, then frozen", rank, d_out, "#e39b2f", "left")]
+    blocks = [
+        ("W (frozen)", d_in, d_out, "#c9d3e6", "above"),
+        ("A: r x d_in,<br>frozen", d_in, rank, "#9aa9c4", "below"),
+        ("S: r x r,<br>trained", rank, rank, "#2f6fde", "above"),
+        ("B: d_out x r,<br>trained, then frozen", rank, d_out, "#e39b2f", "left"),
+    ]
     figure, x = go.Figure(), 0.0
     gap = 0.08 * max(d_in, d_out)
     for name, width, height, color, where in blocks:

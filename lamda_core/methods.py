@@ -232,13 +232,27 @@ def display_order() -> tuple[str, ...]:
 #     majority class. A default must never collapse, so it sits below the rates seen to.
 #   dropout 0: LaMDA's input mask would cost a d_in-wide tensor per module (SPEC 1).
 #   head rate: the method's (a separate 1e-3 for LaMDA's head scored 82.9 against 83.8, within noise).
-LAMDA = register_method(LamdaMethod(
-    name="lamda", summary="LaMDA: A frozen, the r x r core S trained, B frozen gradually",
-    default_rank=choices.DEFAULT_LAMDA_RANK, default_dropout=0.0, default_learning_rate=3e-3, default_head_learning_rate=None))
-LAMDA_PLUS = register_method(LamdaMethod(
-    name="lamda++", summary="LaMDA++: LaMDA with per-matrix ranks from the spectra (Rank budget page)",
-    default_rank=choices.DEFAULT_LAMDA_RANK, default_dropout=0.0, default_learning_rate=3e-3, default_head_learning_rate=None,
-    needs_rank_pattern=True))
+LAMDA = register_method(
+    LamdaMethod(
+        name="lamda",
+        summary="LaMDA: A frozen, the r x r core S trained, B frozen gradually",
+        default_rank=choices.DEFAULT_LAMDA_RANK,
+        default_dropout=0.0,
+        default_learning_rate=3e-3,
+        default_head_learning_rate=None,
+    )
+)
+LAMDA_PLUS = register_method(
+    LamdaMethod(
+        name="lamda++",
+        summary="LaMDA++: LaMDA with per-matrix ranks from the spectra (Rank budget page)",
+        default_rank=choices.DEFAULT_LAMDA_RANK,
+        default_dropout=0.0,
+        default_learning_rate=3e-3,
+        default_head_learning_rate=None,
+        needs_rank_pattern=True,
+    )
+)
 # LoRA: rank 8, alpha 16 (scale 2; alpha 64 at r=8 scored lower, docs/quality.md, factor table), dropout 0.05
 # (PEFT's usual). Rate (SST-2 train split, 1 seed each): 3e-4 84.1, 1e-3 84.8, 3e-3 85.2 (cls
 # pooling), 84.5 / 85.7 / 86.4 (mean pooling); but 2e-3 (the old default) collapsed to the majority

@@ -13,6 +13,7 @@ from lamda_core.training.metrics import percent_text
 from lamda_core.training.runs import RunFolder, list_runs
 from studio_ui.common import model_label
 
+
 def zip_of(folder: Path, name: str) -> Path:
     """The zip of a run's saved folder ``name`` (RunFolder.download_path), built on first request only."""
     target = RunFolder(folder).download_path(name)
@@ -53,6 +54,18 @@ def run_panel(folder: Path, charts: bool = True, dismiss=None) -> None:
     if interrupted:
         st.warning("Its trainer process is gone (killed or the machine restarted); Resume continues from its "
                    "last checkpoint.")
+    actions(run, state, interrupted, dismiss)
+    if charts and metrics:
+        curves(folder, config.task, metrics, step)
+    if state == "finished":
+        peak_memory(run)
+        downloads(folder)
+
+
+def actions(run: RunFolder, state: str, interrupted: bool, dismiss) -> None:
+    """Stop (queued or training), Resume (stopped, failed or killed; the checks of `lamda resume`)
+    and Dismiss (when ``dismiss`` is given and the run is not active), in one row."""
+    folder = run.path
     buttons = st.container(horizontal=True)  # each button as wide as its label, wrapping on narrow screens
     if state in ("queued", "running") and not interrupted and buttons.button(
             "Stop", key=f"stop-{folder.name}", help="A running run checkpoints and stops at its next step "
@@ -60,8 +73,9 @@ def run_panel(folder: Path, charts: bool = True, dismiss=None) -> None:
         run.request_stop()
         st.rerun()  # the whole page: it keeps following the run until it has stopped
     if (state in ("stopped", "failed") or interrupted) and buttons.button(
-            "Resume", key=f"resume-{folder.name}", help="Continue from the last checkpoint, with the checks of "
-                                                        "`lamda resume` (the config unchanged, the checkpoint intact)."):
+            "Resume", key=f"resume-{folder.name}",
+            help="Continue from the last checkpoint, with the checks of `lamda resume` (the config unchanged, "
+                 "the checkpoint intact)."):
         try:
             run.start()
             st.rerun()  # the whole page, which then follows the resumed run
@@ -71,25 +85,26 @@ def run_panel(folder: Path, charts: bool = True, dismiss=None) -> None:
             "Dismiss", key=f"dismiss-{folder.name}", help="Remove it from this page; it stays on the Runs page."):
         dismiss(folder)
         st.rerun()
-    if charts and metrics:
-        quality = "eval_accuracy" if config.task == "classification" else "eval_perplexity"
-        c1, c2, c3 = st.columns(3)
-        for column, series in ((c1, ["loss", "eval_loss"]), (c2, [quality]), (c3, ["trainable_parameters"])):
-            column.plotly_chart(figures.training_figure({folder.name: metrics}, series), width="stretch",
-                                key=f"{folder.name}-{series[0]}-{step}")
-        last_eval = [row for row in metrics if quality in row]
-        if last_eval and quality == "eval_accuracy" and last_eval[-1].get("eval_examples"):
-            examples = last_eval[-1]["eval_examples"]
-            st.metric(f"validation accuracy, {examples:,} examples", percent_text(last_eval[-1][quality], examples),
-                      help="The share of validation examples classified right, with the decimals their number "
-                           "supports (one example moves it by 100 / examples points).")
-        elif last_eval:
-            st.metric(quality.replace("eval_", "validation "), f"{last_eval[-1][quality]:.4g}",
-                      help="accuracy: share of validation examples classified right" if config.task == "classification"
-                      else "perplexity: exp(mean validation loss per token)")
-    if state == "finished":
-        peak_memory(run)
-        downloads(folder)
+
+
+def curves(folder: Path, task: str, metrics: list[dict], step: int) -> None:
+    """Loss, the eval metric and the trainable parameters over steps; the last eval metric, an
+    accuracy with its number of validation examples and the decimals that number supports."""
+    quality = "eval_accuracy" if task == "classification" else "eval_perplexity"
+    c1, c2, c3 = st.columns(3)
+    for column, series in ((c1, ["loss", "eval_loss"]), (c2, [quality]), (c3, ["trainable_parameters"])):
+        column.plotly_chart(figures.training_figure({folder.name: metrics}, series), width="stretch",
+                            key=f"{folder.name}-{series[0]}-{step}")
+    last_eval = [row for row in metrics if quality in row]
+    if last_eval and quality == "eval_accuracy" and last_eval[-1].get("eval_examples"):
+        examples = last_eval[-1]["eval_examples"]
+        st.metric(f"validation accuracy, {examples:,} examples", percent_text(last_eval[-1][quality], examples),
+                  help="The share of validation examples classified right, with the decimals their number "
+                       "supports (one example moves it by 100 / examples points).")
+    elif last_eval:
+        st.metric(quality.replace("eval_", "validation "), f"{last_eval[-1][quality]:.4g}",
+                  help="accuracy: share of validation examples classified right" if task == "classification"
+                  else "perplexity: exp(mean validation loss per token)")
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -171,7 +186,9 @@ def update_analysis(folder: Path, root: Path) -> None:
         for name in others:
             reports[name] = _update_report(str(root / name), (root / name / "summary.json").stat().st_mtime)
     try:
-        st.plotly_chart(figures.update_overlay_figure(reports, matrix), width="stretch", key=f"update-overlay-{folder.name}")
+        st.plotly_chart(
+            figures.update_overlay_figure(reports, matrix), width="stretch", key=f"update-overlay-{folder.name}"
+        )
     except ValueError as error:  # an overlaid run did not adapt this matrix
         st.warning(str(error))
     d1, d2 = st.columns(2)

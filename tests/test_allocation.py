@@ -1,11 +1,11 @@
 """LaMDA++ allocation: exact budgets, bounds, multiples, flatter spectra get more, determinism."""
 import numpy as np
 import pytest
+from conftest import load
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lamda_core as lc
-from conftest import load
 from lamda_core.spectra.spectrum import MatrixSpectrum, SpectrumReport
 
 

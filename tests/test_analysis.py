@@ -2,7 +2,6 @@
 import json
 
 import pytest
-import torch
 
 import lamda_core as lc
 from lamda_core.analysis import METRICS, analyze_run
@@ -74,10 +73,10 @@ def test_unfinished_run_is_refused_with_its_state(tmp_path):
 
 
 def test_cli_analyze_prints_every_matrix_and_writes_files(finished_runs, tmp_path):
-    from lamda_core.cli import main
-
     import contextlib
     import io
+
+    from lamda_core.cli import main
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):

@@ -133,7 +133,10 @@ def test_costs_page_estimates_the_run_that_fine_tunes_start_creates(runs_folder)
 
 
 def test_runs_page_lists_runs_and_deletes_with_confirmation(runs_folder):
-    folder = create_run(TrainConfig(max_steps=2, eval_interval=2, checkpoint_interval=10, adapter=lc.LamdaConfig(rank=2)), runs_folder / "r1")
+    folder = create_run(
+        TrainConfig(max_steps=2, eval_interval=2, checkpoint_interval=10, adapter=lc.LamdaConfig(rank=2)),
+        runs_folder / "r1",
+    )
     assert run(folder) == "finished"
     app = page("Runs").run()
     assert not app.exception
@@ -176,7 +179,9 @@ def test_compare_page_plots_quality_against_cost_with_the_front_and_a_table(runs
     from lamda_core.training.compare import create_comparison
 
     assert any("No comparison yet" in info.value for info in page("Compare").run().info)
-    base = TrainConfig(max_steps=4, batch_size=4, eval_interval=4, checkpoint_interval=10, adapter=lc.LamdaConfig(rank=2))
+    base = TrainConfig(
+        max_steps=4, batch_size=4, eval_interval=4, checkpoint_interval=10, adapter=lc.LamdaConfig(rank=2)
+    )
     for folder in create_comparison(base, ["lora", "lamda"], runs_folder, name="pair"):
         assert run(folder) == "finished"
     app = page("Compare").run()
@@ -194,7 +199,9 @@ def test_compare_page_plots_quality_against_cost_with_the_front_and_a_table(runs
     assert any("Pareto front" in m.value and "lamda" in m.value for m in app.markdown)
     from lamda_core.training.data import DEMO_DATASETS
 
-    app.file_uploader(key="compare_held_out_uploader").upload("held-out.tsv", DEMO_DATASETS["demo-sentiment"][1].read_bytes()).run()
+    app.file_uploader(key="compare_held_out_uploader").upload(
+        "held-out.tsv", DEMO_DATASETS["demo-sentiment"][1].read_bytes()
+    ).run()
     assert not app.exception and not app.error
     held_out = app.dataframe[0].value["held-out accuracy (%)"]
     assert held_out.notna().all() and held_out.between(0, 100).all()
@@ -228,16 +235,22 @@ def test_try_and_evaluate_page_compares_two_runs_and_scores_a_test_file(runs_fol
     assert len(charts) == 2 and [t["name"] for t in charts[0]["data"]] == ["lamda-run", "lora-run"]
     assert charts[0]["data"][0]["x"] == ["negative", "positive"]
     assert abs(sum(charts[0]["data"][0]["y"]) - 100) < 1e-3  # one run's probabilities over the labels
-    app.file_uploader(key="eval_file-classification_uploader").upload("validation.tsv", DEMO_DATASETS["demo-sentiment"][1].read_bytes()).run()
+    app.file_uploader(key="eval_file-classification_uploader").upload(
+        "validation.tsv", DEMO_DATASETS["demo-sentiment"][1].read_bytes()
+    ).run()
     app.button(key="evaluate").click().run()
     assert not app.exception and not app.error
     table = app.dataframe[0].value
     assert list(table["run"]) == ["lamda-run", "lora-run"] and table["examples"].tolist() == [100, 100]
-    heatmaps = [f for f in (json.loads(c.proto.spec) for c in app.get("plotly_chart")) if f["data"][0]["type"] == "heatmap"]
+    heatmaps = [
+        f for f in (json.loads(c.proto.spec) for c in app.get("plotly_chart")) if f["data"][0]["type"] == "heatmap"
+    ]
     assert len(heatmaps) == 2 and sum(map(sum, heatmaps[0]["data"][0]["z"])) == 100
     assert {b.label for b in app.get("download_button")} >= {"Wrong examples (CSV)", "Every prediction (CSV)"}
     cli = evaluate_run(runs_folder / "lamda-run", DEMO_DATASETS["demo-sentiment"][1])  # what `lamda evaluate` reports
     assert table.loc[0, "accuracy"] == pytest.approx(cli.accuracy) and heatmaps[0]["data"][0]["z"] == cli.confusion
-    app.file_uploader(key="eval_file-classification_uploader").upload("odd.csv", b"text,label\ngood,positive\nso-so,neutral\n").run()
+    app.file_uploader(key="eval_file-classification_uploader").upload(
+        "odd.csv", b"text,label\ngood,positive\nso-so,neutral\n"
+    ).run()
     app.button(key="evaluate").click().run()
     assert "label 'neutral' is not among the run's classes" in app.error[0].value

@@ -54,7 +54,9 @@ def test_every_fine_tune_setting_and_the_upload_survive_a_tour_of_every_page(run
     """Problem 2: upload a file, set every field, visit every page, come back, Start: the run
     has every value, and the upload is shown by its own name."""
     app = fine_tune()
-    app.file_uploader(key="run_train_file-classification_uploader").upload("reviews.csv", ("text,label\n" + REVIEWS).encode()).run()
+    app.file_uploader(key="run_train_file-classification_uploader").upload(
+        "reviews.csv", ("text,label\n" + REVIEWS).encode()
+    ).run()
     settings = {"run_method": "lora", "run_rank": 6, "run_steps": 7, "run_batch": 4, "run_lr": 0.002, "run_seq": 48,
                 "run_init": "random", "run_freeze": 0.2, "run_pooling": "cls"}
     for key, value in settings.items():
@@ -85,7 +87,9 @@ def test_every_fine_tune_setting_and_the_upload_survive_a_tour_of_every_page(run
 def test_a_file_without_known_column_names_offers_the_column_pickers(runs_folder):
     """Problem 5: the error says what to pick, and the pickers are there to pick it."""
     app = fine_tune()
-    app.file_uploader(key="run_train_file-classification_uploader").upload("reviews.csv", ("review,stars\n" + REVIEWS).encode()).run()
+    app.file_uploader(key="run_train_file-classification_uploader").upload(
+        "reviews.csv", ("review,stars\n" + REVIEWS).encode()
+    ).run()
     assert not app.exception
     assert "no column is named like a label column (its columns: review, stars)" in app.error[0].value
     assert "Pick the column that holds the text" in app.error[0].value
@@ -102,7 +106,10 @@ def test_a_delete_confirmation_belongs_to_one_run_and_the_result_shows(runs_fold
     """Problem 3: after deleting A, B is not pre-confirmed; ticking for one run and switching to
     another leaves the other unticked."""
     for name in ("a", "b"):
-        assert run(create_run(TrainConfig(max_steps=1, eval_interval=1, checkpoint_interval=10), runs_folder / name)) == "finished"
+        assert (
+            run(create_run(TrainConfig(max_steps=1, eval_interval=1, checkpoint_interval=10), runs_folder / name))
+            == "finished"
+        )
     app = open_page("app_pages/5_Runs.py")
     app.selectbox(key="inspect").set_value("a").run()
     app.checkbox(key="confirm_delete-a").check().run()

@@ -27,9 +27,13 @@ ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-WAIT_MS = int(os.environ.get("LAMDA_TEST_WAIT_MS", 300_000))  # hang guard for a page to render or a run to finish; not a speed check
+WAIT_MS = int(
+    os.environ.get("LAMDA_TEST_WAIT_MS", 300_000)
+)  # hang guard for a page to render or a run to finish; not a speed check
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (apt-get install chromium)"
+)
 
 
 def free_port() -> int:
@@ -112,8 +116,17 @@ def test_a_bookmarked_page_opened_first_shows_the_apps_navigation(page, server):
     page.get_by_role("heading", name="About LaMDA").first.wait_for()
     settle(page)
     links = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()  # "<icon ligature>\n\n<title>"
-    assert [link.split("\n")[-1].strip() for link in links] == ["Model", "Spectrum", "Rank budget", "Costs", "Fine-tune", "Runs",
-                                                "Try & evaluate", "Compare", "About LaMDA"], links
+    assert [link.split("\n")[-1].strip() for link in links] == [
+        "Model",
+        "Spectrum",
+        "Rank budget",
+        "Costs",
+        "Fine-tune",
+        "Runs",
+        "Try & evaluate",
+        "Compare",
+        "About LaMDA",
+    ], links
 
 
 def test_every_page_renders(page, server):
@@ -137,7 +150,10 @@ def test_moving_the_budget_slider_updates_the_allocation(page, server):
     slider.first.focus()
     page.keyboard.press("End")  # the whole budget the bounds allow: 36 matrices x r_max = 4 x r0
     page.wait_for_function(
-        "() => [...document.querySelectorAll('[data-testid=\"stMetric\"]')].some(m => m.innerText.includes('Total rank') && m.innerText.includes('%d'))" % (36 * 4 * R0))
+        "() => [...document.querySelectorAll('[data-testid=\"stMetric\"]')]"
+        ".some(m => m.innerText.includes('Total rank') && m.innerText.includes('%d'))"
+        % (36 * 4 * R0)
+    )
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached")
     page.screenshot(path=str(ARTIFACTS / "3-rank-budget-moved.png"), full_page=True)
 
@@ -267,7 +283,10 @@ def test_rank_budget_follows_r0_sticks_and_hands_ranks_to_costs_and_fine_tune(pa
     r0.first.focus()
     page.keyboard.press("ArrowRight")  # r0 -> r0 + 1: the budget follows, 36 x (r0 + 1)
     page.wait_for_function(
-        "() => [...document.querySelectorAll('[data-testid=\"stMetric\"]')].some(m => m.innerText.includes('Total rank') && m.innerText.includes('%d'))" % (36 * (R0 + 1)))
+        "() => [...document.querySelectorAll('[data-testid=\"stMetric\"]')]"
+        ".some(m => m.innerText.includes('Total rank') && m.innerText.includes('%d'))"
+        % (36 * (R0 + 1))
+    )
     settle(page)
     budget = page.locator('input[type="range"][aria-label="Budget (total rank)"]')
     assert budget.first.get_attribute("max") == str(36 * 4 * (R0 + 1))  # r_max follows r0: 4 x r0
@@ -403,7 +422,7 @@ def test_train_two_runs_then_try_them_side_by_side_and_evaluate_an_uploaded_test
     page.screenshot(path=str(ARTIFACTS / "10-try.png"), full_page=True)
 
     test_file = tmp_path / "held-out.csv"
-    test_file.write_text("text,label\n" + "".join(f"{t},{l}\n" for t, l in [
+    test_file.write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in [
         ("a warm and witty film", "positive"), ("dull and far too long", "negative"),
         ("the cast shines", "positive"), ("a waste of an evening", "negative")] * 5))
     uploader = page.locator('[data-testid="stFileUploader"]').first.locator('input[type="file"]')
@@ -420,7 +439,8 @@ def test_train_two_runs_then_try_them_side_by_side_and_evaluate_an_uploaded_test
 
 # ---- the app a user can trust (issue 25) --------------------------------------------------------
 CLIPPED_TEXT_JS = """() => [...document.querySelectorAll('[data-testid="stApp"] *')]
-  .filter(e => !e.closest('svg, canvas, [data-testid="stDataFrame"], [data-testid="stCode"], [data-testid="stTooltipContent"]')
+  .filter(e => !e.closest('svg, canvas, [data-testid="stDataFrame"], [data-testid="stCode"], '
+                          + '[data-testid="stTooltipContent"]')
           && e.offsetParent !== null && e.clientWidth > 4 && e.innerText && e.innerText.trim()
           && e.innerText.length < 200 && e.scrollWidth > e.clientWidth + 1
           && ['hidden', 'clip'].includes(getComputedStyle(e).overflowX))
@@ -458,7 +478,7 @@ def test_every_fine_tune_setting_and_an_upload_survive_every_page(page, server, 
     fresh_session(page, server)
     go(page, "Fine-tune")
     data = tmp_path / "my-reviews.csv"
-    data.write_text("text,label\n" + "".join(f"{t},{l}\n" for t, l in [("a warm and witty film", "pos"),
+    data.write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in [("a warm and witty film", "pos"),
                                                                       ("dull and far too long", "neg")] * 20))
     page.locator('[data-testid="stFileUploader"]').first.locator('input[type="file"]').set_input_files(str(data))
     page.get_by_text("Training on my-reviews.csv").wait_for()

@@ -9,8 +9,13 @@ from lamda_core import ConfigError, DataError, LamdaConfig, RunError, allocate_r
 from lamda_core.choices import DEFAULT_SCALE
 from lamda_core.costs.parameters import average_lamda_parameters
 from lamda_core.methods import LORA, get_method
-from lamda_core.training.compare import (comparison_table, create_comparison,
-                                         list_comparisons, matched_configs, pareto_front)
+from lamda_core.training.compare import (
+    comparison_table,
+    create_comparison,
+    list_comparisons,
+    matched_configs,
+    pareto_front,
+)
 from lamda_core.training.config import TrainConfig
 from lamda_core.training.runs import RunFolder, read_metrics
 from lamda_core.training.trainer import run
@@ -45,7 +50,9 @@ def test_each_at_its_defaults_gives_lora_its_default_rank_and_scale_and_lamda_th
 def test_same_parameters_gives_lora_the_rank_closest_to_lamdas_averaged_count():
     configs = matched_configs(base_config(), ["lamda", "lora", "lamda++"], "parameters")
     eta = configs["lamda"].adapter.freeze_fraction
-    lamda_average = 6 * sum(average_lamda_parameters(8, d_out, 30, eta, "linear", "whole") for d_out in (384,) * 5 + (1536,))
+    lamda_average = 6 * sum(
+        average_lamda_parameters(8, d_out, 30, eta, "linear", "whole") for d_out in (384,) * 5 + (1536,)
+    )
     lora = {r: 6 * r * (4 * (384 + 384) + 2 * (384 + 1536)) for r in range(1, 33)}
     assert configs["lora"].adapter.rank == min(lora, key=lambda r: abs(lora[r] - lamda_average))
     assert configs["lora"].adapter.rank < 8  # LaMDA trains far fewer parameters on average than LoRA at r
@@ -57,8 +64,17 @@ def test_same_parameters_gives_lora_the_rank_closest_to_lamdas_averaged_count():
 
 def test_the_averaged_count_is_the_trainers(tmp_path):
     """average_lamda_parameters(..., "whole") predicts the mean of the trainer's adapter_parameters column."""
-    config = TrainConfig(source="tiny-llama", task="causal-lm", train_data="demo-corpus", max_steps=20, batch_size=2,
-                         seq_len=16, eval_interval=20, checkpoint_interval=100, adapter=LamdaConfig(rank=4, freeze_fraction=0.3))
+    config = TrainConfig(
+        source="tiny-llama",
+        task="causal-lm",
+        train_data="demo-corpus",
+        max_steps=20,
+        batch_size=2,
+        seq_len=16,
+        eval_interval=20,
+        checkpoint_interval=100,
+        adapter=LamdaConfig(rank=4, freeze_fraction=0.3),
+    )
     (folder,) = create_comparison(config, ["lamda", "lora"], tmp_path, "rank", name="count")[:1]
     assert run(folder) == "finished"
     measured = sum(r["adapter_parameters"] for r in read_metrics(folder)) / 20

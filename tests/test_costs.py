@@ -3,8 +3,8 @@ import pytest
 from transformers import LlamaConfig
 
 import lamda_core as lc
-from lamda_core.costs.estimate import CostBreakdown
 from lamda_core import figures
+from lamda_core.costs.estimate import CostBreakdown
 
 SOURCES = {"minilm": ("default", "classification"), "llama": ("tiny-llama", "causal-lm"),
            "gpt2": ("tiny-gpt2", "causal-lm")}
@@ -88,7 +88,9 @@ def test_llama_7b_config_estimates_without_allocating_weights():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     lamda = lc.estimate_costs(lc.CostQuery(config, "lamda", 16, batch_size=1, seq_len=2048, dtype="bfloat16",
                               task="causal-lm", device="cuda", mixed_precision=True))
-    full = lc.estimate_costs(lc.CostQuery(config, "full", batch_size=1, seq_len=2048, dtype="bfloat16", task="causal-lm"))
+    full = lc.estimate_costs(
+        lc.CostQuery(config, "full", batch_size=1, seq_len=2048, dtype="bfloat16", task="causal-lm")
+    )
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mib < 500  # its bf16 weights alone are 12.6 GiB
     assert full.weights == 6_738_415_616 * 2  # Llama-2-7B's parameter count
@@ -98,7 +100,9 @@ def test_llama_7b_config_estimates_without_allocating_weights():
 
 def test_gradient_checkpointing_keeps_block_inputs_only():
     plain = lc.estimate_costs(lc.CostQuery("default", "lamda", 8, batch_size=8, seq_len=128))
-    checkpointed = lc.estimate_costs(lc.CostQuery("default", "lamda", 8, batch_size=8, seq_len=128, gradient_checkpointing=True))
+    checkpointed = lc.estimate_costs(
+        lc.CostQuery("default", "lamda", 8, batch_size=8, seq_len=128, gradient_checkpointing=True)
+    )
     assert checkpointed.activations_base < plain.activations_base / 2
 
 
@@ -118,7 +122,9 @@ def test_bad_input_is_a_specific_error(kwargs, error, message):
 
 
 def test_cost_figure_stacks_the_breakdown():
-    breakdowns = {m: lc.estimate_costs(lc.CostQuery("default", m, 8, batch_size=4, seq_len=64)) for m in ("full", "lora", "lamda")}
+    breakdowns = {
+        m: lc.estimate_costs(lc.CostQuery("default", m, 8, batch_size=4, seq_len=64)) for m in ("full", "lora", "lamda")
+    }
     figure = figures.cost_figure(breakdowns)
     assert [t.name for t in figure.data][:2] == ["weights", "gradients"] and figure.layout.barmode == "stack"
     for trace, component in zip(figure.data, CostBreakdown.COMPONENTS):

@@ -22,7 +22,7 @@ def test_demo_sentiment_is_balanced_and_split():
 @pytest.mark.parametrize("name,content", [
     ("d.csv", "text,label\nfine film,1\nawful film,0\ngreat,1\nbad,0\n"),
     ("d.tsv", "sentence\tlabel\nfine film\t1\nawful film\t0\ngreat\t1\nbad\t0\n"),
-    ("d.jsonl", "\n".join(json.dumps({"content": t, "sentiment": l}) for t, l in
+    ("d.jsonl", "\n".join(json.dumps({"content": t, "sentiment": y}) for t, y in
                           [("fine film", "1"), ("awful film", "0"), ("great", "1"), ("bad", "0")])),
 ])
 def test_formats_and_column_detection(tmp_path, name, content):
@@ -107,7 +107,9 @@ def test_rows_with_a_different_field_count_name_the_line(tmp_path):
 def test_parquet_files(tmp_path):
     import pandas as pd
 
-    pd.DataFrame({"sentence": ["good", "bad", "fine", "awful"], "label": [1, 0, 1, 0]}).to_parquet(tmp_path / "t.parquet")
+    pd.DataFrame({"sentence": ["good", "bad", "fine", "awful"], "label": [1, 0, 1, 0]}).to_parquet(
+        tmp_path / "t.parquet"
+    )
     pd.DataFrame({"review": ["nice"], "stars": [1]}).to_parquet(tmp_path / "v.parquet")
     data = load_classification(tmp_path / "t.parquet", tmp_path / "t.parquet")
     assert data.train_texts == ["good", "bad", "fine", "awful"] and data.train_labels == [1, 0, 1, 0]

@@ -1,10 +1,10 @@
 """Gradual PMB freezing: schedule, true freeze under AdamW, optimizer state dropped, Trainer."""
 import pytest
 import torch
+from conftest import batch, load, train_steps
 from transformers import Trainer, TrainingArguments
 
 import lamda_core as lc
-from conftest import batch, load, train_steps
 
 
 @pytest.mark.parametrize("rule,rank,total,fraction,expected", [

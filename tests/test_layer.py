@@ -1,9 +1,9 @@
 """The LaMDA layer: output preservation, parameter counts, saved activations, dtypes, errors."""
 import pytest
 import torch
+from conftest import batch, load, outputs
 
 import lamda_core as lc
-from conftest import batch, load, outputs
 
 
 @pytest.mark.parametrize("family", ["minilm", "llama", "gpt2"])
@@ -153,7 +153,9 @@ def test_gradient_init_keeps_the_output_and_aligns_s_with_the_task_gradient(fami
         model(**item).loss.backward()
     for name, layer in lc.lamda_layers(model).items():
         sigma = torch.linalg.svdvals(gradients[name])[:4]
-        assert torch.allclose(layer.lamda_S.grad, layer.scale * torch.diag(sigma), atol=1e-3 * float(sigma[0]) + 1e-9), name
+        assert torch.allclose(
+            layer.lamda_S.grad, layer.scale * torch.diag(sigma), atol=1e-3 * float(sigma[0]) + 1e-9
+        ), name
 
 
 def test_gradient_init_without_gradients_is_a_specific_error():

@@ -68,7 +68,9 @@ def test_an_unknown_method_is_a_config_error_naming_the_known_ones(tmp_path):
     (folder / "run_config.json").write_text(json.dumps({**config, "method": "dora"}))
     with pytest.raises(lc.ConfigError, match="unknown method 'dora'"):
         RunFolder(folder).config
-    result = subprocess.run([sys.executable, "-m", "lamda_core.cli", "resume", str(folder)], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "lamda_core.cli", "resume", str(folder)], capture_output=True, text=True
+    )
     assert result.returncode == 2 and "unknown method 'dora'" in result.stderr
     result = subprocess.run([sys.executable, "-m", "lamda_core.cli", "train", "--method", "dora", "--output",
                              str(tmp_path / "cli")], capture_output=True, text=True)
@@ -80,8 +82,10 @@ def test_lamda_plus_plus_without_ranks_is_refused_by_its_entry():
         get_method("lamda++").adapter_config()
 
 
-METHOD_LITERAL = re.compile(r"""(==|!=)\s*["'](lamda|lamda\+\+|lora|full)["']|["'](lamda|lamda\+\+|lora|full)["']\s*(==|!=)"""
-                            r"""|\bin\s*\(\s*["'](lamda|lamda\+\+|lora|full)["']""")
+METHOD_LITERAL = re.compile(
+    r"""(==|!=)\s*["'](lamda|lamda\+\+|lora|full)["']|["'](lamda|lamda\+\+|lora|full)["']\s*(==|!=)"""
+    r"""|\bin\s*\(\s*["'](lamda|lamda\+\+|lora|full)["']"""
+)
 
 
 def test_no_code_outside_the_registry_branches_on_a_method_name():

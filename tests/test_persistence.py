@@ -3,10 +3,10 @@ import json
 
 import pytest
 import torch
+from conftest import batch, load, outputs, train_steps
 from peft import PeftModel
 
 import lamda_core as lc
-from conftest import batch, load, outputs, train_steps
 
 CASES = [("minilm", "svd", {}), ("minilm", "svd-residual", {}), ("llama", "random", {}),
          ("gpt2", "svd", {"c_attn": 6})]

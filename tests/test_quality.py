@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 import lamda_core as lc
-
 from lamda_core.training.config import TrainConfig
 from lamda_core.training.runs import create_run, read_metrics
 from lamda_core.training.trainer import run

@@ -2,7 +2,6 @@
 import re
 from pathlib import Path
 
-
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -61,6 +60,7 @@ def build_llama_stand_in(folder: Path) -> None:
 
 
 def test_every_command_line_in_the_readme_runs(tmp_path, monkeypatch):
+    import json
     import time
 
     import torch
@@ -69,8 +69,6 @@ def test_every_command_line_in_the_readme_runs(tmp_path, monkeypatch):
     import lamda_core as lc
     from lamda_core.cli import main
     from lamda_core.training.runs import read_status
-
-    import json
 
     monkeypatch.chdir(tmp_path)
     build_llama_stand_in(tmp_path / "models" / "llama-2-7b")

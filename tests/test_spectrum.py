@@ -54,7 +54,13 @@ def test_conv1d_orientation_from_file_and_model():
     model, _ = lc.load_model("tiny-gpt2", task="causal-lm")
     from_model = scan_spectra(model)
     c_attn = from_file.matrices[0]
-    assert (c_attn.name, c_attn.kind, c_attn.d_out, c_attn.d_in, len(c_attn.sigma)) == ("h.0.attn.c_attn", "qkv", 192, 64, 64)
+    assert (c_attn.name, c_attn.kind, c_attn.d_out, c_attn.d_in, len(c_attn.sigma)) == (
+        "h.0.attn.c_attn",
+        "qkv",
+        192,
+        64,
+        64,
+    )
     fc = from_file["h.0.mlp.c_fc"]
     assert (fc.d_out, fc.d_in) == (256, 64)
     assert c_attn.relative_index()[-1] == 1.0
@@ -70,7 +76,9 @@ def test_top_k_relative_error_on_real_weights(k):
     assert krylov_dimension(k) < 384 // 2  # the randomized route, not the exact fallback
     exact = scan_spectra("default")
     top = scan_spectra("default", top_k=k, cache=False)
-    worst = max(float(np.max(np.abs(t.sigma - e.sigma[:k]) / e.sigma[:k])) for t, e in zip(top.matrices, exact.matrices))
+    worst = max(
+        float(np.max(np.abs(t.sigma - e.sigma[:k]) / e.sigma[:k])) for t, e in zip(top.matrices, exact.matrices)
+    )
     assert 0 < worst < TOP_K_RTOL
     assert all(len(m.sigma) == k and not m.complete and m.effective_rank is None for m in top.matrices)
 
@@ -145,7 +153,9 @@ def test_model_without_adaptable_matrices():
 
 
 def test_top_k_larger_than_rank_is_a_specific_error():
-    with pytest.raises(lc.SpectrumError, match=r"top_k=40 exceeds min\(d_out, d_in\) of layers\.0\.self_attn\.k_proj \(32x64\)"):
+    with pytest.raises(
+        lc.SpectrumError, match=r"top_k=40 exceeds min\(d_out, d_in\) of layers\.0\.self_attn\.k_proj \(32x64\)"
+    ):
         scan_spectra("tiny-llama", top_k=40)
     with pytest.raises(lc.SpectrumError, match="at least 1"):
         scan_spectra("default", top_k=0)

@@ -1,7 +1,7 @@
 import pytest
+from conftest import load
 
 import lamda_core as lc
-from conftest import load
 
 
 def test_minilm_kinds_and_shapes():
@@ -36,7 +36,10 @@ def test_gpt2_conv1d_found_with_linear_orientation():
 def test_explicit_patterns_suffix_and_regex():
     model, _ = load("minilm")
     assert len(lc.resolve_targets(model, ["query", "value"])) == 12
-    assert [m.layer for m in lc.resolve_targets(model, [r"bert\.encoder\.layer\.[01]\.attention\.self\.query"])] == [0, 1]
+    assert [m.layer for m in lc.resolve_targets(model, [r"bert\.encoder\.layer\.[01]\.attention\.self\.query"])] == [
+        0,
+        1,
+    ]
 
 
 def test_pattern_matching_nothing_is_named():

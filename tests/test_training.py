@@ -1,11 +1,11 @@
 """The training engine: a real short run, stop, SIGKILL and resume, two processes, failures."""
 import json
 import os
-from pathlib import Path
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,7 +14,15 @@ from peft import PeftModel
 import lamda_core as lc
 from lamda_core.methods import get_method
 from lamda_core.training.config import TrainConfig
-from lamda_core.training.runs import RunFolder, create_run, read_config, read_metrics, read_status, request_stop, start_run
+from lamda_core.training.runs import (
+    RunFolder,
+    create_run,
+    read_config,
+    read_metrics,
+    read_status,
+    request_stop,
+    start_run,
+)
 from lamda_core.training.trainer import run
 
 SAFETY_WAIT_S = 600  # a hang guard, not a speed check
@@ -33,7 +41,12 @@ def finished(folder):
 
 
 def test_short_run_learns_and_leaves_a_complete_folder(tmp_path):
-    folder = create_run(TrainConfig(max_steps=40, eval_interval=20, checkpoint_interval=20, adapter=lc.LamdaConfig(rank=8, freeze_fraction=0.3)), tmp_path / "run")
+    folder = create_run(
+        TrainConfig(
+            max_steps=40, eval_interval=20, checkpoint_interval=20, adapter=lc.LamdaConfig(rank=8, freeze_fraction=0.3)
+        ),
+        tmp_path / "run",
+    )
     assert run(folder) == "finished"
     metrics = read_metrics(folder)
     assert [m["step"] for m in metrics] == list(range(1, 41))
@@ -63,8 +76,10 @@ def test_short_run_learns_and_leaves_a_complete_folder(tmp_path):
 
 
 def test_stop_request_checkpoints_and_stops(tmp_path):
-    folder = create_run(TrainConfig(max_steps=2000, eval_interval=1000, checkpoint_interval=1000, adapter=lc.LamdaConfig(rank=4)),
-                        tmp_path / "run")
+    folder = create_run(
+        TrainConfig(max_steps=2000, eval_interval=1000, checkpoint_interval=1000, adapter=lc.LamdaConfig(rank=4)),
+        tmp_path / "run",
+    )
     process = start_run(folder)
     wait_until(lambda: read_status(folder).get("step", 0) >= 3, "three steps")
     request_stop(folder)
@@ -103,8 +118,12 @@ def test_sigkill_then_resume_loses_and_repeats_no_step(tmp_path):
 
 
 def test_two_process_accelerate_run_with_the_freezer(tmp_path):
-    folder = create_run(TrainConfig(max_steps=12, eval_interval=12, checkpoint_interval=6, batch_size=8, adapter=lc.LamdaConfig(rank=4)),
-                        tmp_path / "ddp")
+    folder = create_run(
+        TrainConfig(
+            max_steps=12, eval_interval=12, checkpoint_interval=6, batch_size=8, adapter=lc.LamdaConfig(rank=4)
+        ),
+        tmp_path / "ddp",
+    )
     start_run(folder, processes=2).wait()
     status = read_status(folder)
     assert status["state"] == "finished", (folder / "train.log").read_text()[-2000:]
@@ -116,8 +135,14 @@ def test_two_process_accelerate_run_with_the_freezer(tmp_path):
 
 
 def test_runs_wait_for_each_other_in_order(tmp_path):
-    first = create_run(TrainConfig(max_steps=15, eval_interval=100, checkpoint_interval=100, adapter=lc.LamdaConfig(rank=4)), tmp_path / "a")
-    second = create_run(TrainConfig(max_steps=5, eval_interval=100, checkpoint_interval=100, adapter=lc.LamdaConfig(rank=4)), tmp_path / "b")
+    first = create_run(
+        TrainConfig(max_steps=15, eval_interval=100, checkpoint_interval=100, adapter=lc.LamdaConfig(rank=4)),
+        tmp_path / "a",
+    )
+    second = create_run(
+        TrainConfig(max_steps=5, eval_interval=100, checkpoint_interval=100, adapter=lc.LamdaConfig(rank=4)),
+        tmp_path / "b",
+    )
     one = start_run(first)
     wait_until(lambda: read_status(first)["state"] == "running", "the first run to start")
     two = start_run(second)
@@ -145,7 +170,10 @@ def test_runs_started_back_to_back_train_in_creation_order(tmp_path):
 
 
 def test_stopping_a_queued_run_removes_it_from_the_queue_at_once(tmp_path):
-    first = create_run(TrainConfig(max_steps=400, eval_interval=1000, checkpoint_interval=1000, adapter=lc.LamdaConfig(rank=4)), tmp_path / "a")
+    first = create_run(
+        TrainConfig(max_steps=400, eval_interval=1000, checkpoint_interval=1000, adapter=lc.LamdaConfig(rank=4)),
+        tmp_path / "a",
+    )
     second = create_run(TrainConfig(max_steps=5, adapter=lc.LamdaConfig(rank=4)), tmp_path / "b")
     one = start_run(first)
     wait_until(lambda: read_status(first)["state"] == "running", "the first run to start")
@@ -216,17 +244,27 @@ def test_resume_starts_from_a_verified_checkpoint(interrupted, tmp_path):
     assert RunFolder(copy_of(interrupted, tmp_path)).resume_checkpoint().name == "step-000004"
 
 
-@pytest.mark.parametrize("spoil,message", [
-    (lambda c: (c / "optimizer.pt").unlink(), "is incomplete: optimizer.pt missing"),
-    (lambda c: (c / "trainable.safetensors").write_bytes(b"garbage"), "is unreadable"),
-    (lambda c: (c / "trainer_state.json").write_text('{"step": 3}'), "holds step 3, its folder says 4"),
-    (lambda c: nan_in(c / "trainable.safetensors"), "holds non-finite values in"),
-    (lambda c: (c.parent.parent / "run_config.json").write_text(
-        (c.parent.parent / "run_config.json").read_text().replace('"seed": 0', '"seed": 1')), "changed after checkpoint"),
-    (lambda c: RunFolder(c.parent.parent).write_status("stopped", step=5), "stopped at step 5 but its last checkpoint"),
-    (lambda c: RunFolder(c.parent.parent).write_status("failed", step=3), "is ahead of the status"),
-    (lambda c: RunFolder(c.parent.parent).write_status("finished"), "has finished"),
-])
+@pytest.mark.parametrize(
+    "spoil,message",
+    [
+        (lambda c: (c / "optimizer.pt").unlink(), "is incomplete: optimizer.pt missing"),
+        (lambda c: (c / "trainable.safetensors").write_bytes(b"garbage"), "is unreadable"),
+        (lambda c: (c / "trainer_state.json").write_text('{"step": 3}'), "holds step 3, its folder says 4"),
+        (lambda c: nan_in(c / "trainable.safetensors"), "holds non-finite values in"),
+        (
+            lambda c: (c.parent.parent / "run_config.json").write_text(
+                (c.parent.parent / "run_config.json").read_text().replace('"seed": 0', '"seed": 1')
+            ),
+            "changed after checkpoint",
+        ),
+        (
+            lambda c: RunFolder(c.parent.parent).write_status("stopped", step=5),
+            "stopped at step 5 but its last checkpoint",
+        ),
+        (lambda c: RunFolder(c.parent.parent).write_status("failed", step=3), "is ahead of the status"),
+        (lambda c: RunFolder(c.parent.parent).write_status("finished"), "has finished"),
+    ],
+)
 def test_resume_refuses_a_checkpoint_it_cannot_trust(interrupted, tmp_path, spoil, message):
     folder = copy_of(interrupted, tmp_path)
     spoil(folder / "checkpoints" / "step-000004")
@@ -270,7 +308,10 @@ def test_merged_export_of_a_finished_run_matches_the_adapter(tmp_path):
     from lamda_core.training.export import export_merged
     from studio_ui.runs_view import zip_of
 
-    folder = create_run(TrainConfig(max_steps=4, eval_interval=4, checkpoint_interval=10, adapter=lc.LamdaConfig(rank=4)), tmp_path / "run")
+    folder = create_run(
+        TrainConfig(max_steps=4, eval_interval=4, checkpoint_interval=10, adapter=lc.LamdaConfig(rank=4)),
+        tmp_path / "run",
+    )
     assert run(folder) == "finished"
     merged_folder = export_merged(folder)
     merged, tokenizer = lc.load_model(str(merged_folder), num_labels=2)
@@ -312,8 +353,22 @@ def test_each_method_gets_its_own_default_rank_and_alpha_follows_the_rank(tmp_pa
     assert lc.LamdaConfig(rank=8).alpha == 16 and lc.LamdaConfig(rank=8, alpha=4).alpha == 4
     for method, rank in (("lora", "8"), ("lamda", str(choices.DEFAULT_LAMDA_RANK))):  # the CLI, without --rank
         output = tmp_path / method
-        result = subprocess.run([sys.executable, "-m", "lamda_core.cli", "train", "--method", method, "--max-steps", "1",
-                                 "--output", str(output)], capture_output=True, text=True)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lamda_core.cli",
+                "train",
+                "--method",
+                method,
+                "--max-steps",
+                "1",
+                "--output",
+                str(output),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 0, result.stderr
         assert read_config(output).rank_label == rank
 
@@ -343,9 +398,9 @@ def test_delete_is_refused_while_the_run_trains_and_removes_it_after(tmp_path):
 
 @pytest.mark.parametrize("size,batch,world", [(400, 16, 1), (400, 32, 1), (5735, 32, 1), (1000, 8, 2)])
 def test_length_grouped_batches_are_deterministic_and_cover_each_epoch(size, batch, world):
-    from lamda_core.training.batches import Batches
-
     from collections import Counter
+
+    from lamda_core.training.batches import Batches
 
     lengths = [(i * 7919) % 97 for i in range(size)]
     batches = [Batches(size, batch, world, rank, seed=3, lengths=lengths) for rank in range(world)]

@@ -19,9 +19,12 @@ from lamda_core.training.runs import RunFolder, create_run, request_stop
 from lamda_core.training.trainer import run
 
 VALIDATION = DEMO_DATASETS["demo-sentiment"][1]
-SENTENCES = [f"{opening} {thing} {ending}" for opening in ("Honestly, the", "I thought the")
-             for thing in ("film", "hotel", "jacket", "album", "phone")
-             for ending in ("was wonderful.", "was a chore.", "let me down badly.", "made my week.", "was fine, I guess.")]
+SENTENCES = [
+    f"{opening} {thing} {ending}"
+    for opening in ("Honestly, the", "I thought the")
+    for thing in ("film", "hotel", "jacket", "album", "phone")
+    for ending in ("was wonderful.", "was a chore.", "let me down badly.", "made my week.", "was fine, I guess.")
+]
 
 
 def trained(folder: Path, **changes) -> Path:
@@ -34,7 +37,10 @@ def trained(folder: Path, **changes) -> Path:
 def runs(tmp_path_factory):
     """Short runs on the demo data: LaMDA with MiniLM's mean pooling, LoRA with the [CLS] head."""
     root = tmp_path_factory.mktemp("runs")
-    return {"lamda-mean": trained(root / "lamda-mean"), "lora-cls": trained(root / "lora-cls", method="lora", pooling="cls")}
+    return {
+        "lamda-mean": trained(root / "lamda-mean"),
+        "lora-cls": trained(root / "lora-cls", method="lora", pooling="cls"),
+    }
 
 
 def test_a_report_on_a_tiny_case_matches_the_numbers_worked_out_by_hand():
@@ -57,7 +63,9 @@ def test_a_report_on_a_tiny_case_matches_the_numbers_worked_out_by_hand():
 def test_a_label_the_run_never_saw_is_refused_by_name(runs, tmp_path):
     path = tmp_path / "test.csv"
     path.write_text("text,label\ngood,positive\nmeh,neutral\n")
-    with pytest.raises(lc.DataError, match=r"label 'neutral' is not among the run's classes \['negative', 'positive'\]"):
+    with pytest.raises(
+        lc.DataError, match=r"label 'neutral' is not among the run's classes \['negative', 'positive'\]"
+    ):
         evaluate_run(runs["lamda-mean"], path)
     path.write_text("sentence,sentiment\n")
     with pytest.raises(lc.DataError, match="is empty"):
@@ -140,9 +148,22 @@ def test_a_causal_lm_run_has_lower_perplexity_than_its_base_on_its_training_text
 
 def test_the_command_line_evaluates_several_runs_side_by_side_and_predicts_to_a_file(runs, tmp_path):
     cli = [sys.executable, "-m", "lamda_core.cli"]
-    result = subprocess.run(cli + ["evaluate", str(runs["lamda-mean"]), str(runs["lora-cls"]), "--data", str(VALIDATION),
-                                   "--json", str(tmp_path / "e.json"), "--csv", str(tmp_path / "e.csv")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        cli
+        + [
+            "evaluate",
+            str(runs["lamda-mean"]),
+            str(runs["lora-cls"]),
+            "--data",
+            str(VALIDATION),
+            "--json",
+            str(tmp_path / "e.json"),
+            "--csv",
+            str(tmp_path / "e.csv"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert "side by side" in result.stdout and "confusion matrix" in result.stdout
     saved = json.loads((tmp_path / "e-lamda-mean.json").read_text())

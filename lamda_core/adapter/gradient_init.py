@@ -19,9 +19,9 @@ from typing import Iterable
 
 import torch
 from torch import nn
+from transformers.pytorch_utils import Conv1D
 
 from ..models.targets import resolve_targets
-from transformers.pytorch_utils import Conv1D
 
 DEFAULT_GRADIENT_BATCHES = 8
 

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .config import LamdaConfig
 from ..errors import ConfigError, RankError, TargetError
+from ..models.targets import MatrixInfo, pattern_matches, resolve_targets
+from .config import LamdaConfig
 from .identity import base_identity
 from .layer import LamdaLayer
-from ..models.targets import MatrixInfo, pattern_matches, resolve_targets
 
 CLASSIFICATION_HEADS = ("classifier", "score")
 

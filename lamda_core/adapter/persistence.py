@@ -20,11 +20,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .config import LamdaConfig
 from ..errors import AdapterMismatchError, ConfigError
+from ..models.targets import resolve_targets
+from .config import LamdaConfig
 from .identity import base_identity, identity_mismatch
 from .inject import apply_lamda, lamda_layers, lamda_state, lora_config, set_submodule
-from ..models.targets import resolve_targets
 
 CONFIG_FILE = "lamda_config.json"
 WEIGHTS_FILE = "lamda_adapter.safetensors"
@@ -124,7 +124,9 @@ def _check_saved_shapes(layers: dict, matrices: dict, tensors: dict, folder) -> 
     """Every layer built from the config has the saved rank, and every saved tensor its shape."""
     for name, layer in layers.items():
         if layer.rank != matrices[name]["rank"]:
-            raise AdapterMismatchError(f"{folder}: {name} loaded with rank {layer.rank}, saved with {matrices[name]['rank']}")
+            raise AdapterMismatchError(
+                f"{folder}: {name} loaded with rank {layer.rank}, saved with {matrices[name]['rank']}"
+            )
         for t in ("lamda_A", "lamda_S", "lamda_B"):
             key = f"{name}.{t}"
             if key not in tensors:
@@ -206,5 +208,7 @@ def _check_peft_export(layers: dict, folder: Path) -> None:
         lamda_update = layer.scale * (x @ layer.lamda_A.float().cpu().T @ layer.learned_update().cpu().T)
         tolerance = 1e-4 * (1 + lamda_update.abs().max())
         if rank != layer.rank or not torch.allclose(peft_update, lamda_update, atol=float(tolerance), rtol=1e-3):
-            raise AdapterMismatchError(f"the PEFT export in {folder} does not reproduce {name}: rank {rank} vs "
-                                       f"{layer.rank}, largest difference {float((peft_update - lamda_update).abs().max()):.3g}")
+            raise AdapterMismatchError(
+                f"the PEFT export in {folder} does not reproduce {name}: rank {rank} vs "
+                f"{layer.rank}, largest difference {float((peft_update - lamda_update).abs().max()):.3g}"
+            )

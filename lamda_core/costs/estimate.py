@@ -28,15 +28,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-from torch import nn
 
+from ..adapter.inject import head_module_names, resolve_ranks
 from ..errors import ConfigError
+from ..methods import MemoryModel
 from ..models.loading import load_config, meta_model, resolve_source
 from ..models.pooling import resolve_pooling, unused_pooler_parameters
-from .query import CostQuery
-from ..adapter.inject import head_module_names, resolve_ranks
-from ..methods import MemoryModel
 from ..models.targets import MatrixInfo, model_family, resolve_targets
+from .query import CostQuery
 
 OPTIMIZER_STATES = {"adamw": 2, "sgd": 0, "sgd-momentum": 1}  # fp32 moments per trainable parameter
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -267,7 +266,9 @@ def _activations(sh: Shape, memory: MemoryModel, matrices: list[MatrixInfo], ran
     """(base activations, adapter activations, logits and loss) kept for backward, in bytes.
     Gradient checkpointing keeps each block's input, and one block's activations live again in
     backward. Logits: rows x (classes or vocab) fp32 log-softmax + int64 targets."""
-    per_layer = [_layer_base(sh, act, mask, full, grad_in=full or layer > 0, on_gpu=on_gpu) for layer in range(sh.layers)]
+    per_layer = [
+        _layer_base(sh, act, mask, full, grad_in=full or layer > 0, on_gpu=on_gpu) for layer in range(sh.layers)
+    ]
     adapter_acts = (_adapter_activations(memory, matrices, ranks, sh, act, mask, dropout,
                                          not _math_attention(sh, on_gpu)) if matrices else 0)
     if checkpointing:

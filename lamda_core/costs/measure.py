@@ -22,13 +22,13 @@ import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from .peak import allocator_peak, resident_growth
-from .query import CostQuery
-from .estimate import CostBreakdown, optimizer_for
-from .parameters import average_lamda_parameters
-from ..errors import ConfigError
 from ..adapter.inject import adapt, lamda_layers, trainable_parameters
 from ..adapter.layer import LamdaLayer
+from ..errors import ConfigError
+from .estimate import CostBreakdown, optimizer_for
+from .parameters import average_lamda_parameters
+from .peak import allocator_peak, resident_growth
+from .query import CostQuery
 
 ADAPTER_MODULE_MARKERS = (".lora_A.", ".lora_B.", ".lora_dropout.")
 

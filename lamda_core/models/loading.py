@@ -57,7 +57,9 @@ def hub_reachable(timeout_s: float = HUB_PROBE_TIMEOUT_S) -> bool:
 
 
 def _offline() -> bool:
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def resolve_source(source: str | os.PathLike) -> str:
@@ -113,8 +115,7 @@ def load_model(source: str | os.PathLike = "default", task: str = "classificatio
     """(model, tokenizer) for a task: "classification" (sequence classification with
     ``num_labels`` and ``pooling``, see pooling.py), "causal-lm" or "encoder" (the bare model).
     The tokenizer is None when the folder has none. ``trust_remote_code`` stays off unless asked for."""
-    from transformers import (AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification,
-                              AutoTokenizer)
+    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     check_choice(task, TASKS, "task")
     check_choice(dtype, MODEL_DTYPES, "dtype")

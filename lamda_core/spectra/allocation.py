@@ -107,7 +107,9 @@ def _cost(ranks: np.ndarray, d_out: np.ndarray, budget_kind: str) -> int:
     return int(ranks.sum()) if budget_kind == "rank" else int((ranks * ranks + ranks * d_out).sum())
 
 
-def budget_bounds(report: SpectrumReport, budget_kind: str, r_min: int, r_max: int, multiple: int = 1) -> tuple[int, int]:
+def budget_bounds(
+    report: SpectrumReport, budget_kind: str, r_min: int, r_max: int, multiple: int = 1
+) -> tuple[int, int]:
     """The feasible budgets (total rank or parameters): every matrix at its lowest rank, and every
     matrix at its highest (see _rank_limits)."""
     lower, upper = _rank_limits(report, r_min, r_max, multiple)

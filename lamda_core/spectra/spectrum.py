@@ -27,9 +27,9 @@ import torch
 from torch import nn
 
 from ..errors import ModelSourceError, ScanCancelled, SpectrumError
+from ..models.targets import MatrixInfo, resolve_targets, weight_as_linear
 from .heavy_tail import heavy_tail_metrics
 from .svd import singular_values
-from ..models.targets import MatrixInfo, resolve_targets, weight_as_linear
 
 CACHE_VERSION = 2
 RANK_DEFICIENT = 1e-7  # sigma_min / sigma_1 below this: condition number not meaningful

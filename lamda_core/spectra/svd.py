@@ -41,7 +41,8 @@ def top_singular_values(weight: torch.Tensor, k: int, oversample: int = 16, dept
     Randomized block Krylov iteration (Musco & Musco 2015): with Omega (d_in, b) Gaussian,
     b = k + oversample, the basis K = orth[W Omega, (W W^T) W Omega, ..., (W W^T)^depth W Omega]
     (each block re-orthonormalized for stability) has (depth + 1) b columns, and the Ritz values
-    svdvals(K^T W) (through the small float64 Gram matrix) approximate the top singular values. With depth 5 the relative error on the
+    svdvals(K^T W) (through the small float64 Gram matrix) approximate the top singular values. With
+    depth 5 the relative error on the
     top k is below 1e-4 on MiniLM's flat spectra and ~1e-6 on decaying ones, for fewer flops than
     subspace iteration reaching the same accuracy.
     """

@@ -30,7 +30,9 @@ class Batches:
 
     def _permutation(self, epoch: int) -> torch.Tensor:
         if epoch not in self._permutations:
-            self._permutations[epoch] = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 1000 + epoch))
+            self._permutations[epoch] = torch.randperm(
+                self.size, generator=torch.Generator().manual_seed(self.seed * 1000 + epoch)
+            )
         return self._permutations[epoch]
 
     def _stream(self, start: int, count: int) -> list[int]:
@@ -42,7 +44,9 @@ class Batches:
             per_group = self.rounds * self.batch * self.world
             samples = sorted(self._stream(group * per_group, per_group), key=lambda i: self.lengths[i])
             chunks = [samples[k:k + self.batch] for k in range(0, per_group, self.batch)]
-            order = torch.randperm(len(chunks), generator=torch.Generator().manual_seed(self.seed * 1000 + 7919 * group + 1))
+            order = torch.randperm(
+                len(chunks), generator=torch.Generator().manual_seed(self.seed * 1000 + 7919 * group + 1)
+            )
             self._groups = {group: [chunks[int(i)] for i in order]}  # one group at a time is enough
         return self._groups[group]
 

@@ -48,7 +48,9 @@ def _target_matrices(base: TrainConfig) -> list:
     return resolve_targets(meta_model(load_config(base.source), base.task), base.adapter.targets)
 
 
-def matched_configs(base: TrainConfig, methods: list[str], match: str = "defaults", report=None) -> dict[str, TrainConfig]:
+def matched_configs(
+    base: TrainConfig, methods: list[str], match: str = "defaults", report=None
+) -> dict[str, TrainConfig]:
     """One TrainConfig per method (in the order given), equal to ``base`` in data, seed, steps and
     shape, each at its method's default rate and dropout with budgets matched by ``match`` (module
     docstring). base.adapter.rank is LaMDA's rank; ``report`` (a SpectrumReport, scanned when None)
@@ -172,7 +174,9 @@ def quality_metric(task: str) -> str:
     return "accuracy" if task == "classification" else "perplexity"
 
 
-def comparison_table(root: str | Path, name: str, metric: str | None = None, x: str = "trainable_average") -> list[dict]:
+def comparison_table(
+    root: str | Path, name: str, metric: str | None = None, x: str = "trainable_average"
+) -> list[dict]:
     """run_result of every run of a comparison, with "pareto" (on the front of ``metric``, by
     default quality_metric, against ``x``)."""
     runs = comparison_runs(root, name)

@@ -17,7 +17,8 @@ from ..methods import Method, get_method
 class TrainConfig:
     """source: a model load_model takes; train_data / validation_data: files or a demo name
     (no validation file: 10% of the data, seeded); adapter: None = the method's adapter_config()
-    (its default rank and dropout, methods.py); learning_rate / head_learning_rate: None = the method's default (choices);
+    (its default rank and dropout, methods.py); learning_rate / head_learning_rate: None = the
+    method's default (choices);
     core_learning_rate: rate of LaMDA's r x r core S (None = learning_rate, which B then uses);
     max_steps: None = ``epochs`` (default 3) over the data; group_by_length: classification
     micro-batches of similar lengths (less padding); pooling: how a classifier reads the token

@@ -278,7 +278,10 @@ def load_classification(train: str | Path, validation: str | Path | None = None,
         if len(texts) < 2:
             raise DataError(f"{train_path} has {len(texts)} row; a validation split needs at least 2")
         train_index, validation_index = _split(len(texts), seed)
-        validation_texts, validation_labels = [texts[i] for i in validation_index], [labels[i] for i in validation_index]
+        validation_texts, validation_labels = (
+            [texts[i] for i in validation_index],
+            [labels[i] for i in validation_index],
+        )
         texts, labels = [texts[i] for i in train_index], [labels[i] for i in train_index]
     index = {name: i for i, name in enumerate(names)}
     return ClassificationData(texts, [index[label] for label in labels], validation_texts,

@@ -40,7 +40,9 @@ def finished_run(folder: str | Path):
     run = RunFolder(folder)
     summary = run.summary()
     if run.status()["state"] != "finished" or summary is None:
-        raise RunError(f"{run.path} has not finished ({run.status()['state']}); only a finished run can be exported or analysed")
+        raise RunError(
+            f"{run.path} has not finished ({run.status()['state']}); only a finished run can be exported or analysed"
+        )
     if run.config.task != "classification":
         return run, {}
     return run, {"num_labels": len(summary["labels"]), "pooling": run.config.pooling}
@@ -72,10 +74,16 @@ def write_sentence_transformers_files(target: Path, model) -> None:
 
     head = model.classifier
     hidden, labels = head.in_features, head.out_features
-    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.base.modules.transformer.Transformer"},
-               {"idx": 1, "name": "1", "path": "1_Pooling",
-                "type": "sentence_transformers.sentence_transformer.modules.pooling.Pooling"},
-               {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.base.modules.dense.Dense"}]
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.base.modules.transformer.Transformer"},
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_Pooling",
+            "type": "sentence_transformers.sentence_transformer.modules.pooling.Pooling",
+        },
+        {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.base.modules.dense.Dense"},
+    ]
     (target / "modules.json").write_text(json.dumps(modules, indent=2))
     (target / "sentence_bert_config.json").write_text(json.dumps({
         "transformer_task": "feature-extraction",

@@ -93,7 +93,9 @@ class RunModel:
             raise RunError(f"{self.name} is a {self.task} run; only a causal-lm run generates text")
         torch.manual_seed(seed)
         encoded = self.tokenizer(prompt, return_tensors="pt")
-        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
+        sampling = (
+            {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
+        )
         self.model.eval()
         with torch.no_grad():
             out = self.model.generate(**encoded, max_new_tokens=max_new_tokens,
