@@ -134,7 +134,7 @@ c9.selectbox("Init (LaMDA)", choices.INIT_VARIANTS, **kept("run_init", setting("
                   "gradient: the same from the task gradient dL/dW over 8 batches, so S starts along "
                   "the best rank-r part of full fine-tuning's first step; svd-residual: "
                   "the top-r part moves from W into the adapter; random: A, S random, B = 0.")
-c10.slider("Freeze fraction eta", 0.01, 1.0, step=0.01, **kept("run_freeze", setting("run_freeze")),
+c10.slider("Freeze fraction eta", 0.0, 1.0, step=0.01, **kept("run_freeze", setting("run_freeze")),
            help="B is fully frozen after eta x steps, one column at a time (largest singular "
                 "direction first); by default within the first 1%, so S carries the update.")
 c10b.selectbox("Pooling", choices.POOLINGS, disabled=task != "classification",

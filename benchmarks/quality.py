@@ -9,6 +9,8 @@ Sections (each reuses the runs already in the cache, so they can be run one at a
   final    each method at its defaults (CLI / app / Python API), several seeds, on SST-2 and AG
            News, evaluated on the validation file; the demo set as a smoke row
   factors  LaMDA on SST-2 (train split): one factor changed at a time from its previous defaults
+  warmup   how long B trains before it freezes (WARMUP: eta = 0, 1%, 10%, 30%, never), LaMDA r=40,
+           both tasks' validation files, every seed
   variants LaMDA settings (VARIANTS) on the validation file of each --variant-tasks (default SST-2),
            every seed, against LoRA's defaults
   swept-rates  LoRA and full fine-tuning on SST-2's validation file at their split sweep's best
@@ -132,6 +134,14 @@ VARIANTS = {"defaults": {},
             "previous, rank 3, freeze fraction 1.0": {**PREVIOUS, "rank": 3, "alpha": 16.0, "freeze_fraction": 1.0},
             "previous, rank 4, freeze fraction 0.75": {**PREVIOUS, "rank": 4, "alpha": 16.0, "freeze_fraction": 0.75},
             "previous, learning rate 2e-2": {**PREVIOUS, "learning_rate": 2e-2}}
+# B's warm-up (docs/quality.md, "B's warm-up"): how long B trains before it is frozen, at LaMDA's
+# defaults otherwise (r = 40), on the validation file of both tasks, every seed. eta = 0 is a
+# trained core between frozen SVD factors (LoRA-XS, PSOFT); "never" trains B to the end.
+WARMUP = {"B frozen from step 0 (eta = 0)": {"freeze_fraction": 0.0},
+          "B over the first 1% of steps (the default)": {},
+          "B over the first 10%": {"freeze_fraction": 0.1},
+          "B over the first 30%": {"freeze_fraction": 0.3},
+          "B never frozen": {"freeze_rule": "never"}}
 # The baselines at the best rate of their split sweep, where that is not their default (LoRA keeps
 # 1e-3, below the 2e-3 that collapsed; full fine-tuning keeps 1e-4), on SST-2's validation file.
 SWEPT_RATES = {"lora": 3e-3, "full": 3e-4}
@@ -300,6 +310,33 @@ def variant_runs(args, pooling: str | None = None) -> dict[tuple[str, str], list
     }
 
 
+def warmup_runs(args) -> dict[tuple[str, str], list[dict]]:
+    """{(task, warm-up): its LaMDA runs over every seed} on the validation files of SST-2 and AG News."""
+    return {(task, name): [final_spec(task, "lamda", seed, args, **change) for seed in range(args.seeds)]
+            for task in ("sst2", "agnews") for name, change in WARMUP.items()}
+
+
+def warmup_report(cache: dict, args) -> dict:
+    """The warm-up table (printed) and its rows: accuracy, averaged adapter parameters, peak RSS."""
+    out = {}
+    for task in ("sst2", "agnews"):
+        rows_of = {name: [cache[run_key(s)] for s in specs if run_key(s) in cache]
+                   for (t, name), specs in warmup_runs(args).items() if t == task}
+        if not any(rows_of.values()):
+            continue
+        print(f"### B's warm-up: LaMDA r=40 ({task} validation file, {STEPS[task]} steps, {args.pooling} pooling)\n")
+        print("| B trains | seeds | accuracy % | averaged adapter params | peak RSS (MiB) |")
+        print("|---|---:|---:|---:|---:|")
+        for name, rows in rows_of.items():
+            if rows:
+                print(f"| {name} | {len(rows)} | {mean_sd([r['accuracy'] for r in rows])} "
+                      f"| {statistics.mean(r['adapter_average'] for r in rows):,.0f} "
+                      f"| {statistics.mean(r['peak_rss_mib'] for r in rows):,.0f} |")
+        out[task] = {name: [r["accuracy"] for r in rows] for name, rows in rows_of.items()}
+        print()
+    return out
+
+
 def swept_rate_runs(args) -> dict[str, list[dict]]:
     """{method: its SST-2 validation runs over every seed at SWEPT_RATES[method]}."""
     return {m: [final_spec("sst2", m, seed, args, learning_rate=lr) for seed in range(args.seeds)]
@@ -426,6 +463,7 @@ def report(cache: dict, args) -> dict:
             print(f"| {name} | {100 * row['accuracy']:.1f} | {100 * (row['accuracy'] - base):+.1f} "
                   f"| {row['adapter_average']:,.0f} |")
         print()
+    out["warmup"] = warmup_report(cache, args)
     out["variants"] = {}
     for pooling in ("mean", "cls"):
         variants = {key: [cache[run_key(s)] for s in specs if run_key(s) in cache]
@@ -536,7 +574,7 @@ def main() -> None:
     parser.add_argument(
         "sections",
         nargs="+",
-        choices=("sweep", "final", "factors", "variants", "swept-rates", "budget", "pareto", "report"),
+        choices=("sweep", "final", "factors", "variants", "warmup", "swept-rates", "budget", "pareto", "report"),
     )
     parser.add_argument(
         "--steps", type=int, default=STEPS["sst2"], help="steps of the sweep, factor and Pareto runs (SST-2)"
@@ -566,6 +604,7 @@ def main() -> None:
               "swept-rates": lambda a: [s for specs in swept_rate_runs(a).values() for s in specs],
               "factors": lambda a: [s for name, s in factor_runs(a).items() if not a.factors or name in a.factors],
               "variants": lambda a: [s for specs in variant_runs(a).values() for s in specs],
+              "warmup": lambda a: [s for specs in warmup_runs(a).values() for s in specs],
               "pareto": lambda a: pareto_runs(a, a.pooling)}
     todo = [s for section in args.sections if section in wanted for s in wanted[section](args)]
     ensure(list({run_key(s): s for s in todo}.values()), args.data_dir, args.workers)  # one queue

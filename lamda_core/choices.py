@@ -12,7 +12,7 @@ ADAPTER_DTYPES = MODEL_DTYPES
 INIT_VARIANTS = ("svd", "gradient", "svd-residual", "random")
 # "linear": SPEC's schedule, k(t) = min(r, floor(r t / t_i)) columns truly frozen, B dropped at r.
 # "grad-mask-stepwise": the authors' released rule, zero the gradients of floor(t / t_i) columns.
-FREEZE_RULES = ("linear", "grad-mask-stepwise")
+FREEZE_RULES = ("linear", "grad-mask-stepwise", "never")
 LR_SCHEDULES = ("linear", "cosine", "constant")
 OPTIMIZERS = ("adamw", "sgd", "sgd-momentum")
 ALLOCATION_STRATEGIES = ("equal-energy", "energy-deficit")

@@ -11,6 +11,8 @@ import lamda_core as lc
     ("linear", 4, 10, 0.5, [0, 0, 1, 2, 3, 4, 4, 4, 4, 4, 4]),
     ("linear", 8, 10, 0.3, [0, 2, 5, 8, 8, 8, 8, 8, 8, 8, 8]),
     ("grad-mask-stepwise", 8, 10, 0.3, [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3]),
+    ("linear", 4, 5, 0.0, [4, 4, 4, 4, 4, 4]),  # eta = 0: frozen before the first step
+    ("never", 4, 5, 0.3, [0, 0, 0, 0, 0, 0]),
 ])
 def test_schedule_formula(rule, rank, total, fraction, expected):
     assert [lc.frozen_column_count(rule, rank, t, total, fraction) for t in range(total + 1)] == expected
@@ -39,6 +41,27 @@ def test_linear_rule_truly_freezes_columns_and_drops_b():
     assert not torch.equal(b_step1[:, 1:], final["bert.encoder.layer.0.attention.self.query"].lamda_B[:, 1:])
     assert freezer.trainable_b_layers() == 0
     assert lc.trainable_parameters(model).adapter == 36 * 16
+
+
+@pytest.mark.parametrize("fraction,rule", [(0.0, "linear"), (0.5, "never")])
+def test_the_two_ends_of_bs_warm_up_b_never_trains_or_never_freezes(fraction, rule):
+    """eta = 0: B is the SVD factor it started as, bit for bit, and never in the optimizer; the
+    "never" rule: B trains to the last step. S trains in both; the parameter count follows."""
+    model, tokenizer = load("minilm")
+    lc.apply_lamda(model, lc.LamdaConfig(rank=4, freeze_fraction=fraction, freeze_rule=rule))
+    b_start = {n: layer.lamda_B.detach().clone() for n, layer in lc.lamda_layers(model).items()}
+    freezer = lc.PMBFreezer(model, total_steps=6)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    history = train_steps(model, batch(tokenizer, n=8), optimizer, freezer, steps=6)
+    for name, layer in lc.lamda_layers(model).items():
+        b_moved = not torch.equal(layer.lamda_B, b_start[name])
+        assert b_moved == (rule == "never") and layer.lamda_B.requires_grad == (rule == "never")
+        assert not torch.equal(layer.lamda_S, torch.zeros_like(layer.lamda_S))
+    if rule == "never":  # still moving at the last step
+        name = next(iter(b_start))
+        assert not torch.equal(history[-2][name][1], history[-1][name][1])
+    expected_b = sum(layer.lamda_B.numel() for layer in lc.lamda_layers(model).values()) if rule == "never" else 0
+    assert lc.trainable_parameters(model).adapter == 36 * 16 + expected_b
 
 
 def test_training_goes_on_after_b_is_frozen():

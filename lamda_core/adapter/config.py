@@ -21,8 +21,10 @@ class LamdaConfig:
     rank_pattern: {pattern: rank} overrides, e.g. from LaMDA++ allocation.
     init: "svd" | "gradient" | "svd-residual" | "random" (SPEC section 1; "gradient": A, B from
         the task gradient's top-r singular vectors, adapter/gradient_init.py).
-    freeze_fraction: eta; B is fully frozen after t_i = ceil(eta * T) optimizer steps.
-    freeze_rule: "linear" (default) or "grad-mask-stepwise" (the authors' code).
+    freeze_fraction: eta; B is fully frozen after t_i = ceil(eta * T) optimizer steps (0: before
+        the first step, B never trains).
+    freeze_rule: "linear" (default), "grad-mask-stepwise" (the authors' code) or "never" (B trains
+        to the end).
     trainable_modules: modules trained in full next to the adapter (task heads); None = the
         model's classification head if it has one.
     adapter_dtype: dtype of A, S, B. float32 by default whatever the base dtype: the adapter is
@@ -52,8 +54,9 @@ class LamdaConfig:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
         check_choice(self.init, INIT_VARIANTS, "init")
         check_choice(self.freeze_rule, FREEZE_RULES, "freeze_rule")
-        if not 0.0 < self.freeze_fraction <= 1.0:
-            raise ConfigError(f"freeze_fraction must be in (0, 1], got {self.freeze_fraction!r}")
+        if not 0.0 <= self.freeze_fraction <= 1.0:
+            raise ConfigError(f"freeze_fraction must be in [0, 1] (0: B frozen from the start), "
+                              f"got {self.freeze_fraction!r}")
         check_choice(self.adapter_dtype, ADAPTER_DTYPES, "adapter_dtype")
         for pattern, r in self.rank_pattern.items():
             if int(r) != r or r < 1:

@@ -5,6 +5,10 @@ With T optimizer steps, t_i = ceil(eta * T) and after optimizer step t:
 
     linear (default):      k(t) = min(r, floor(r * t / t_i))  columns frozen
     grad-mask-stepwise:    k(t) = min(r, floor(t / t_i))      (the authors' released rule)
+    never:                 k(t) = 0                           (B trains to the end, like LoRA's B)
+
+eta = 0 freezes all of B before the first step (B never trains: a trained r x r core between
+frozen factors, as LoRA-XS and PSOFT do); the warm-up study in docs/quality.md compares both ends.
 
 "linear" freezes for real: the frozen columns' gradients are masked and their values are
 restored bit for bit after every optimizer step (AdamW momentum and weight decay would move
@@ -26,6 +30,10 @@ from .layer import LamdaLayer
 
 def frozen_column_count(rule: str, rank: int, step: int, total_steps: int, fraction: float) -> int:
     """Number of B columns frozen after ``step`` optimizer steps out of ``total_steps``."""
+    if rule == "never":
+        return 0
+    if fraction == 0:  # frozen before the first step
+        return rank
     freeze_steps = max(1, math.ceil(fraction * total_steps))
     if rule == "linear":
         return min(rank, rank * step // freeze_steps)
@@ -61,6 +69,10 @@ class PMBFreezer:
         self.completed_steps = completed_steps
         self._frozen_values: dict[int, torch.Tensor] = {}
         self._hooks = {}
+        for layer in self.layers:
+            if layer.lamda_B.requires_grad and self.columns_for(layer, completed_steps) == layer.rank:
+                layer.frozen_columns.fill_(layer.rank)  # eta = 0: B frozen before the first step
+                layer.lamda_B.requires_grad_(False)
         for layer in self.layers:
             if layer.lamda_B.requires_grad:
                 self._hooks[id(layer)] = layer.lamda_B.register_hook(self._mask_for(layer))

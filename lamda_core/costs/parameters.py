@@ -55,5 +55,11 @@ def lora_matrix(rank: int, d_in: int, d_out: int) -> MatrixParameters:
 
 
 def lamda_matrix(rank: int, d_in: int, d_out: int, total_steps: int, fraction: float, rule: str) -> MatrixParameters:
-    return MatrixParameters(frozen=rank * d_in, start=lamda_parameters(rank, d_out), end=rank * rank,
+    """A frozen; at the first step S and B's unfrozen columns (all of B unless eta = 0); after the
+    schedule S alone (S and B under the "never" rule)."""
+    from ..adapter.freezing import frozen_column_count
+
+    start = rank * rank + d_out * (rank - frozen_column_count(rule, rank, 0, total_steps, fraction))
+    end = rank * rank + d_out * (rank - frozen_column_count(rule, rank, total_steps, total_steps, fraction))
+    return MatrixParameters(frozen=rank * d_in, start=start, end=end,
                             average=average_lamda_parameters(rank, d_out, total_steps, fraction, rule))
