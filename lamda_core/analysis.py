@@ -9,6 +9,10 @@ LoRA merged, full fine-tuning as saved), dW = W' - W, and with W = U diag(sigma)
     principal_share    ||U_r^T dW V_r||_F / ||dW||_F: the part of dW inside W's top-r singular
                        subspaces (r: the matrix's adapter rank; the run's base rank for full)
     spectrum_before / spectrum_after   sigma_i / sigma_1 of W and of W' (top k)
+    intruders          intruder dimensions (Shuttleworth et al., arXiv 2410.21228): among the top
+                       k left singular vectors y_j of W', those with max_i |cos(y_j, u_i)| < eps
+                       over every left singular vector u_i of W (k = 10 as in the paper; eps =
+                       0.5, the middle of the thresholds it sweeps; both settable)
 """
 from __future__ import annotations
 
@@ -22,7 +26,10 @@ import torch
 
 METRICS = {"relative_norm": "||dW||_F / ||W||_F", "principal_share": "share of dW in W's top-r subspaces",
            "update_top_sigma": "largest singular value of dW", "update_effective_rank":
-           "effective rank of dW (exp of the entropy of sigma_i / sum sigma)"}
+           "effective rank of dW (exp of the entropy of sigma_i / sum sigma)",
+           "intruders": "intruder dimensions (top-k singular vectors of W' far from all of W's)"}
+INTRUDER_K = 10  # the paper's top-k singular vectors of the fine-tuned weight
+INTRUDER_THRESHOLD = 0.5  # cosine below which a singular vector counts as an intruder
 
 
 @dataclass
@@ -39,6 +46,7 @@ class MatrixUpdate:
     update_sigma: list[float]
     spectrum_before: list[float]
     spectrum_after: list[float]
+    intruders: int = 0
 
     @property
     def update_top_sigma(self) -> float:
@@ -58,9 +66,16 @@ class UpdateReport:
     method: str
     source: str
     matrices: list[MatrixUpdate]
+    intruder_k: int = INTRUDER_K
+    intruder_threshold: float = INTRUDER_THRESHOLD
+
+    @property
+    def total_intruders(self) -> int:
+        return sum(m.intruders for m in self.matrices)
 
     def to_json(self, path: str | Path | None = None) -> str:
         text = json.dumps({"run": self.run, "method": self.method, "source": self.source,
+                           "intruder_k": self.intruder_k, "intruder_threshold": self.intruder_threshold,
                            "matrices": [asdict(m) for m in self.matrices]}, indent=1)
         if path is not None:
             Path(path).write_text(text)
@@ -77,13 +92,24 @@ class UpdateReport:
         return out.getvalue()
 
 
+def intruder_dimensions(u_before: torch.Tensor, u_after: torch.Tensor, k: int = INTRUDER_K,
+                        threshold: float = INTRUDER_THRESHOLD) -> int:
+    """How many of the top-``k`` left singular vectors of W' (columns of ``u_after``, (d_out, n'))
+    have |cosine| below ``threshold`` with every left singular vector of W (columns of
+    ``u_before``, (d_out, n)); the vectors are unit, so the cosines are u_before^T u_after."""
+    cosines = (u_before.T @ u_after[:, :k]).abs()  # (n, k)
+    return int((cosines.max(dim=0).values < threshold).sum())
+
+
 def _normalized(sigma: torch.Tensor, top_k: int) -> list[float]:
     return (sigma[:top_k] / sigma[0]).tolist() if float(sigma[0]) > 0 else [0.0] * min(top_k, len(sigma))
 
 
 @torch.no_grad()
-def analyze_run(folder: str | Path, top_k: int = 16) -> UpdateReport:
-    """The UpdateReport of a finished run (any method); top_k singular values per matrix."""
+def analyze_run(folder: str | Path, top_k: int = 16, intruder_k: int = INTRUDER_K,
+                intruder_threshold: float = INTRUDER_THRESHOLD) -> UpdateReport:
+    """The UpdateReport of a finished run (any method); top_k singular values per matrix, and
+    intruder dimensions among the top ``intruder_k`` singular vectors of each fine-tuned matrix."""
     from .adapter.inject import resolve_ranks
     from .models.loading import load_model
     from .models.targets import resolve_targets, weight_as_linear
@@ -102,7 +128,7 @@ def analyze_run(folder: str | Path, top_k: int = 16) -> UpdateReport:
         w_after = weight_as_linear(tuned.get_submodule(m.name)).float()
         delta = w_after - w
         u, sigma, vh = torch.linalg.svd(w, full_matrices=False)
-        sigma_after = torch.linalg.svdvals(w_after)
+        u_after, sigma_after, _ = torch.linalg.svd(w_after, full_matrices=False)
         delta_sigma = torch.linalg.svdvals(delta)
         r = ranks[m.name]
         norm = float(torch.linalg.matrix_norm(delta))
@@ -113,5 +139,6 @@ def analyze_run(folder: str | Path, top_k: int = 16) -> UpdateReport:
             relative_norm=norm / float(torch.linalg.matrix_norm(w)), principal_share=share,
             update_effective_rank=entropy_effective_rank(delta_sigma.double().numpy()),
             update_sigma=delta_sigma[:top_k].tolist(), spectrum_before=_normalized(sigma, top_k),
-            spectrum_after=_normalized(sigma_after, top_k)))
-    return UpdateReport(str(run.path), config.method, str(config.source), results)
+            spectrum_after=_normalized(sigma_after, top_k),
+            intruders=intruder_dimensions(u, u_after, intruder_k, intruder_threshold)))
+    return UpdateReport(str(run.path), config.method, str(config.source), results, intruder_k, intruder_threshold)

@@ -436,16 +436,20 @@ def _generate(args) -> None:
 def _analyze(args) -> None:
     from .analysis import analyze_run
 
-    report = analyze_run(args.run, top_k=args.top_k)
+    report = analyze_run(args.run, top_k=args.top_k, intruder_k=args.intruder_k,
+                         intruder_threshold=args.intruder_threshold)
     print(f"what fine-tuning changed in {report.run} ({report.method} on {report.source}); dW = W after - W before")
-    print(f"{'matrix':<48}{'rank':>6}{'||dW||/||W||':>14}{'in top-r of W':>15}{'sigma_1(dW)':>13}{'eff. rank':>11}")
+    print(f"{'matrix':<48}{'rank':>6}{'||dW||/||W||':>14}{'in top-r of W':>15}{'sigma_1(dW)':>13}{'eff. rank':>11}"
+          f"{'intruders':>11}")
     for m in report.matrices:
         print(f"{m.name:<48}{m.rank:>6}{m.relative_norm:>14.3e}{m.principal_share:>15.3f}{m.update_top_sigma:>13.3e}"
-              f"{m.update_effective_rank:>11.2f}")
+              f"{m.update_effective_rank:>11.2f}{m.intruders:>11}")
     shares = [m.principal_share for m in report.matrices]
     print(
         f"\n{len(shares)} matrices; share of dW inside W's top-r subspaces: "
-        f"median {sorted(shares)[len(shares) // 2]:.3f}"
+        f"median {sorted(shares)[len(shares) // 2]:.3f}; intruder dimensions (top {report.intruder_k} singular "
+        f"vectors of W', |cos| < {report.intruder_threshold:g} with all of W's): {report.total_intruders} in "
+        f"{sum(m.intruders > 0 for m in report.matrices)} matrices"
     )
     if args.json:
         report.to_json(args.json)
@@ -672,6 +676,10 @@ def _add_use_commands(commands) -> None:
     )
     analyze.add_argument("run")
     analyze.add_argument("--top-k", type=int, default=16, help="singular values kept per matrix")
+    analyze.add_argument("--intruder-k", type=int, default=10,
+                         help="top singular vectors of the fine-tuned weight checked for intruders (the paper's 10)")
+    analyze.add_argument("--intruder-threshold", type=float, default=0.5,
+                         help="an intruder's |cosine| with every pretrained singular vector stays below this")
     analyze.add_argument("--json", help="write the full report (singular values, spectra) to this file")
     analyze.add_argument("--csv", help="write one row per matrix to this file")
     analyze.set_defaults(handler=_analyze)

@@ -11,7 +11,7 @@ from lamda_core import LamdaError, figures
 from lamda_core.training.export import export_merged
 from lamda_core.training.metrics import percent_text
 from lamda_core.training.runs import RunFolder, list_runs
-from studio_ui.common import model_label
+from studio_ui.common import kept, model_label
 
 
 def zip_of(folder: Path, name: str) -> Path:
@@ -151,11 +151,26 @@ def downloads(folder: Path) -> None:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _update_report(folder: str, finished_at: float):
-    """analyze_run, cached per run folder and finish time (a re-run folder gets a new report)."""
+def _update_report(folder: str, finished_at: float, intruder_k: int = 10, intruder_threshold: float = 0.5):
+    """analyze_run, cached per run folder, finish time (a re-run folder gets a new report) and
+    intruder settings."""
     from lamda_core.analysis import analyze_run
 
-    return analyze_run(folder)
+    return analyze_run(folder, intruder_k=intruder_k, intruder_threshold=intruder_threshold)
+
+
+def intruder_settings() -> tuple[int, float]:
+    """(k, threshold) of the intruder count, kept across pages; the paper's by default."""
+    from lamda_core.analysis import INTRUDER_K, INTRUDER_THRESHOLD
+
+    i1, i2 = st.columns(2)
+    k = i1.number_input("Intruders among the top k singular vectors", 1, 64, **kept("intruder_k", INTRUDER_K),
+                        help="k of the intruder count (the paper, arXiv 2410.21228: 10).")
+    threshold = i2.number_input("Intruder threshold (|cosine|)", 0.05, 0.95, step=0.05, format="%.2f",
+                                **kept("intruder_threshold", INTRUDER_THRESHOLD),
+                                help="A singular vector of the fine-tuned W' is an intruder when its |cosine| with "
+                                     "every singular vector of W stays below this.")
+    return int(k), float(threshold)
 
 
 def update_analysis(folder: Path, root: Path) -> None:
@@ -169,8 +184,12 @@ def update_analysis(folder: Path, root: Path) -> None:
         return
     if not st.toggle("Analyse the learned update (loads the base and the fine-tuned model)", key="analyze"):
         return
+    intruder_k, threshold = intruder_settings()
     with st.spinner("Comparing every adapted matrix with the base…"):
-        report = _update_report(str(folder), (folder / "summary.json").stat().st_mtime)
+        report = _update_report(str(folder), (folder / "summary.json").stat().st_mtime, intruder_k, threshold)
+    st.caption(f"Intruder dimensions: **{report.total_intruders}** in "
+               f"{sum(m.intruders > 0 for m in report.matrices)} of {len(report.matrices)} matrices (top {intruder_k} "
+               f"singular vectors of each fine-tuned matrix, |cos| < {threshold:g} with all of the base's).")
     metric = st.selectbox("Metric", list(METRICS), format_func=METRICS.get, key="update_metric",
                           help="dW = W after - W before per matrix. ||dW||_F/||W||_F: how far it moved; share in "
                                "top-r: ||U_r^T dW V_r||_F / ||dW||_F with W = U diag(sigma) V^T (1: dW only "
@@ -184,7 +203,8 @@ def update_analysis(folder: Path, root: Path) -> None:
     reports = {folder.name: report}
     with st.spinner("Analysing the other runs…"):
         for name in others:
-            reports[name] = _update_report(str(root / name), (root / name / "summary.json").stat().st_mtime)
+            reports[name] = _update_report(str(root / name), (root / name / "summary.json").stat().st_mtime,
+                                           intruder_k, threshold)
     try:
         st.plotly_chart(
             figures.update_overlay_figure(reports, matrix), width="stretch", key=f"update-overlay-{folder.name}"

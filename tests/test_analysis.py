@@ -83,5 +83,48 @@ def test_cli_analyze_prints_every_matrix_and_writes_files(finished_runs, tmp_pat
         assert main(["analyze", str(finished_runs["lora"]), "--json", str(tmp_path / "a.json"),
                      "--csv", str(tmp_path / "a.csv")]) in (0, None)
     text = out.getvalue()
-    assert text.count("bert.encoder.layer.") == 36 and "median" in text
+    assert text.count("bert.encoder.layer.") == 36 and "median" in text and "intruder dimensions (top 10" in text
     assert (tmp_path / "a.json").is_file() and (tmp_path / "a.csv").read_text().count("\n") == 37
+
+
+def _rotated_weight(intruders: int, d: int = 64, seed: int = 0):
+    """(W, W') with a known count of intruder dimensions: W = U diag(sigma) V^T, and W' adds
+    ``intruders`` rank-one terms 5 sigma_1 x_j y_j^T whose x_j each mix 16 of U's columns evenly
+    (|cos| 1/4 with each, 0 with the rest), so W''s top singular vectors point where none of W's do."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    u, _ = torch.linalg.qr(torch.randn(d, d, generator=generator, dtype=torch.float64))
+    v, _ = torch.linalg.qr(torch.randn(d, d, generator=generator, dtype=torch.float64))
+    sigma = torch.linspace(1.0, 0.1, d, dtype=torch.float64)
+    w = u @ torch.diag(sigma) @ v.T
+    w_after = w.clone()
+    for j in range(intruders):
+        x = u[:, 16 * j:16 * (j + 1)].sum(dim=1) / 4  # unit: 16 orthonormal columns / sqrt(16)
+        y = v[:, 16 * j:16 * (j + 1)].sum(dim=1) / 4
+        w_after += (5.0 - j) * torch.outer(x, y)
+    return w, w_after
+
+
+@pytest.mark.parametrize("intruders", [0, 1, 3])
+def test_intruder_count_on_a_built_case_with_a_known_answer(intruders):
+    import torch
+
+    from lamda_core.analysis import intruder_dimensions
+
+    w, w_after = _rotated_weight(intruders)
+    u = torch.linalg.svd(w)[0]
+    u_after = torch.linalg.svd(w_after)[0]
+    assert intruder_dimensions(u, u_after, k=10, threshold=0.5) == intruders
+    assert intruder_dimensions(u, u_after, k=10, threshold=0.2) == 0  # 1/4 is above a lower threshold
+    # an update inside W's own top singular directions (what LaMDA's path does) adds none
+    inside = w + u[:, :8] @ torch.diag(torch.linspace(0.5, 0.1, 8, dtype=torch.float64)) @ u[:, :8].T @ w
+    assert intruder_dimensions(u, torch.linalg.svd(inside)[0], k=10, threshold=0.5) == 0
+
+
+def test_intruder_dimensions_are_reported_per_matrix_and_in_total(reports):
+    for method, report in reports.items():
+        assert report.intruder_k == 10 and report.intruder_threshold == 0.5
+        assert all(0 <= m.intruders <= 10 for m in report.matrices)
+        assert report.total_intruders == sum(m.intruders for m in report.matrices)
+    assert update_heatmap(reports["lora"], "intruders").data[0].z.shape == (6, 6)
