@@ -1,4 +1,6 @@
 """LaMDA++: move the rank budget and see the allocation, the energy kept and the cost."""
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -8,7 +10,31 @@ from lamda_core.choices import ALLOCATION_STRATEGIES
 from lamda_core.costs.parameters import lamda_parameters
 from lamda_core.methods import LAMDA, LAMDA_PLUS, LORA
 from lamda_core.spectra.allocation import budget_bounds
-from studio_ui.common import follow, kept, matrix_labels, page_setup, report_or_stop, set_kept, sidebar, user_message
+from studio_ui.common import (
+    follow,
+    kept,
+    kept_choice,
+    matrix_labels,
+    page_setup,
+    report_or_stop,
+    set_kept,
+    sidebar,
+    user_message,
+)
+
+
+def training_file_importance(source: str) -> dict[str, float]:
+    """The gradient rule's scores on the Fine-tune page's training file (the demo data until one is
+    chosen there), computed once per source and file in a session."""
+    train_data = st.session_state.get("keep_run_train_file-classification") or "demo-sentiment"
+    key = ("importance", source, train_data)
+    if key not in st.session_state:
+        with st.spinner(f"Task gradient on the first batches of {Path(train_data).name}…"):
+            st.session_state[key] = lc.gradient_importance(source, train_data)
+    st.caption(f"gradient: ranks follow the task gradient on **{Path(train_data).name}** "
+               "(choose another training file on the Fine-tune page).")
+    return st.session_state[key]
+
 
 page_setup("Rank budget")
 source, task, dtype = sidebar()
@@ -23,10 +49,13 @@ FOLLOWERS = {"r_min": lambda r0: max(1, r0 // 4), "r_max": lambda r0: 4 * r0}
 c1, c2, c3, c4 = st.columns(4)
 base_rank = c1.slider("Base rank r0", 1, 64, help="The rank of uniform LaMDA that LaMDA++ is compared with: the "
                       "default budget is r0 x matrices.", **kept("base_rank", choices.DEFAULT_LAMDA_RANK))
-strategy = c2.selectbox("Strategy", ALLOCATION_STRATEGIES, **kept("strategy", ALLOCATION_STRATEGIES[0]),
+strategies = [s for s in ALLOCATION_STRATEGIES if s != "gradient" or task == "classification"]
+strategy = c2.selectbox("Strategy", strategies, **kept_choice("strategy", strategies, strategies[0]),
                         help="equal-energy: one threshold tau, each matrix gets the smallest rank keeping "
                              "E(r) >= tau; energy-deficit: rank in proportion to 1 - E(r0), the energy uniform "
-                             "LaMDA would leave out.")
+                             "LaMDA would leave out; gradient (data-driven): rank in proportion to the norm of "
+                             "each matrix's task gradient on the first 8 batches of the Fine-tune page's "
+                             "training file.")
 for key, rule in FOLLOWERS.items():
     follow(key, rule(base_rank))
 r_min = c3.number_input("r min", 1, 256, help="No matrix gets a lower rank.", **kept("r_min", 2))
@@ -58,8 +87,9 @@ budget = c6.slider(
     help=f"Feasible with r in [{int(r_min)}, {int(r_max)}] in multiples of {multiple}: {low:,} to {high:,}.",
 )
 try:
+    importance = training_file_importance(source) if strategy == "gradient" else None
     allocation = lc.allocate_ranks(report, base_rank, budget=budget, strategy=strategy, r_min=int(r_min),
-                                   r_max=int(r_max), multiple=multiple, budget_kind=budget_kind)
+                                   r_max=int(r_max), multiple=multiple, budget_kind=budget_kind, importance=importance)
 except lc.LamdaError as error:
     st.error(user_message(error))
     st.stop()

@@ -11,6 +11,8 @@ Sections (each reuses the runs already in the cache, so they can be run one at a
   factors  LaMDA on SST-2 (train split): one factor changed at a time from its previous defaults
   warmup   how long B trains before it freezes (WARMUP: eta = 0, 1%, 10%, 30%, never), LaMDA r=40,
            both tasks' validation files, every seed
+  allocation  LaMDA++'s allocation rules (ALLOCATION_RULES, one of them data-driven) against uniform
+           LaMDA at the same total rank, at each ALLOCATION_BUDGETS rank, both tasks, every seed
   variants LaMDA settings (VARIANTS) on the validation file of each --variant-tasks (default SST-2),
            every seed, against LoRA's defaults
   swept-rates  LoRA and full fine-tuning on SST-2's validation file at their split sweep's best
@@ -142,6 +144,12 @@ WARMUP = {"B frozen from step 0 (eta = 0)": {"freeze_fraction": 0.0},
           "B over the first 10%": {"freeze_fraction": 0.1},
           "B over the first 30%": {"freeze_fraction": 0.3},
           "B never frozen": {"freeze_rule": "never"}}
+# LaMDA++'s allocation rules against uniform LaMDA at the same total rank (rank x 36 matrices), at
+# two budgets, on the validation file of both tasks, every seed. "gradient" is the data-driven rule
+# (spectra/importance.py): ranks in proportion to the norm of each matrix's task gradient.
+ALLOCATION_BUDGETS = (40, 16)
+ALLOCATION_RULES = {"uniform (LaMDA)": None, "equal-energy (spectra)": "equal-energy",
+                    "energy-deficit (spectra)": "energy-deficit", "gradient norm (data)": "gradient"}
 # The baselines at the best rate of their split sweep, where that is not their default (LoRA keeps
 # 1e-3, below the 2e-3 that collapsed; full fine-tuning keeps 1e-4), on SST-2's validation file.
 SWEPT_RATES = {"lora": 3e-3, "full": 3e-4}
@@ -185,17 +193,21 @@ def load_cache() -> dict[str, dict]:
 _ranks_lock = threading.Lock()
 
 
-_ranks: dict[int, dict[str, int]] = {}
+_ranks: dict[tuple, dict[str, int]] = {}
 
 
-def lamda_plus_plus_ranks(rank: int) -> dict[str, int]:
-    """LaMDA++ ranks at the same total rank as uniform rank ``rank``."""
+def lamda_plus_plus_ranks(rank: int, strategy: str, train_data: str) -> dict[str, int]:
+    """LaMDA++ ranks at the same total rank as uniform rank ``rank``, by ``strategy`` (the
+    gradient rule reads the first batches of ``train_data``)."""
     import lamda_core as lc
 
+    key = (rank, strategy, train_data if strategy == "gradient" else None)
     with _ranks_lock:
-        if rank not in _ranks:
-            _ranks[rank] = lc.allocate_ranks(lc.scan_spectra("default"), base_rank=rank).rank_pattern
-    return _ranks[rank]
+        if key not in _ranks:
+            importance = lc.gradient_importance("default", train_data) if strategy == "gradient" else None
+            _ranks[key] = lc.allocate_ranks(lc.scan_spectra("default"), base_rank=rank, strategy=strategy,
+                                            importance=importance).rank_pattern
+    return _ranks[key]
 
 
 def train(spec: dict, data_dir: Path, work: Path) -> dict:
@@ -209,7 +221,8 @@ def train(spec: dict, data_dir: Path, work: Path) -> dict:
     if "head_modules" in spec:
         adapter["trainable_modules"] = spec.pop("head_modules")
     if method == "lamda++":
-        adapter["rank_pattern"] = lamda_plus_plus_ranks(adapter.get("rank", LamdaConfig().rank))
+        adapter["rank_pattern"] = lamda_plus_plus_ranks(adapter.get("rank", LamdaConfig().rank),
+                                                        spec.pop("allocation", "equal-energy"), train_data)
     steps = spec.pop("steps")
     folder = Path(tempfile.mkdtemp(dir=work)) / "run"
     create_run(TrainConfig(max_steps=steps, batch_size=spec.pop("batch"), seq_len=TASKS[task][2],
@@ -333,6 +346,48 @@ def warmup_report(cache: dict, args) -> dict:
                       f"| {statistics.mean(r['adapter_average'] for r in rows):,.0f} "
                       f"| {statistics.mean(r['peak_rss_mib'] for r in rows):,.0f} |")
         out[task] = {name: [r["accuracy"] for r in rows] for name, rows in rows_of.items()}
+        print()
+    return out
+
+
+def allocation_runs(args) -> dict[tuple[str, int, str], list[dict]]:
+    """{(task, rank, rule): its runs over every seed}: uniform LaMDA and LaMDA++ by each of
+    --allocation-rules at the same total rank, for each ALLOCATION_BUDGETS rank."""
+    runs = {}
+    for rank in ALLOCATION_BUDGETS:
+        for name in args.allocation_rules:
+            strategy = ALLOCATION_RULES[name]
+            method = "lamda" if strategy is None else "lamda++"
+            change = {} if strategy in (None, "equal-energy") else {"allocation": strategy}
+            if rank != DEFAULT_RANKS[method]:
+                change["rank"] = rank
+            for task in ("sst2", "agnews"):
+                runs[(task, rank, name)] = [final_spec(task, method, seed, args, **change)
+                                            for seed in range(args.seeds)]
+    return runs
+
+
+def allocation_report(cache: dict, args) -> dict:
+    """The allocation table (printed): accuracy, averaged adapter parameters, and the gap to
+    uniform LaMDA at the same budget."""
+    out = {}
+    for task in ("sst2", "agnews"):
+        rows_of = {(rank, name): [cache[run_key(s)] for s in specs if run_key(s) in cache]
+                   for (t, rank, name), specs in allocation_runs(args).items() if t == task}
+        if not any(rows_of.values()):
+            continue
+        print(f"### LaMDA++'s allocation rules against uniform LaMDA ({task} validation file, "
+              f"{STEPS[task]} steps, total rank = rank x 36 matrices)\n")
+        print("| rank | allocation | seeds | accuracy % | vs uniform | averaged adapter params |")
+        print("|---:|---|---:|---:|---:|---:|")
+        for (rank, name), rows in rows_of.items():
+            if not rows:
+                continue
+            uniform = rows_of.get((rank, "uniform (LaMDA)")) or rows
+            gap = statistics.mean(r["accuracy"] for r in rows) - statistics.mean(r["accuracy"] for r in uniform)
+            print(f"| {rank} | {name} | {len(rows)} | {mean_sd([r['accuracy'] for r in rows])} | {100 * gap:+.1f} "
+                  f"| {statistics.mean(r['adapter_average'] for r in rows):,.0f} |")
+            out.setdefault(task, {})[f"{rank}: {name}"] = [r["accuracy"] for r in rows]
         print()
     return out
 
@@ -464,6 +519,7 @@ def report(cache: dict, args) -> dict:
                   f"| {row['adapter_average']:,.0f} |")
         print()
     out["warmup"] = warmup_report(cache, args)
+    out["allocation"] = allocation_report(cache, args)
     out["variants"] = {}
     for pooling in ("mean", "cls"):
         variants = {key: [cache[run_key(s)] for s in specs if run_key(s) in cache]
@@ -574,7 +630,8 @@ def main() -> None:
     parser.add_argument(
         "sections",
         nargs="+",
-        choices=("sweep", "final", "factors", "variants", "warmup", "swept-rates", "budget", "pareto", "report"),
+        choices=("sweep", "final", "factors", "variants", "warmup", "allocation", "swept-rates", "budget", "pareto",
+                 "report"),
     )
     parser.add_argument(
         "--steps", type=int, default=STEPS["sst2"], help="steps of the sweep, factor and Pareto runs (SST-2)"
@@ -589,6 +646,8 @@ def main() -> None:
                         help="the variants section's variants (default: all)")
     parser.add_argument("--variant-tasks", nargs="+", default=["sst2"], choices=list(TASKS),
                         help="the tasks the variants section runs on (default: sst2)")
+    parser.add_argument("--allocation-rules", nargs="+", default=list(ALLOCATION_RULES), choices=list(ALLOCATION_RULES),
+                        help="the allocation section's rules (default: all)")
     parser.add_argument("--sweep-methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--final-methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--final-tasks", nargs="+", default=["sst2", "agnews", "demo"], choices=list(TASKS))
@@ -605,6 +664,7 @@ def main() -> None:
               "factors": lambda a: [s for name, s in factor_runs(a).items() if not a.factors or name in a.factors],
               "variants": lambda a: [s for specs in variant_runs(a).values() for s in specs],
               "warmup": lambda a: [s for specs in warmup_runs(a).values() for s in specs],
+              "allocation": lambda a: [s for specs in allocation_runs(a).values() for s in specs],
               "pareto": lambda a: pareto_runs(a, a.pooling)}
     todo = [s for section in args.sections if section in wanted for s in wanted[section](args)]
     ensure(list({run_key(s): s for s in todo}.values()), args.data_dir, args.workers)  # one queue

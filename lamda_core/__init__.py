@@ -31,6 +31,7 @@ from .errors import (
 from .models.loading import load_model
 from .models.targets import MatrixInfo, adaptable_matrices, default_targets, resolve_targets
 from .spectra.allocation import Allocation, allocate_ranks
+from .spectra.importance import gradient_importance
 from .spectra.spectrum import MatrixSpectrum, SpectrumReport, scan_spectra
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "DataError",
     "RunError",
     "allocate_ranks",
+    "gradient_importance",
     "scan_spectra",
     "CostBreakdown",
     "CostQuery",

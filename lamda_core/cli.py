@@ -74,8 +74,15 @@ def _allocate(args) -> None:
     top_k = args.top_k if args.top_k is not None else (args.r_max or 4 * args.base_rank)
     report = scan_spectra(args.source, top_k=top_k or None, progress=_progress_bar("scanning spectra"))
     budget, kind = (args.budget_params, "params") if args.budget_params is not None else (args.budget, "rank")
+    importance = None
+    if args.strategy == "gradient":
+        if not args.data:
+            raise LamdaError("--strategy gradient allocates from your task's gradient: pass --data TRAIN_FILE")
+        from .spectra.importance import gradient_importance
+
+        importance = gradient_importance(args.source, args.data, args.text_column, args.label_column)
     allocation = allocate_ranks(report, args.base_rank, budget=budget, budget_kind=kind, strategy=args.strategy,
-                                r_min=args.r_min, r_max=args.r_max, multiple=args.multiple)
+                                r_min=args.r_min, r_max=args.r_max, multiple=args.multiple, importance=importance)
     print(f"{'name':<48} {'rank':>5} {'uniform':>7} {'E kept':>7} {'E unif':>7}")
     for name, rank in allocation.ranks.items():
         print(f"{name:<48} {rank:>5} {allocation.base_rank:>7} {allocation.energy_kept[name]:>7.3f} "
@@ -159,10 +166,14 @@ def _run_config(args, method: str, **changes):
         rank, note = fitted_default_rank(method, args.source, args.task)
         if note:
             print(f"note: {note}")
-    adapter = get_method(method).adapter_config(
+    spec = get_method(method)
+    adapter = spec.adapter_config(
         rank, rank_pattern, getattr(args, "dropout", None), alpha=args.alpha,
         init=args.init, freeze_fraction=args.freeze_fraction, freeze_rule=args.freeze_rule,
         trainable_modules=args.head_modules)
+    adapter, note = spec.with_ranks(adapter, args.source)  # LaMDA++ without --ranks: from the spectra
+    if note:
+        print(f"note: {note}")
     return TrainConfig(
         source=args.source, task=args.task, train_data=args.data, validation_data=args.validation,
         text_column=args.text_column, label_column=args.label_column, method=method, adapter=adapter,
@@ -543,6 +554,10 @@ def _add_model_commands(commands) -> None:
     group.add_argument("--budget", type=int, help="total rank (default: base rank x matrices)")
     group.add_argument("--budget-params", type=int, help="trainable adapter parameters instead of total rank")
     allocate.add_argument("--strategy", default=choices.ALLOCATION_STRATEGIES[0], choices=choices.ALLOCATION_STRATEGIES)
+    allocate.add_argument("--data", help="training file (classification) for --strategy gradient: ranks follow "
+                          "the norm of each matrix's task gradient on its first 8 batches of 32")
+    allocate.add_argument("--text-column")
+    allocate.add_argument("--label-column")
     allocate.add_argument("--r-min", type=int, default=None)
     allocate.add_argument("--r-max", type=int, default=None)
     allocate.add_argument("--multiple", type=int, default=1)

@@ -52,11 +52,27 @@ class Method:
     def adapter_config(self, rank: int | None = None, rank_pattern: dict | None = None, dropout: float | None = None,
                        alpha: float | None = None, **options) -> LamdaConfig:
         """The adapter config of a run of this method: the method's default rank and dropout where
-        None, alpha = DEFAULT_SCALE x rank where None (LamdaConfig)."""
-        config = LamdaConfig(rank=rank or self.default_rank, rank_pattern=dict(rank_pattern or {}), alpha=alpha,
-                             dropout=self.default_dropout if dropout is None else dropout, **options)
-        self.check(config)
-        return config
+        None, alpha = DEFAULT_SCALE x rank where None (LamdaConfig). LaMDA++ without a
+        rank_pattern gets its ranks from the model's spectra where the model is known
+        (with_ranks: TrainConfig, CostQuery, apply)."""
+        return LamdaConfig(rank=rank or self.default_rank, rank_pattern=dict(rank_pattern or {}), alpha=alpha,
+                           dropout=self.default_dropout if dropout is None else dropout, **options)
+
+    def with_ranks(self, config: LamdaConfig, source) -> tuple[LamdaConfig, str | None]:
+        """(config, note): a method that needs per-matrix ranks and was given none gets them from
+        the spectra of ``source`` (a model or a source name) at its rank, said in the note;
+        any other config comes back as it is, without a note."""
+        if not self.needs_rank_pattern or config.rank_pattern:
+            return config, None
+        from dataclasses import replace
+
+        from .spectra.allocation import spectral_rank_pattern
+
+        pattern = spectral_rank_pattern(source, config.rank, config.targets)
+        note = (f"{self.name}: no per-matrix ranks given, so they were allocated from the spectra at LaMDA's total "
+                f"rank {config.rank} x {len(pattern)} = {sum(pattern.values())} (ranks {min(pattern.values())} to "
+                f"{max(pattern.values())}; `lamda allocate` or the Rank budget page choose others)")
+        return replace(config, rank_pattern=pattern), note
 
     def check(self, config: LamdaConfig) -> None:
         """A ConfigError if ``config`` cannot describe a run of this method."""
@@ -105,6 +121,7 @@ class LamdaMethod(Method):
     def apply(self, model, config, initialize=True, gradients=None):
         from .adapter.inject import apply_lamda
 
+        config, _ = self.with_ranks(config, model)
         self.check(config)
         return apply_lamda(model, config, initialize, gradients)
 

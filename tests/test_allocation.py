@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lamda_core as lc
+from lamda_core.spectra.allocation import STRATEGIES
 from lamda_core.spectra.spectrum import MatrixSpectrum, SpectrumReport
 
 
@@ -24,25 +25,26 @@ spectrum = st.lists(st.floats(1e-3, 10.0), min_size=24, max_size=48).map(np.arra
 
 @settings(max_examples=60, deadline=None)
 @given(spectra=st.lists(spectrum, min_size=1, max_size=10), base_rank=st.integers(1, 6),
-       multiple=st.sampled_from([1, 2, 4]), strategy=st.sampled_from(["equal-energy", "energy-deficit"]),
+       multiple=st.sampled_from([1, 2, 4]), strategy=st.sampled_from(STRATEGIES),
        extra=st.integers(-3, 3))
 def test_rank_budget_is_met_exactly_within_bounds(spectra, base_rank, multiple, strategy, extra):
     report = synthetic_report(spectra)
+    importance = {m.name: float(m.sigma.sum()) for m in report.matrices} if strategy == "gradient" else None
     r_min, r_max = multiple, 4 * base_rank + 2 * multiple
     budget = multiple * (len(spectra) * -(-base_rank // multiple) + extra)
     lowest, highest = len(spectra) * multiple, len(spectra) * (min(r_max, 24) // multiple * multiple)
     if not lowest <= budget <= highest:
         with pytest.raises(lc.AllocationError, match="outside what"):
             lc.allocate_ranks(report, base_rank, budget=budget, strategy=strategy, r_min=r_min, r_max=r_max,
-                              multiple=multiple)
+                              multiple=multiple, importance=importance)
         return
     allocation = lc.allocate_ranks(report, base_rank, budget=budget, strategy=strategy, r_min=r_min,
-                                   r_max=r_max, multiple=multiple)
+                                   r_max=r_max, multiple=multiple, importance=importance)
     ranks = list(allocation.ranks.values())
     assert sum(ranks) == budget
     assert all(r_min <= r <= r_max and r % multiple == 0 for r in ranks)
     again = lc.allocate_ranks(report, base_rank, budget=budget, strategy=strategy, r_min=r_min, r_max=r_max,
-                              multiple=multiple)
+                              multiple=multiple, importance=importance)
     assert again.ranks == allocation.ranks
 
 
@@ -100,6 +102,28 @@ def test_energy_deficit_strategy_and_json_round_trip(tmp_path):
     assert allocation.ranks[most] >= allocation.ranks[least]
     allocation.to_json(tmp_path / "ranks.json")
     assert lc.Allocation.from_json(tmp_path / "ranks.json") == allocation
+
+
+def test_gradient_strategy_follows_the_task_gradient_of_real_data(tmp_path):
+    """The data-driven rule: importance is ||dL/dW||_F on the first batches of the file, named as
+    the scan names matrices; rank follows importance; bad input is a specific error."""
+    report = lc.scan_spectra("default")
+    data = tmp_path / "reviews.csv"
+    data.write_text("text,label\n" + "".join(f"{'a fine film' if i % 2 else 'a dull film'} number {i},{i % 2}\n"
+                                              for i in range(40)))
+    importance = lc.gradient_importance("default", data, batches=2, batch_size=8)
+    assert set(importance) == {m.name for m in report.matrices} and all(v > 0 for v in importance.values())
+    assert lc.gradient_importance("default", data, batches=2, batch_size=8) == importance  # file order, fixed seed
+    allocation = lc.allocate_ranks(report, base_rank=8, strategy="gradient", importance=importance)
+    assert allocation.total_rank == 8 * len(report.matrices)
+    most, least = max(importance, key=importance.get), min(importance, key=importance.get)
+    assert allocation.ranks[most] > allocation.ranks[least]
+    doubled = {**importance, least: 1e3 * importance[most]}  # one matrix the task pulls on hardest
+    assert lc.allocate_ranks(report, base_rank=8, strategy="gradient", importance=doubled).ranks[least] == 32
+    with pytest.raises(lc.AllocationError, match="needs an importance score for every matrix"):
+        lc.allocate_ranks(report, base_rank=8, strategy="gradient")
+    with pytest.raises(lc.DataError):
+        lc.gradient_importance("default", tmp_path / "missing.csv")
 
 
 def test_top_k_scan_caps_the_rank():

@@ -70,6 +70,24 @@ def test_rank_budget_slider_changes_allocation_and_costs():
     assert app.session_state["allocation_source"] == "default"
 
 
+def test_rank_budget_gradient_rule_reads_the_fine_tune_pages_training_file(tmp_path):
+    data = tmp_path / "reviews.csv"
+    rows = (f"{'a fine' if i % 2 else 'a dull'} film {i},{i % 2}\n" for i in range(64))
+    data.write_text("text,label\n" + "".join(rows))
+    app = page("Rank_budget")
+    app.session_state["keep_run_train_file-classification"] = str(data)
+    app.run()
+    uniform_ranks = app.dataframe[0].value["rank"].tolist()
+    app.selectbox(key="strategy").set_value("gradient").run()
+    assert not app.exception
+    assert "reviews.csv" in " ".join(c.value for c in app.caption)
+    ranks = app.dataframe[0].value["rank"]
+    assert int(ranks.sum()) == 36 * choices.DEFAULT_LAMDA_RANK and ranks.tolist() != uniform_ranks
+    expected = lc.allocate_ranks(lc.scan_spectra("default"), choices.DEFAULT_LAMDA_RANK, strategy="gradient",
+                                 importance=lc.gradient_importance("default", data))
+    assert ranks.tolist() == list(expected.ranks.values())
+
+
 def test_costs_page_responds_to_the_batch_size():
     app = page("Costs").run()
     assert not app.exception

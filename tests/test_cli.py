@@ -42,6 +42,20 @@ def test_allocate_writes_ranks_that_sum_to_the_budget(tmp_path):
     assert "total rank 300" in result.stdout
 
 
+def test_allocate_by_the_task_gradient_needs_and_reads_a_training_file(tmp_path):
+    out = tmp_path / "ranks.json"
+    result = run_cli("allocate", "default", "--base-rank", "8", "--strategy", "gradient", "--json", str(out))
+    assert result.returncode == 2 and "pass --data TRAIN_FILE" in result.stderr and not out.exists()
+    result = run_cli("allocate", "default", "--base-rank", "8", "--strategy", "gradient", "--data", "demo-sentiment",
+                     "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    from lamda_core import Allocation
+
+    allocation = Allocation.from_json(out)
+    assert allocation.strategy == "gradient" and allocation.total_rank == 8 * 36
+    assert len(set(allocation.ranks.values())) > 1
+
+
 def test_allocate_with_an_impossible_budget_is_a_message(tmp_path):
     result = run_cli("allocate", "default", "--base-rank", "8", "--budget", "5", "--json", str(tmp_path / "r.json"))
     assert result.returncode == 2 and "error: a rank budget of 5 is outside" in result.stderr

@@ -77,9 +77,26 @@ def test_an_unknown_method_is_a_config_error_naming_the_known_ones(tmp_path):
     assert result.returncode == 2 and "invalid choice: 'dora'" in result.stderr and "lamda++" in result.stderr
 
 
-def test_lamda_plus_plus_without_ranks_is_refused_by_its_entry():
-    with pytest.raises(lc.ConfigError, match=r"lamda\+\+ needs per-matrix ranks"):
-        get_method("lamda++").adapter_config()
+def test_lamda_plus_plus_without_ranks_gets_them_from_the_spectra(tmp_path):
+    """LaMDA++ is "ranks from the spectra, then train": without a rank_pattern, a run, a cost
+    query and adapt() allocate them at LaMDA's default total rank (as `lamda compare` does), and
+    the command line says so."""
+    from lamda_core.choices import DEFAULT_LAMDA_RANK
+    from lamda_core.training.config import TrainConfig
+
+    config = TrainConfig(method="lamda++")
+    pattern = config.adapter.rank_pattern
+    assert len(pattern) == 36 and sum(pattern.values()) == 36 * DEFAULT_LAMDA_RANK and len(set(pattern.values())) > 1
+    assert lc.CostQuery("default", "lamda++").adapter_config().rank_pattern == pattern
+    model, _ = lc.load_model("default")
+    lc.adapt(model, "lamda++")
+    # the spectra are the bare encoder's ("encoder.layer..."), matched as suffixes of the classifier's names
+    assert {name.removeprefix("bert."): layer.rank for name, layer in lc.lamda_layers(model).items()} == pattern
+    result = subprocess.run([sys.executable, "-m", "lamda_core.cli", "train", "--method", "lamda++", "--max-steps", "1",
+                             "--eval-interval", "1", "--output", str(tmp_path / "run")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "no per-matrix ranks given, so they were allocated from the spectra at LaMDA's total rank 40 x 36 = 1440" \
+        in result.stdout
 
 
 METHOD_LITERAL = re.compile(

@@ -334,7 +334,6 @@ def test_merged_export_of_a_finished_run_matches_the_adapter(tmp_path):
     (dict(lr_schedule="cosin"), "unknown lr_schedule 'cosin'"),
     (dict(method="dora"), "unknown method 'dora'"),
     (dict(batch_size=0), "batch_size must be a positive integer"),
-    (dict(method="lamda++"), "lamda\\+\\+ needs per-matrix ranks"),
     (dict(warmup_fraction=1.5), "warmup_fraction must be in"),
 ])
 def test_train_config_is_validated_on_construction(changes, message):

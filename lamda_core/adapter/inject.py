@@ -156,7 +156,7 @@ def adapt(model: nn.Module, method: str = "lamda", config: LamdaConfig | None = 
           gradients: dict[str, torch.Tensor] | None = None) -> nn.Module:
     """One entry point for every registered method (methods.py): the method's ``apply`` with
     ``config`` (None: the method's defaults). ``initialize`` and ``gradients``: see apply_lamda
-    (LaMDA only); lamda++ needs config.rank_pattern (from allocate_ranks)."""
+    (LaMDA only); lamda++ without config.rank_pattern gets ranks from the spectra (Method.with_ranks)."""
     from ..methods import get_method
 
     spec = get_method(method)

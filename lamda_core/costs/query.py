@@ -55,6 +55,7 @@ class CostQuery:
         if self.adapter is not None and given:
             raise ConfigError(f"a CostQuery takes either adapter or {', '.join(given)}, not both")
         if self.adapter is not None:
+            object.__setattr__(self, "adapter", method.with_ranks(self.adapter, self.source)[0])  # LaMDA++
             method.check(self.adapter)
 
     @classmethod
@@ -75,7 +76,8 @@ class CostQuery:
             return self.adapter
         options = {name: getattr(self, name) for name in ("targets", "freeze_fraction", "freeze_rule")
                    if getattr(self, name) is not None}
-        return self.method_spec.adapter_config(self.rank, self.rank_pattern, self.dropout, **options)
+        config = self.method_spec.adapter_config(self.rank, self.rank_pattern, self.dropout, **options)
+        return self.method_spec.with_ranks(config, self.source)[0]
 
     def replace(self, **changes) -> "CostQuery":
         """A copy with ``changes``; another method drops a whole adapter (it was the other

@@ -1,4 +1,5 @@
-"""LaMDA++ rank allocation from normalized spectra: data-free, computed once before training.
+"""LaMDA++ rank allocation, computed once before training: from normalized spectra (data-free) or
+from the task's gradient on a few batches (data-driven).
 
 Strategies (a budget is a total rank, by default base_rank x matrices, the same as uniform LaMDA,
 or a number of trainable LaMDA parameters, sum of r^2 + r d_out):
@@ -10,6 +11,9 @@ or a number of trainable LaMDA parameters, sum of r^2 + r d_out):
       budget is met exactly. Flat spectra need more rank to reach tau and so get more.
   energy-deficit: r_l proportional to 1 - E_l(base_rank), the energy uniform LaMDA would leave
       out, scaled by bisection to the budget; leftovers by largest remainder.
+  gradient (data-driven, needs ``importance``): r_l proportional to ||G_l||_F, the norm of the
+      task's gradient dL/dW_l summed over a few batches (spectra/importance.py), scaled and
+      rounded like energy-deficit: the matrices the task pulls on hardest get the most rank.
 
 E_l(k) is known for k up to the number of singular values scanned, so a top-k scan caps r_max
 at k.
@@ -22,11 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..choices import ALLOCATION_STRATEGIES
 from ..costs.parameters import lamda_parameters
 from ..errors import AllocationError
 from .spectrum import SpectrumReport
 
-STRATEGIES = ("equal-energy", "energy-deficit")
+STRATEGIES = ALLOCATION_STRATEGIES
 BUDGET_KINDS = ("rank", "params")
 BISECTION_STEPS = 60
 
@@ -119,10 +124,12 @@ def budget_bounds(
 
 def allocate_ranks(report: SpectrumReport, base_rank: int = 8, budget: int | None = None,
                    budget_kind: str = "rank", strategy: str = "equal-energy", r_min: int | None = None,
-                   r_max: int | None = None, multiple: int = 1) -> Allocation:
+                   r_max: int | None = None, multiple: int = 1,
+                   importance: dict[str, float] | None = None) -> Allocation:
     """Per-matrix ranks for LaMDA++. Defaults: budget = base_rank x matrices (or the parameters of
-    uniform LaMDA at base_rank), r_min = max(1, base_rank // 4), r_max = 4 base_rank."""
-    _check_request(report, strategy, budget_kind, base_rank, multiple)
+    uniform LaMDA at base_rank), r_min = max(1, base_rank // 4), r_max = 4 base_rank.
+    ``importance``: {matrix name: score}, what the gradient strategy allocates by."""
+    _check_request(report, strategy, budget_kind, base_rank, multiple, importance)
     r_min = max(1, base_rank // 4) if r_min is None else r_min
     r_max = 4 * base_rank if r_max is None else r_max
     lower, upper = _rank_limits(report, r_min, r_max, multiple)
@@ -140,7 +147,7 @@ def allocate_ranks(report: SpectrumReport, base_rank: int = 8, budget: int | Non
     if budget_kind == "rank" and (budget - floor_cost) % multiple:
         raise AllocationError(f"a rank budget of {budget} cannot be met in multiples of {multiple}")
 
-    ranks_at, priority, bracket = _strategy_rule(strategy, report, base_rank, lower, upper, multiple)
+    ranks_at, priority, bracket = _strategy_rule(strategy, report, base_rank, lower, upper, multiple, importance)
     ranks, threshold = _spend(ranks_at, priority, bracket, cost, budget, upper, multiple)
     return Allocation(
         strategy=strategy, base_rank=base_rank, budget=budget, budget_kind=budget_kind, r_min=r_min, r_max=r_max,
@@ -151,9 +158,25 @@ def allocate_ranks(report: SpectrumReport, base_rank: int = 8, budget: int | Non
     )
 
 
-def _check_request(report: SpectrumReport, strategy: str, budget_kind: str, base_rank: int, multiple: int) -> None:
+def spectral_rank_pattern(source, rank: int, targets=None) -> dict[str, int]:
+    """LaMDA++'s ranks when none are given: allocate_ranks with base rank ``rank`` (a total rank of
+    rank x matrices, the default strategy and bounds) from the spectra of ``source`` (a model
+    object or a source name; scanned once, then read from the disk cache), as `lamda compare` does."""
+    from .spectrum import scan_spectra
+
+    return allocate_ranks(scan_spectra(source, targets=targets), base_rank=rank).rank_pattern
+
+
+def _check_request(report: SpectrumReport, strategy: str, budget_kind: str, base_rank: int, multiple: int,
+                   importance: dict[str, float] | None) -> None:
     if strategy not in STRATEGIES:
         raise AllocationError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+    if strategy == "gradient":
+        missing = [m.name for m in report.matrices if m.name not in (importance or {})]
+        if missing:
+            raise AllocationError(f"the gradient strategy needs an importance score for every matrix (from "
+                                  f"gradient_importance on your training data); missing: {', '.join(missing[:3])}"
+                                  + (f" and {len(missing) - 3} more" if len(missing) > 3 else ""))
     if budget_kind not in BUDGET_KINDS:
         raise AllocationError(f"unknown budget kind {budget_kind!r}; choose one of {BUDGET_KINDS}")
     if not report.matrices:
@@ -163,11 +186,11 @@ def _check_request(report: SpectrumReport, strategy: str, budget_kind: str, base
 
 
 def _strategy_rule(strategy: str, report: SpectrumReport, base_rank: int, lower: int, upper: np.ndarray,
-                   multiple: int):
+                   multiple: int, importance: dict[str, float] | None = None):
     """(ranks_at(t), priority(ranks, t), (t_lo, t_hi)) of a strategy, t its one parameter.
     equal-energy: t = tau, each matrix's smallest rank with E(r) >= tau; a lower E(r) is served
-    first. energy-deficit: t = scale, r_i = scale (1 - E_i(r0)) rounded down; the largest
-    shortfall scale w_i - r_i is served first."""
+    first. energy-deficit and gradient: t = scale, r_i = scale w_i rounded down, w_i = 1 - E_i(r0)
+    or the importance; the largest shortfall scale w_i - r_i is served first."""
     if strategy == "equal-energy":
         grid, energy = _grid_energy(report, lower, upper, multiple)
         rows = np.arange(len(report.matrices))
@@ -180,8 +203,17 @@ def _strategy_rule(strategy: str, report: SpectrumReport, base_rank: int, lower:
         def priority(ranks: np.ndarray, tau: float) -> np.ndarray:  # lower is served first
             return energy[rows, (ranks - lower) // multiple]
         return ranks_at, priority, (0.0, 1.0 + 1e-9)
-    weight = np.array([1.0 - m.energy_at(min(base_rank, len(m.sigma))) for m in report.matrices]) + 1e-12
+    if strategy == "gradient":
+        weight = np.array([float(importance[m.name]) for m in report.matrices])
+        weight = weight / max(weight.max(), 1e-30) + 1e-12
+    else:
+        weight = np.array([1.0 - m.energy_at(min(base_rank, len(m.sigma))) for m in report.matrices]) + 1e-12
+    return _proportional_rule(weight, lower, upper, multiple)
 
+
+def _proportional_rule(weight: np.ndarray, lower: int, upper: np.ndarray, multiple: int):
+    """r_l = scale x weight_l rounded down to the multiple within [lower, upper_l]; the largest
+    shortfall scale w_l - r_l is served first."""
     def scaled_ranks(scale: float) -> np.ndarray:
         return np.clip(np.floor(scale * weight / multiple) * multiple, lower, upper).astype(int)
 

@@ -64,6 +64,8 @@ class TrainConfig:
             self.adapter = LamdaConfig.from_dict(self.adapter)
         if self.adapter is None:
             self.adapter = method.adapter_config()
+        if method.needs_rank_pattern and not self.adapter.rank_pattern:  # LaMDA++ without ranks: from the spectra
+            self.adapter, _ = method.with_ranks(self.adapter, self.source)
         method.check(self.adapter)
         for name in ("batch_size", "grad_accumulation", "eval_interval", "checkpoint_interval", "seq_len"):
             _positive_int(name, getattr(self, name))
