@@ -27,8 +27,10 @@ def command_line_block() -> list[str]:
 
 def as_test_command(command: str) -> list[str]:
     """The command as the test runs it: /models/llama-2-7b is a local tiny Llama stand-in, a train
-    gets 30 steps (checkpoints and evaluations every 10) and a comparison 10, instead of their full
-    length."""
+    gets 30 steps (checkpoints and evaluations every 10) and a comparison or sweep 10, instead of their full
+    length. A background train, the one the README stops and resumes, gets 300 steps (every 50):
+    a demo step takes tens of milliseconds, and 30 could end before the stop arrives, leaving a
+    finished run that resume rightly refuses."""
     import shlex
 
     argv = shlex.split(command.replace("/models/", "models/"))
@@ -37,8 +39,9 @@ def as_test_command(command: str) -> list[str]:
     if argv[0] == "train":
         if "--max-steps" in argv:
             del argv[argv.index("--max-steps"):argv.index("--max-steps") + 2]
-        argv += ["--max-steps", "30", "--checkpoint-interval", "10", "--eval-interval", "10"]
-    if argv[0] == "compare" and "--steps" in argv:
+        steps, every = ("300", "50") if "--background" in argv else ("30", "10")
+        argv += ["--max-steps", steps, "--checkpoint-interval", every, "--eval-interval", every]
+    if argv[0] in ("compare", "sweep") and "--steps" in argv:
         argv[argv.index("--steps") + 1] = "10"
     return argv
 
@@ -83,7 +86,7 @@ def test_every_command_line_in_the_readme_runs(tmp_path, monkeypatch):
         if argv[0] == "stop":  # stop a run that is training, as a user would
             deadline = time.monotonic() + 600  # a hang guard, not a speed check
             while read_status(argv[1]).get("step", 0) < 1 and time.monotonic() < deadline:
-                time.sleep(0.2)
+                time.sleep(0.05)
             assert read_status(argv[1])["state"] == "running", command
         assert main(argv) == 0, command
         if argv[0] == "stop":
