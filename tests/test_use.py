@@ -180,3 +180,18 @@ def test_the_command_line_evaluates_several_runs_side_by_side_and_predicts_to_a_
     request_stop(unfinished)
     result = subprocess.run(cli + ["predict", str(unfinished), "good"], capture_output=True, text=True)
     assert result.returncode == 2 and "no checkpoint yet" in result.stderr
+
+
+def test_a_full_fine_tune_is_used_with_its_base_tokenizer(tmp_path):
+    """Transformers builds an empty-vocabulary tokenizer from a folder with only config.json; a full
+    fine-tune's saved model must not be read that way (every word would be unknown)."""
+    from lamda_core.models.loading import load_model
+
+    folder = trained(tmp_path / "full", method="full")
+    _, base_tokenizer = load_model("default")
+    text = "The hotel was wonderful."
+    assert load_run(folder).tokenizer(text)["input_ids"] == base_tokenizer(text)["input_ids"]
+    assert (folder / "model" / "tokenizer.json").is_file()  # the saved model folder stands on its own
+    (folder / "model" / "tokenizer.json").unlink()  # a run saved before the tokenizer was written beside it
+    (folder / "model" / "tokenizer_config.json").unlink()
+    assert load_run(folder).tokenizer(text)["input_ids"] == base_tokenizer(text)["input_ids"]

@@ -27,6 +27,8 @@ TORCH_DTYPES = {name: getattr(torch, name) for name in MODEL_DTYPES}
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model*.bin")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 HUB_PROBE_TIMEOUT_S = 3.0
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "tokenizer.model",
+                   "spiece.model", "sentencepiece.bpe.model")  # any one: the folder holds a tokenizer
 
 
 def check_model_folder(folder: Path) -> Path:
@@ -109,13 +111,31 @@ def load_config(source):
     return AutoConfig.from_pretrained(resolve_source(source))
 
 
+def load_tokenizer(folder: str, trust_remote_code: bool = False):
+    """The tokenizer saved in ``folder`` (a resolved source), with a pad token (EOS where it has
+    none); None when the folder holds no tokenizer files. (AutoTokenizer would otherwise build an
+    empty-vocabulary tokenizer from a bare config.json: every word unknown.)"""
+    from transformers import AutoTokenizer
+
+    local = Path(folder)
+    if local.is_dir() and not any((local / name).is_file() for name in TOKENIZER_FILES):
+        return None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 def load_model(source: str | os.PathLike = "default", task: str = "classification", num_labels: int = 2,
                dtype: str = "float32", trust_remote_code: bool = False, device: str = "cpu",
                pooling: str = DEFAULT_POOLING):
     """(model, tokenizer) for a task: "classification" (sequence classification with
     ``num_labels`` and ``pooling``, see pooling.py), "causal-lm" or "encoder" (the bare model).
     The tokenizer is None when the folder has none. ``trust_remote_code`` stays off unless asked for."""
-    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
 
     check_choice(task, TASKS, "task")
     check_choice(dtype, MODEL_DTYPES, "dtype")
@@ -129,13 +149,8 @@ def load_model(source: str | os.PathLike = "default", task: str = "classificatio
                                                 trust_remote_code=trust_remote_code, **kwargs)
     except (OSError, ValueError, KeyError) as error:
         raise ModelSourceError(f"cannot load {source!r} as a {task} model: {error}") from None
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(resolved, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, KeyError, TypeError):
-        tokenizer = None
+    tokenizer = load_tokenizer(resolved, trust_remote_code)
     if tokenizer is not None:
-        if tokenizer.pad_token is None and tokenizer.eos_token is not None:
-            tokenizer.pad_token = tokenizer.eos_token
         if getattr(model.config, "pad_token_id", None) is None:
             model.config.pad_token_id = tokenizer.pad_token_id
     if task == "classification":
