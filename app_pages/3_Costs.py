@@ -6,7 +6,7 @@ import lamda_core as lc
 from lamda_core import choices, figures
 from lamda_core.choices import OPTIMIZERS
 from lamda_core.costs.estimate import CostBreakdown
-from lamda_core.methods import display_order, get_method
+from lamda_core.methods import display_order
 from studio_ui.common import kept, kept_choice, page_setup, sidebar, user_message
 from studio_ui.run_settings import default_data, draft_config, setting
 
@@ -36,7 +36,7 @@ checkpointing = c6.checkbox("Checkpointing", **kept("cost_gc", False),
 pattern = None
 if st.session_state.get("allocation_source") == source and "allocation" in st.session_state:
     pattern = st.session_state["allocation"].rank_pattern
-methods = [m for m in display_order() if pattern or not get_method(m).needs_rank_pattern]
+methods = display_order()  # LaMDA++ without the Rank budget page's ranks: allocated from the spectra
 trainable_task = task in choices.TRAIN_TASKS
 try:
     queries = {m: lc.CostQuery.from_train_config(
@@ -49,14 +49,25 @@ except lc.LamdaError as error:
     st.error(user_message(error))
     st.stop()
 if not pattern:
-    st.caption("LaMDA++ appears here after **Use for fine-tune** on the Rank budget page.")
-st.plotly_chart(figures.cost_figure(estimates), width="stretch")
+    st.caption("LaMDA++ ranks: allocated from the spectra at the run's rank x matrices; **Use for fine-tune** on "
+               "the Rank budget page chooses others.")
+unmodelled = [m for m, e in estimates.items() if e.peak is None]
+st.plotly_chart(figures.cost_figure({m: e for m, e in estimates.items() if e.peak is not None}), width="stretch")
+if unmodelled:
+    st.caption(f"**Measured only**: the memory of {', '.join(unmodelled)} is not modelled yet, so the page shows "
+               "their exact parameter counts and no memory estimate; **Measure on this machine** below measures "
+               "a real step of any of them.")
 st.caption("**Peak** is what the allocator holds at the step's highest point: weights and optimizer state, plus "
            "either the kept activations and the largest short-lived tensors (forward or backward) or the "
            "gradients and the optimizer's scratch. The bars show where the memory goes; their sum (the census) "
            "never all lives at once.")
-rows = {m: {"peak (MiB)": e.peak / 2 ** 20, "peak in": e.peak_phase, "census (MiB)": e.total / 2 ** 20,
-            "activations (MiB)": e.activations / 2 ** 20,
+def mib_if_modelled(e, bytes_: int) -> float | None:
+    return None if e.peak is None else bytes_ / 2 ** 20
+
+
+rows = {m: {"memory": "measured only" if e.peak is None else "estimated",
+            "peak (MiB)": mib_if_modelled(e, e.peak), "peak in": e.peak_phase or "-",
+            "census (MiB)": mib_if_modelled(e, e.total), "activations (MiB)": mib_if_modelled(e, e.activations),
             "trainable at start": e.trainable_start, "trainable after B freezes": e.trainable_end,
             "trainable averaged": round(e.trainable_average)} for m, e in estimates.items()}
 st.dataframe(pd.DataFrame(rows).T, width="stretch")
@@ -73,16 +84,17 @@ if st.button("Run one training step and compare", key="measure"):
     estimate = estimates[method]
     rows = ("peak",) + CostBreakdown.COMPONENTS + ("total",)
     comparison = pd.DataFrame({
-        "estimated (MiB)": [getattr(estimate, c) / 2 ** 20 for c in rows],
+        "estimated (MiB)": [None if estimate.peak is None else getattr(estimate, c) / 2 ** 20 for c in rows],
         "measured (MiB)": [getattr(measured, c) / 2 ** 20 for c in rows]},
         index=["peak (allocator)"] + list(CostBreakdown.COMPONENTS) + ["census total"])
-    comparison["error"] = [f"{(e - m) / m:+.1%}" if m else "-" for e, m in
+    comparison["error"] = [f"{(e - m) / m:+.1%}" if m and e is not None else "-" for e, m in
                            zip(comparison["estimated (MiB)"], comparison["measured (MiB)"])]
     st.session_state["measured_table"] = comparison
     st.session_state["measured_note"] = (
         f"{method}: measured peak {measured.peak / 2 ** 20:,.1f} MiB in the {measured.peak_phase} "
-        f"(estimated {estimate.peak / 2 ** 20:,.1f} MiB in the {estimate.peak_phase}, "
-        f"{estimate.peak / measured.peak - 1:+.1%}); the process's resident memory grew "
+        + ("(not modelled for this method: no estimate to compare)" if estimate.peak is None else
+           f"(estimated {estimate.peak / 2 ** 20:,.1f} MiB in the {estimate.peak_phase}, "
+           f"{estimate.peak / measured.peak - 1:+.1%})") + "; the process's resident memory grew "
         f"{measured.rss_growth / 2 ** 20:,.1f} MiB during the step.")
 if "measured_table" in st.session_state:
     st.markdown(st.session_state["measured_note"])

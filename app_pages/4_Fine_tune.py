@@ -16,6 +16,7 @@ from lamda_core.training.runs import RunFolder, any_live, create_run, list_runs,
 from studio_ui.common import file_choice, kept, kept_choice, page_setup, runs_root, set_kept, sidebar, user_message
 from studio_ui.run_settings import RunData, draft_config, fitted_rank, setting
 from studio_ui.runs_view import run_panel
+from studio_ui.sweep_form import sweep_section
 
 page_setup("Fine-tune")
 source, task, dtype = sidebar()
@@ -108,7 +109,7 @@ else:
 MATCH_LABELS = {"defaults": "each at its defaults", "rank": "same total rank",
                 "parameters": "same averaged parameters"}
 allocation = st.session_state.get("allocation") if st.session_state.get("allocation_source") == source else None
-methods = [m for m in method_names() if allocation is not None or not get_method(m).needs_rank_pattern]
+methods = method_names()  # LaMDA++ without the Rank budget page's ranks allocates from the spectra
 data = RunData(train_data, validation_data, text_column, label_column)
 st.subheader("New run")
 c3, c4, c5, c6 = st.columns(4)
@@ -121,6 +122,10 @@ c4.number_input("Rank (0 = method default)", 0, 256, **kept("run_rank", setting(
                     f"{m} {get_method(m).default_rank}" for m in methods if get_method(m).adapts_matrices))
 if not setting("run_rank") and trainable_task and (rank_note := fitted_rank(method, source, task)[1]):
     st.info(rank_note)
+if get_method(method).needs_rank_pattern:
+    st.caption("LaMDA++ ranks: " + ("the Rank budget page's allocation (total rank "
+                                    f"{allocation.total_rank})." if allocation else "allocated from the spectra at "
+                                    "the rank above x matrices (equal-energy); the Rank budget page chooses others."))
 c5.number_input("Steps", 1, 100000, **kept("run_steps", setting("run_steps")), help="Optimizer steps")
 c6.number_input("Batch size", 1, 1024, **kept("run_batch", setting("run_batch")))
 c7, c8, c9, c10, c10b = st.columns(5)
@@ -156,7 +161,9 @@ start = b1.button("Start", type="primary", disabled=not ready, key="start",
 if ready:
     try:
         estimate = lc.estimate_costs(lc.CostQuery.from_train_config(launch_config(method)))
-        b2.caption(f"Estimated peak training memory of this run: **{estimate.peak / 2 ** 20:,.0f} MiB** "
+        peak = ("not modelled for this method yet (measured only)" if estimate.peak is None
+                else f"**{estimate.peak / 2 ** 20:,.0f} MiB**")
+        b2.caption(f"Estimated peak training memory of this run: {peak} "
                    f"({estimate.trainable_average:,.0f} trainable parameters averaged over its steps; the Costs "
                    "page itemizes it). The run panel shows the measured peak beside it once it has finished.")
     except lc.LamdaError as error:
@@ -207,6 +214,8 @@ if compare:
         st.page_link("app_pages/6_Compare.py", label="Open the Compare page", icon=":material/compare_arrows:")
     except lc.LamdaError as error:
         st.error(user_message(error))
+
+sweep_section(lambda: launch_config(choices.DEFAULT_METHOD), root, ready, watch)
 
 if start:
     try:

@@ -63,9 +63,11 @@ from lamda_core.training.runs import create_run, read_metrics  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 CACHE = RESULTS / "quality_runs.jsonl"
-METHODS = ("lora", "lamda", "lamda++", "full")
+METHODS = ("lora", "lamda", "lamda++", "full", "dora", "pissa", "vera", "psoft")
 LABELS = {"lamda": f"LaMDA r={DEFAULT_RANKS['lamda']}", "lamda++": "LaMDA++ (same total rank)",
-          "lora": f"PEFT LoRA r={DEFAULT_RANKS['lora']}", "full": "full fine-tuning"}
+          "lora": f"PEFT LoRA r={DEFAULT_RANKS['lora']}", "full": "full fine-tuning",
+          **{m: f"PEFT {name} r={DEFAULT_RANKS[m]}"
+             for m, name in (("dora", "DoRA"), ("pissa", "PiSSA"), ("vera", "VeRA"), ("psoft", "PSOFT"))}}
 # LaMDA's previous defaults (r = 8, alpha 16, B frozen column by column over the first 30% of the
 # steps, rate 1e-2): the factor and step-budget sections and the cls-pooling Pareto were measured
 # from them.
@@ -89,7 +91,12 @@ SWEEPS = [("LaMDA r=8, previous defaults (cls pooling)", "lamda",
           (f"LaMDA r={DEFAULT_RANKS['lamda']}, defaults (mean pooling)", "lamda", {"pooling": "mean"},
            [1e-3, 3e-3, 1e-2], 3),
           ("PEFT LoRA r=8, defaults (mean pooling)", "lora", {"pooling": "mean"}, [3e-4, 1e-3, 3e-3], 1),
-          ("full fine-tuning (mean pooling)", "full", {"pooling": "mean"}, [3e-5, 1e-4, 3e-4], 1)]
+          ("full fine-tuning (mean pooling)", "full", {"pooling": "mean"}, [3e-5, 1e-4, 3e-4], 1),
+          # the PEFT family, on both tasks' train splits (--sweep-tasks sst2 agnews)
+          ("PEFT DoRA r=8 (mean pooling)", "dora", {"pooling": "mean"}, [3e-4, 1e-3, 3e-3], 1),
+          ("PEFT PiSSA r=8 (mean pooling)", "pissa", {"pooling": "mean"}, [1e-4, 3e-4, 1e-3, 3e-3], 1),
+          ("PEFT VeRA r=256 (mean pooling)", "vera", {"pooling": "mean"}, [3e-3, 1e-2, 3e-2, 1e-1], 1),
+          ("PEFT PSOFT r=40 (mean pooling)", "psoft", {"pooling": "mean"}, [1e-3, 3e-3, 1e-2], 1)]
 # one factor at a time, LaMDA on SST-2's train split; each entry is a TrainConfig change
 FACTORS = {
     "previous defaults": {},
@@ -278,7 +285,8 @@ def spec(task: str, method: str, args, seed: int = 0, split: bool = False, pooli
 # ---- sections -----------------------------------------------------------------------------
 def sweep_spec(task: str, sweep: tuple, lr: float, seed: int, args) -> dict:
     _, method, settings, _, _ = sweep
-    return spec(task, method, args, seed=seed, split=True, **{**settings, "learning_rate": lr})
+    steps = {} if task == "sst2" else {"steps": STEPS[task]}  # SST-2: --steps
+    return spec(task, method, args, seed=seed, split=True, **{**settings, **steps, "learning_rate": lr})
 
 
 def sweep_runs(args) -> list[dict]:

@@ -97,8 +97,21 @@ def _allocate(args) -> None:
     print(f"ranks written to {args.json}")
 
 
-def _mib(value: float) -> str:
-    return f"{value / 2 ** 20:,.2f}"
+def _mib(value: float | None) -> str:
+    return "measured only" if value is None else f"{value / 2 ** 20:,.2f}"
+
+
+def _fitted(query, args):
+    """``query`` at its method's default rank capped to what the model allows (VeRA's 256 on a
+    64-wide model), when no --rank was given; a note says so."""
+    from .training.preflight import fitted_default_rank
+
+    if args.rank is not None or query.rank_pattern:
+        return query
+    rank, note = fitted_default_rank(query.method, args.source, args.task)
+    if note:
+        print(f"note: {note}")
+    return query.replace(rank=rank) if rank else query
 
 
 def _estimate(args) -> None:
@@ -113,22 +126,24 @@ def _estimate(args) -> None:
                       task=args.task, dropout=args.dropout, device=args.device)
     methods = [args.method] + [m for m in display_order()
                                if m != args.method and (rank_pattern or not get_method(m).needs_rank_pattern)]
-    estimates = {m: estimate_costs(query.replace(method=m)) for m in methods}
+    estimates = {m: estimate_costs(_fitted(query.replace(method=m), args)) for m in methods}
     columns = {f"{m} est": e for m, e in estimates.items()}
     if args.measure:
         from .costs.measure import measure_costs
 
-        measured = measure_costs(query)
+        measured = measure_costs(_fitted(query, args))
         columns = {f"{args.method} est": estimates[args.method], f"{args.method} measured": measured,
                    **{k: v for k, v in columns.items() if not k.startswith(args.method + " ")}}
     names = list(columns)
     print(f"training memory in MiB, batch {args.batch} x sequence {args.seq}, {args.dtype}, {args.optimizer}")
     print(f"{'component':<22}" + "".join(f"{n:>18}" for n in names))
     print(f"{'peak':<22}" + "".join(f"{_mib(columns[n].peak):>18}" for n in names))
-    print(f"{'peak in':<22}" + "".join(f"{columns[n].peak_phase:>18}" for n in names))
+    print(f"{'peak in':<22}" + "".join(f"{columns[n].peak_phase or '-':>18}" for n in names))
     for component in CostBreakdown.COMPONENTS + ("total",):
         label = "census total" if component == "total" else component
-        print(f"{label:<22}" + "".join(f"{_mib(getattr(columns[n], component)):>18}" for n in names))
+        guessed = component in ("activations_adapter", "total")  # an unmodelled method's are guesses: not shown
+        values = [None if guessed and columns[n].peak is None else getattr(columns[n], component) for n in names]
+        print(f"{label:<22}" + "".join(f"{_mib(v):>18}" for v in values))
     for counter in ("trainable_start", "trainable_end", "trainable_average", "adapter_start", "adapter_end"):
         print(f"{counter:<22}" + "".join(f"{getattr(columns[n], counter):>18,.0f}" for n in names))
     if args.measure:
@@ -235,7 +250,46 @@ def _compare(args) -> None:
     _print_comparison(args.root, name, args.json)
 
 
-def _watch(folders) -> None:
+def _sweep(args) -> None:
+    from .training.runs import read_config, start_run
+    from .training.sweep import best_settings, create_best_comparison, create_sweep
+
+    if args.show:
+        _print_sweep(args.root, args.show, args.json)
+        return
+    base = _run_config(args, choices.DEFAULT_METHOD, max_steps=args.steps)
+    folders = create_sweep(base, args.methods, args.root, args.lrs, args.sweep_ranks, args.name)
+    name = read_config(folders[0]).comparison
+    print(f"sweep {name}: {len(folders)} runs queued in {args.root}, each judged on a seeded 10% split of "
+          f"{args.data} (never on a validation file): " + ", ".join(f.name[len(name) + 1:] for f in folders),
+          flush=True)
+    for folder in folders:
+        start_run(folder)
+    if args.background:
+        print(f"started in the background; see it with `lamda sweep --show {name} --root {args.root}`")
+        return
+    _watch(folders, "sweep")
+    _print_sweep(args.root, name, args.json)
+    if args.validation and best_settings(args.root, name):
+        compared = create_best_comparison(args.root, name, args.validation)
+        print(f"\ncomparison {name}-best: each method at its best setting on the whole of {args.data}, "
+              f"evaluated on {args.validation}", flush=True)
+        for folder in compared:
+            start_run(folder)
+        _watch(compared)
+        _print_comparison(args.root, f"{name}-best", None)
+
+
+def _print_sweep(root, name: str, json_path: str | None) -> None:
+    from .training.sweep import best_settings
+
+    _print_comparison(root, name, json_path)
+    best = best_settings(root, name)
+    print("\nbest setting per method (on the train file's split): " + ("; ".join(
+        f"{method} lr {row['learning_rate']:g} rank {row['rank']}" for method, row in best.items()) or "none finished"))
+
+
+def _watch(folders, what: str = "comparison") -> None:
     """One progress bar over every run's steps, naming the run training now, until none is queued
     or training; Ctrl-C asks every active run to checkpoint and stop (each resumes with `lamda resume`)."""
     import time
@@ -245,7 +299,7 @@ def _watch(folders) -> None:
     from .training.runs import RunFolder
 
     runs = [RunFolder(f) for f in folders]
-    bar = tqdm(total=sum(run.config.max_steps for run in runs), desc="comparison", unit="step", file=sys.stderr)
+    bar = tqdm(total=sum(run.config.max_steps for run in runs), desc=what, unit="step", file=sys.stderr)
     try:
         while True:
             statuses = [run.status() for run in runs]
@@ -279,13 +333,14 @@ def _print_comparison(root, name: str, json_path: str | None) -> None:
     metric = quality_metric(read_config(comparison_runs(root, name)[0]).task)
     rows = comparison_table(root, name, metric)
     print(f"\ncomparison {name}: final {metric} against averaged trainable parameters; * = on the Pareto front")
-    print(f"{'method':<9}{'rank':>10}{'state':>10}{metric:>12}{'F1':>8}{'adapter avg':>13}{'trainable avg':>15}"
-          f"{'peak MiB':>10}{'seconds':>9}")
+    print(f"{'method':<9}{'rank':>10}{'lr':>8}{'state':>10}{metric:>12}{'F1':>8}{'adapter avg':>13}"
+          f"{'trainable avg':>15}{'peak MiB':>10}{'seconds':>9}")
     for row in rows:
         value = row[metric]
         shown = "-" if value is None else (f"{100 * value:.1f}%" if metric == "accuracy" else f"{value:.3f}")
         f1 = "-" if row["f1"] is None else f"{100 * row['f1']:.1f}%"
-        print(f"{row['method'] + ('*' if row['pareto'] else ''):<9}{row['rank']:>10}{row['state']:>10}{shown:>12}"
+        print(f"{row['method'] + ('*' if row['pareto'] else ''):<9}{row['rank']:>10}{row['learning_rate']:>8g}"
+              f"{row['state']:>10}{shown:>12}"
               f"{f1:>8}{_format_count(row['adapter_average']):>13}{_format_count(row['trainable_average']):>15}"
               f"{_format_count(row['peak_memory_mib']):>10}{_format_count(row['seconds'], '.1f'):>9}")
     kinds = {row["peak_memory_kind"] for row in rows if row["peak_memory_kind"]}
@@ -632,6 +687,22 @@ def _add_training_commands(commands) -> None:
     compare.add_argument("--show", metavar="NAME", help="print the table of an existing comparison and exit")
     compare.add_argument("--json", help="write the table as JSON to this file")
     compare.set_defaults(handler=_compare)
+
+    sweep = commands.add_parser("sweep", help="a grid of learning rates and ranks per method, judged on a split of "
+                                "the train file; with --validation, each method's best then compared on it")
+    _add_run_arguments(sweep)
+    sweep.add_argument("--methods", nargs="+", default=list(choices.DEFAULT_SWEEP_METHODS),
+                       choices=[m for m in method_names() if not get_method(m).needs_rank_pattern],
+                       help="the methods to sweep (default: %(default)s)")
+    sweep.add_argument("--lrs", nargs="+", type=float, help="learning rates (default: each method's own)")
+    sweep.add_argument("--sweep-ranks", nargs="+", type=int, help="ranks (default: each method's own)")
+    sweep.add_argument("--steps", type=int, default=choices.DEFAULT_STEPS, help="optimizer steps of every run")
+    sweep.add_argument("--root", default="runs", help="the runs folder to create the runs in")
+    sweep.add_argument("--name", help="the sweep's name (default: sweep-<date>-<time>)")
+    sweep.add_argument("--background", action="store_true", help="queue the runs and return")
+    sweep.add_argument("--show", metavar="NAME", help="print the table and best settings of a sweep and exit")
+    sweep.add_argument("--json", help="write the sweep's table as JSON to this file")
+    sweep.set_defaults(handler=_sweep)
 
 
 def _add_run_folder_commands(commands) -> None:

@@ -52,10 +52,12 @@ def fitted_rank(method: str, source: str, task: str) -> tuple[int | None, str | 
 def draft_config(source: str, task: str, dtype: str, method: str, data: RunData,
                  rank_pattern: dict | None = None) -> TrainConfig:
     """The TrainConfig Start creates for ``method`` from the kept settings: the method's own
-    defaults where the form says 0 (rank, rate), ``rank_pattern`` for a method that needs one."""
+    defaults where the form says 0 (rank, rate), ``rank_pattern`` for a method that needs one
+    (without one, LaMDA++ allocates from the spectra at its rank: TrainConfig)."""
     spec = get_method(method)
     steps = int(setting("run_steps"))
-    rank = int(setting("run_rank")) or (None if spec.needs_rank_pattern else fitted_rank(method, source, task)[0])
+    given_ranks = spec.needs_rank_pattern and rank_pattern
+    rank = int(setting("run_rank")) or (None if given_ranks else fitted_rank(method, source, task)[0])
     adapter = spec.adapter_config(rank,
                                   rank_pattern if spec.needs_rank_pattern else None,
                                   init=setting("run_init"), freeze_fraction=float(setting("run_freeze")))

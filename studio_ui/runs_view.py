@@ -113,7 +113,8 @@ def _estimated_peak_mib(config_json: str) -> float | None:
     from lamda_core.training.config import TrainConfig
 
     try:
-        return estimate_costs(CostQuery.from_train_config(TrainConfig.from_json(config_json))).peak / 2 ** 20
+        peak = estimate_costs(CostQuery.from_train_config(TrainConfig.from_json(config_json))).peak
+        return None if peak is None else peak / 2 ** 20
     except LamdaError:
         return None
 

@@ -395,6 +395,39 @@ def test_compare_methods_in_one_click(page, server, runs_dir):
     page.screenshot(path=str(ARTIFACTS / "9-compare.png"), full_page=True)
 
 
+def test_a_sweep_finds_each_methods_best_and_compares_them(page, server, runs_dir):
+    """Fine-tune's Sweep queues the grid, each run judged on the train file's split; the best
+    setting per method shows as they finish, and one click compares the bests on the validation file."""
+    fresh_session(page, server)
+    go(page, "Fine-tune")
+    fill_number(page, "Steps", "3")
+    rates = page.locator('[data-testid="stTextInput"]').filter(has_text="Learning rates").locator("input")
+    rates.fill("1e-3, 1e-2")
+    rates.press("Tab")
+    settle(page)
+    before = set(run_configs(runs_dir))
+    page.get_by_role("button", name="Start sweep").click()
+    page.get_by_text("runs finished").first.wait_for()
+    configs = run_configs(runs_dir)
+    created = sorted(set(configs) - before)
+    assert sorted((configs[n]["method"], configs[n]["learning_rate"]) for n in created) == [
+        ("lamda", 1e-3), ("lamda", 1e-2), ("lora", 1e-3), ("lora", 1e-2)]
+    assert all(configs[n]["validation_data"] is None and configs[n]["max_steps"] == 3 for n in created)
+    for name in created:
+        wait_for_state(runs_dir / name, "finished")
+    live(page).get_by_text("4 of 4 runs finished").first.wait_for()
+    compare = page.get_by_role("button", name="Compare each method's best on the validation file")
+    compare.click()
+    page.get_by_text("Queued comparison").first.wait_for()
+    best = sorted(set(run_configs(runs_dir)) - before - set(created))
+    assert [run_configs(runs_dir)[n]["method"] for n in best] == ["lamda", "lora"] and all("-best-" in n for n in best)
+    assert all(run_configs(runs_dir)[n]["validation_data"] for n in best)  # judged on the validation file
+    page.screenshot(path=str(ARTIFACTS / "7-fine-tune-sweep.png"), full_page=True)
+    for name in best:
+        wait_for_state(runs_dir / name, "finished")
+    assert not page.locator('[data-testid="stException"]').count()
+
+
 def test_train_two_runs_then_try_them_side_by_side_and_evaluate_an_uploaded_test_file(page, server, runs_dir, tmp_path):
     """As a user would after training: two runs from Start, then Try & evaluate: a typed sentence
     gets both runs' probabilities side by side, an uploaded test file its confusion matrix and

@@ -45,6 +45,10 @@ def test_each_at_its_defaults_gives_lora_its_default_rank_and_scale_and_lamda_th
     assert configs["lora"].adapter.alpha == DEFAULT_SCALE * LORA.default_rank  # LoRA's own scale, not LaMDA's
     assert (configs["lamda"].adapter.rank, configs["lamda"].adapter.alpha) == (12, 6.0)
     assert sum(configs["lamda++"].adapter.rank_pattern.values()) == 36 * 12  # LaMDA's total rank
+    family = matched_configs(base_config(adapter=LamdaConfig(rank=12)), ["lamda", "dora", "vera", "psoft"])
+    for method in ("dora", "vera", "psoft"):  # every PEFT method as a user gets it, at its own rank and dropout
+        assert family[method].adapter.rank == get_method(method).default_rank, method
+        assert family[method].adapter.dropout == get_method(method).default_dropout, method
 
 
 def test_same_parameters_gives_lora_the_rank_closest_to_lamdas_averaged_count():

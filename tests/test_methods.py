@@ -58,21 +58,21 @@ def test_a_method_added_through_the_registry_alone_trains_saves_loads_estimates_
 
 def test_an_unknown_method_is_a_config_error_naming_the_known_ones(tmp_path):
     known = re.escape(str(method_names()))
-    for attempt in (lambda: get_method("dora"), lambda: TrainConfig(method="dora"),
-                    lambda: lc.CostQuery(method="dora"), lambda: lc.adapt(lc.load_model("tiny-llama")[0], "dora")):
-        with pytest.raises(lc.ConfigError, match=f"unknown method 'dora': method must be one of {known}"):
+    for attempt in (lambda: get_method("qlorax"), lambda: TrainConfig(method="qlorax"),
+                    lambda: lc.CostQuery(method="qlorax"), lambda: lc.adapt(lc.load_model("tiny-llama")[0], "qlorax")):
+        with pytest.raises(lc.ConfigError, match=f"unknown method 'qlorax': method must be one of {known}"):
             attempt()
     # a run config file naming a method this install does not know
     folder = create_run(TrainConfig(max_steps=1), tmp_path / "run")
     config = json.loads((folder / "run_config.json").read_text())
-    (folder / "run_config.json").write_text(json.dumps({**config, "method": "dora"}))
-    with pytest.raises(lc.ConfigError, match="unknown method 'dora'"):
+    (folder / "run_config.json").write_text(json.dumps({**config, "method": "qlorax"}))
+    with pytest.raises(lc.ConfigError, match="unknown method 'qlorax'"):
         RunFolder(folder).config
     result = subprocess.run(
         [sys.executable, "-m", "lamda_core.cli", "resume", str(folder)], capture_output=True, text=True
     )
-    assert result.returncode == 2 and "unknown method 'dora'" in result.stderr
-    result = subprocess.run([sys.executable, "-m", "lamda_core.cli", "train", "--method", "dora", "--output",
+    assert result.returncode == 2 and "unknown method 'qlorax'" in result.stderr
+    result = subprocess.run([sys.executable, "-m", "lamda_core.cli", "train", "--method", "qlorax", "--output",
                              str(tmp_path / "cli")], capture_output=True, text=True)
     assert result.returncode == 2 and "invalid choice: 'dora'" in result.stderr and "lamda++" in result.stderr
 

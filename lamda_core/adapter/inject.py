@@ -40,15 +40,16 @@ def lamda_layers(model: nn.Module) -> dict[str, LamdaLayer]:
 
 
 def adapter_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
-    """{name: parameter} of every adapter parameter, trainable or not: LaMDA's A, S, B and PEFT
-    LoRA's lora_A / lora_B (each layer names its own, as torchtune's adapter_params())."""
-    from peft.tuners.lora import LoraLayer
+    """{name: parameter} of every adapter parameter, trainable or not: LaMDA's A, S, B and every
+    PEFT tuner layer's own (lora_A / lora_B and DoRA's magnitude, VeRA's scaling vectors, PSOFT's
+    core; each layer names its own, as torchtune's adapter_params())."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
 
     found = {}
     for module_name, module in model.named_modules():
         if isinstance(module, LamdaLayer):
             names = module.adapter_params()
-        elif isinstance(module, LoraLayer):
+        elif isinstance(module, BaseTunerLayer):
             names = list(module.adapter_layer_names)
         else:
             continue

@@ -60,7 +60,7 @@ class CostBreakdown:
     trainable_average: float
     adapter_start: int
     adapter_end: int
-    peak: int | None = None  # the allocator's highest point during a steady-state step (peak.py)
+    peak: int | None = None  # the allocator's highest point in a steady-state step (peak.py); None: not modelled
     peak_phase: str | None = None  # forward, backward or optimizer step: where the peak happens
     rss_growth: int | None = None  # measured only: the process's resident high-water growth in the step
 
@@ -303,11 +303,13 @@ def estimate_costs(query: CostQuery) -> CostBreakdown:
     head_params = sum(p.numel() for h in heads for p in meta.get_submodule(h).parameters())
     matrices = resolve_targets(meta, config.targets) if method.adapts_matrices else []
     ranks = resolve_ranks(matrices, config) if matrices else {}
+    method.check_matrices(matrices, ranks)
     counts = [method.matrix_parameters(ranks[m.name], m.d_in, m.d_out, q.total_steps, config) for m in matrices]
     adapter_frozen, adapter_start = sum(c.frozen for c in counts), sum(c.start for c in counts)
     adapter_end, adapter_average = sum(c.end for c in counts), float(sum(c.average for c in counts))
     full = method.memory is MemoryModel.FULL
-    head_copy = head_params if method.memory is MemoryModel.LORA else 0  # PEFT's modules_to_save: a trainable copy
+    peft = method.memory in (MemoryModel.LORA, MemoryModel.UNMODELLED)
+    head_copy = head_params if peft else 0  # PEFT's modules_to_save: a trainable copy
     if full:
         trainable = base_params
         weights = base_params * act
@@ -330,6 +332,8 @@ def estimate_costs(query: CostQuery) -> CostBreakdown:
     transients = _transients(sh, method.memory, config.dropout, act, causal)
     peak, phase = _peak(int(weights), int(gradients), int(optimizer_bytes), int(base + adapter_acts + logits),
                         transients, q.optimizer)
+    if method.memory is MemoryModel.UNMODELLED:  # its activations are LoRA's guess: no peak to stand behind
+        peak, phase = None, None
     return CostBreakdown(
         method=q.method, weights=int(weights), gradients=int(gradients), optimizer=int(optimizer_bytes),
         activations_base=int(base), activations_adapter=int(adapter_acts), logits=int(logits),

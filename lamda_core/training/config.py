@@ -92,6 +92,9 @@ class TrainConfig:
 
     @property
     def rank_label(self) -> str:
+        """The rank as a person reads it: a number, "per matrix", or "-" for full fine-tuning."""
+        if not self.method_spec.adapts_matrices:
+            return "-"
         return "per matrix" if self.adapter.rank_pattern else str(self.adapter.rank)
 
     def to_json(self) -> str:

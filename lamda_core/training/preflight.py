@@ -32,7 +32,8 @@ def check_run(config: TrainConfig) -> list[str]:
     elif config.pooling == "mean":
         raise ConfigError("pooling applies to classification only; a causal-lm run reads every token")
     if config.method_spec.adapts_matrices:
-        resolve_ranks(resolve_targets(model, config.adapter.targets), config.adapter)
+        matrices = resolve_targets(model, config.adapter.targets)
+        config.method_spec.check_matrices(matrices, resolve_ranks(matrices, config.adapter))
     return notes
 
 
