@@ -162,7 +162,7 @@ def test_launch_a_fine_tune_and_watch_it_finish(page, server):
     visit(page, server, "Fine_tune", "No run yet", "5-fine-tune-empty")
     steps = page.locator('[data-testid="stNumberInput"]').filter(has_text="Steps").locator("input")
     steps.fill("12")
-    page.get_by_role("button", name="Start").click()
+    page.get_by_role("button", name="Start", exact=True).click()
     page.get_by_text(": finished").wait_for()
     page.get_by_text("Download adapter (zip)").wait_for()
     page.screenshot(path=str(ARTIFACTS / "6-fine-tune-finished.png"), full_page=True)
@@ -227,7 +227,7 @@ def stop_button(page, run):
 def start_and_find(page, runs_dir):
     """Press Start and return the run folder it created."""
     before = set(run_configs(runs_dir))
-    page.get_by_role("button", name="Start").click()
+    page.get_by_role("button", name="Start", exact=True).click()
     deadline = time.monotonic() + WAIT_MS / 1000
     while not set(run_configs(runs_dir)) - before and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -318,14 +318,14 @@ def test_an_upload_is_used_at_once_previewed_and_checked(page, server, tmp_path)
     page.get_by_text("Training on reviews.tsv").wait_for()  # choosing the file selected it
     page.get_by_text("a warm and witty film").first.wait_for(state="attached")  # the preview (a data grid)
     settle(page)
-    assert page.get_by_role("button", name="Start").is_enabled()
+    assert page.get_by_role("button", name="Start", exact=True).is_enabled()
     page.screenshot(path=str(ARTIFACTS / "5-fine-tune-upload.png"), full_page=True)
     bad = tmp_path / "one_class.csv"
     bad.write_text("text,label\ngood,1\nfine,1\n")
     uploader.set_input_files(str(bad))
     page.get_by_text("only one class").first.wait_for()  # the error before Start, not a minute later
     settle(page)
-    assert page.get_by_role("button", name="Start").is_disabled()
+    assert page.get_by_role("button", name="Start", exact=True).is_disabled()
 
 
 def test_two_runs_show_side_by_side_stop_and_survive_a_reload(page, server, runs_dir):
