@@ -6,7 +6,7 @@ import sys
 from collections import Counter
 
 from . import choices
-from .errors import LamdaError
+from .errors import ConfigError, LamdaError
 from .methods import display_order, get_method, method_names
 
 
@@ -126,7 +126,14 @@ def _estimate(args) -> None:
                       task=args.task, dropout=args.dropout, device=args.device)
     methods = [args.method] + [m for m in display_order()
                                if m != args.method and (rank_pattern or not get_method(m).needs_rank_pattern)]
-    estimates = {m: estimate_costs(_fitted(query.replace(method=m), args)) for m in methods}
+    estimates = {}
+    for m in methods:
+        try:
+            estimates[m] = estimate_costs(_fitted(query.replace(method=m), args))
+        except ConfigError as error:  # a method this model cannot take (PSOFT on GPT-2's Conv1D): said, left out
+            if m == args.method:
+                raise
+            print(f"note: {m} left out: {error}")
     columns = {f"{m} est": e for m, e in estimates.items()}
     if args.measure:
         from .costs.measure import measure_costs

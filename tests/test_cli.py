@@ -67,7 +67,9 @@ def test_estimate_prints_methods_side_by_side_and_measures(tmp_path):
                      "--json", str(out))
     assert result.returncode == 0, result.stderr
     header = next(line for line in result.stdout.splitlines() if line.startswith("component"))
-    assert header.split()[1:] == ["lamda", "est", "lamda", "measured", "full", "est", "lora", "est"]
+    assert header.split()[1:] == ["lamda", "est", "lamda", "measured", "full", "est", "lora", "est", "dora", "est",
+                                  "pissa", "est", "vera", "est"]
+    assert "note: psoft left out" in result.stdout and "Conv1D" in result.stdout  # PEFT's PSOFT: nn.Linear only
     error_line = next(line for line in result.stdout.splitlines() if line.startswith("relative error"))
     assert "weights +0.0%" in error_line
     peak_error = float(error_line.split("peak ")[1].split("%")[0])
