@@ -128,13 +128,13 @@ table = pd.DataFrame({"matrix": list(allocation.ranks), "label": [labels[n] for 
                       "energy kept": list(allocation.energy_kept.values()),
                       "energy at uniform": list(allocation.uniform_energy.values())})
 st.dataframe(table, hide_index=True, width="stretch")
-s1, s2, s3 = st.columns(3)
+s1, s2 = st.columns(2)
 s1.download_button("Save ranks (JSON)", allocation.to_json(), "ranks.json", "application/json")
 if s2.button("Use for fine-tune", key="use_ranks"):
     st.session_state["allocation"] = allocation  # the object itself; Costs and Fine-tune read it
     st.session_state["allocation_source"] = source
     st.success("The Fine-tune page will offer LaMDA++ with these ranks.")
-if choices.RECOMMENDED_ALLOCATION == "uniform" and s3.button(f"Use uniform LaMDA r={base_rank} (recommended)",
+if choices.RECOMMENDED_ALLOCATION == "uniform" and st.button(f"Use uniform LaMDA r={base_rank} (recommended)",
                                                              key="use_uniform", type="primary"):
     set_kept("run_method", "lamda")
     set_kept("run_rank", base_rank)

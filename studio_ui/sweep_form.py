@@ -52,16 +52,25 @@ def sweep_section(base: Callable[[], object], root: Path, ready: bool, watch: Ca
             for folder in folders:
                 start_run(folder)
             watch(folders)
-            st.session_state["sweep"] = RunFolder(folders[0]).config.comparison
+            st.session_state["sweep_name"] = RunFolder(folders[0]).config.comparison
         except lc.LamdaError as error:
             st.error(user_message(error))
-    if "sweep" in st.session_state:
-        sweep_results(st.session_state["sweep"], base, root, watch)
+    name = st.session_state.get("sweep_name")
+    if name:  # redrawn every 2 s while a run of the sweep is queued or training, never when idle
+        following = any_live(sweep_runs(root, name))
+        st.fragment(run_every=2.0 if following else None)(sweep_results)(name, base, root, watch, following)
 
 
-def sweep_results(name: str, base: Callable[[], object], root: Path, watch: Callable[[list[Path]], None]) -> None:
+def sweep_runs(root: Path, name: str) -> list[Path]:
+    return [f for f in sorted(root.glob(f"{name}-*")) if RunFolder(f).config.comparison == name]
+
+
+def sweep_results(name: str, base: Callable[[], object], root: Path, watch: Callable[[list[Path]], None],
+                  following: bool) -> None:
     """The best setting per method so far, and the button that compares them on the validation file."""
-    runs = [f for f in sorted(root.glob(f"{name}-*")) if RunFolder(f).config.comparison == name]
+    runs = sweep_runs(root, name)
+    if following and not any_live(runs):
+        st.rerun()  # the sweep is done: redraw the page once, without the timer
     best = best_settings(root, name) if runs else {}
     done = sum(RunFolder(f).status()["state"] == "finished" for f in runs)
     st.markdown(f"Sweep **{name}**: {done} of {len(runs)} runs finished.")
@@ -82,6 +91,9 @@ def sweep_results(name: str, base: Callable[[], object], root: Path, watch: Call
                 start_run(folder)
             watch(folders)
             st.session_state["comparison"] = f"{name}-best"
-            st.success(f"Queued comparison **{name}-best**; the Compare page shows it.")
+            st.session_state["sweep_queued"] = f"{name}-best"
+            st.rerun()  # the whole page, so the run panels below follow the new runs
         except lc.LamdaError as error:
             st.error(user_message(error))
+    if st.session_state.get("sweep_queued") == f"{name}-best":
+        st.success(f"Queued comparison **{name}-best**; the Compare page shows it.")

@@ -407,7 +407,7 @@ def test_a_sweep_finds_each_methods_best_and_compares_them(page, server, runs_di
     settle(page)
     before = set(run_configs(runs_dir))
     page.get_by_role("button", name="Start sweep").click()
-    page.get_by_text("runs finished").first.wait_for()
+    page.get_by_text("0 of 4 runs finished").first.wait_for()
     configs = run_configs(runs_dir)
     created = sorted(set(configs) - before)
     assert sorted((configs[n]["method"], configs[n]["learning_rate"]) for n in created) == [

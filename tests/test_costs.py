@@ -110,7 +110,7 @@ def test_gradient_checkpointing_keeps_block_inputs_only():
     (dict(batch_size=0), lc.ConfigError, "batch size must be a positive integer"),
     (dict(seq_len=-4), lc.ConfigError, "sequence length must be a positive integer"),
     (dict(seq_len=4096), lc.ConfigError, "exceeds the model's maximum of 512 positions"),
-    (dict(method="dora"), lc.ConfigError, "unknown method 'dora'"),
+    (dict(method="qlorax"), lc.ConfigError, "unknown method 'qlorax'"),
     (dict(rank_pattern={"model.layers.0.q_proj": 4}), lc.TargetError, "match none of the targeted matrices"),
     (dict(optimizer="lion"), lc.ConfigError, "unknown optimizer"),
 ])

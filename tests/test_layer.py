@@ -121,7 +121,7 @@ def test_bad_options_are_specific_errors():
         lc.LamdaConfig(rank=0)
     model, _ = load("minilm")
     with pytest.raises(lc.ConfigError, match="unknown method"):
-        lc.adapt(model, "dora")
+        lc.adapt(model, "qlorax")
     with pytest.raises(lc.TargetError, match="rank_pattern entries \\['q_proj'\\]"):
         lc.apply_lamda(model, lc.LamdaConfig(rank_pattern={"q_proj": 4}))
     lc.apply_lamda(model, lc.LamdaConfig())

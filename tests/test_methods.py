@@ -74,7 +74,7 @@ def test_an_unknown_method_is_a_config_error_naming_the_known_ones(tmp_path):
     assert result.returncode == 2 and "unknown method 'qlorax'" in result.stderr
     result = subprocess.run([sys.executable, "-m", "lamda_core.cli", "train", "--method", "qlorax", "--output",
                              str(tmp_path / "cli")], capture_output=True, text=True)
-    assert result.returncode == 2 and "invalid choice: 'dora'" in result.stderr and "lamda++" in result.stderr
+    assert result.returncode == 2 and "invalid choice: 'qlorax'" in result.stderr and "lamda++" in result.stderr
 
 
 def test_lamda_plus_plus_without_ranks_gets_them_from_the_spectra(tmp_path):

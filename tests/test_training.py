@@ -332,7 +332,7 @@ def test_merged_export_of_a_finished_run_matches_the_adapter(tmp_path):
 
 @pytest.mark.parametrize("changes,message", [
     (dict(lr_schedule="cosin"), "unknown lr_schedule 'cosin'"),
-    (dict(method="dora"), "unknown method 'dora'"),
+    (dict(method="qlorax"), "unknown method 'qlorax'"),
     (dict(batch_size=0), "batch_size must be a positive integer"),
     (dict(warmup_fraction=1.5), "warmup_fraction must be in"),
 ])
