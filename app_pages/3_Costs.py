@@ -60,23 +60,13 @@ for m, reason in left_out.items():
 if not pattern:
     st.caption("LaMDA++ ranks: allocated from the spectra at the run's rank x matrices; **Use for fine-tune** on "
                "the Rank budget page chooses others.")
-unmodelled = [m for m, e in estimates.items() if e.peak is None]
-st.plotly_chart(figures.cost_figure({m: e for m, e in estimates.items() if e.peak is not None}), width="stretch")
-if unmodelled:
-    st.caption(f"**Measured only**: the memory of {', '.join(unmodelled)} is not modelled yet, so the page shows "
-               "their exact parameter counts and no memory estimate; **Measure on this machine** below measures "
-               "a real step of any of them.")
+st.plotly_chart(figures.cost_figure(estimates), width="stretch")
 st.caption("**Peak** is what the allocator holds at the step's highest point: weights and optimizer state, plus "
            "either the kept activations and the largest short-lived tensors (forward or backward) or the "
            "gradients and the optimizer's scratch. The bars show where the memory goes; their sum (the census) "
            "never all lives at once.")
-def mib_if_modelled(e, bytes_: int) -> float | None:
-    return None if e.peak is None else bytes_ / 2 ** 20
-
-
-rows = {m: {"memory": "measured only" if e.peak is None else "estimated",
-            "peak (MiB)": mib_if_modelled(e, e.peak), "peak in": e.peak_phase or "-",
-            "census (MiB)": mib_if_modelled(e, e.total), "activations (MiB)": mib_if_modelled(e, e.activations),
+rows = {m: {"peak (MiB)": e.peak / 2 ** 20, "peak in": e.peak_phase,
+            "census (MiB)": e.total / 2 ** 20, "activations (MiB)": e.activations / 2 ** 20,
             "trainable at start": e.trainable_start, "trainable after B freezes": e.trainable_end,
             "trainable averaged": round(e.trainable_average)} for m, e in estimates.items()}
 st.dataframe(pd.DataFrame(rows).T, width="stretch")
@@ -93,17 +83,16 @@ if st.button("Run one training step and compare", key="measure"):
     estimate = estimates[method]
     rows = ("peak",) + CostBreakdown.COMPONENTS + ("total",)
     comparison = pd.DataFrame({
-        "estimated (MiB)": [None if estimate.peak is None else getattr(estimate, c) / 2 ** 20 for c in rows],
+        "estimated (MiB)": [getattr(estimate, c) / 2 ** 20 for c in rows],
         "measured (MiB)": [getattr(measured, c) / 2 ** 20 for c in rows]},
         index=["peak (allocator)"] + list(CostBreakdown.COMPONENTS) + ["census total"])
-    comparison["error"] = [f"{(e - m) / m:+.1%}" if m and e is not None else "-" for e, m in
+    comparison["error"] = [f"{(e - m) / m:+.1%}" if m else "-" for e, m in
                            zip(comparison["estimated (MiB)"], comparison["measured (MiB)"])]
     st.session_state["measured_table"] = comparison
     st.session_state["measured_note"] = (
         f"{method}: measured peak {measured.peak / 2 ** 20:,.1f} MiB in the {measured.peak_phase} "
-        + ("(not modelled for this method: no estimate to compare)" if estimate.peak is None else
-           f"(estimated {estimate.peak / 2 ** 20:,.1f} MiB in the {estimate.peak_phase}, "
-           f"{estimate.peak / measured.peak - 1:+.1%})") + "; the process's resident memory grew "
+        + f"(estimated {estimate.peak / 2 ** 20:,.1f} MiB in the {estimate.peak_phase}, "
+        f"{estimate.peak / measured.peak - 1:+.1%}); the process's resident memory grew "
         f"{measured.rss_growth / 2 ** 20:,.1f} MiB during the step.")
 if "measured_table" in st.session_state:
     st.markdown(st.session_state["measured_note"])

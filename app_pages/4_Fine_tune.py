@@ -161,9 +161,7 @@ start = b1.button("Start", type="primary", disabled=not ready, key="start",
 if ready:
     try:
         estimate = lc.estimate_costs(lc.CostQuery.from_train_config(launch_config(method)))
-        peak = ("not modelled for this method yet (measured only)" if estimate.peak is None
-                else f"**{estimate.peak / 2 ** 20:,.0f} MiB**")
-        b2.caption(f"Estimated peak training memory of this run: {peak} "
+        b2.caption(f"Estimated peak training memory of this run: **{estimate.peak / 2 ** 20:,.0f} MiB** "
                    f"({estimate.trainable_average:,.0f} trainable parameters averaged over its steps; the Costs "
                    "page itemizes it). The run panel shows the measured peak beside it once it has finished.")
     except lc.LamdaError as error:

@@ -1,6 +1,6 @@
 """Memory benchmark: the cost estimate against measurement, and LaMDA against PEFT LoRA.
 
-    python benchmarks/memory.py
+    python benchmarks/memory.py [--peft-family-only]
 
 For MiniLM (real), a tiny Llama and a tiny GPT-2 at two (batch, seq) shapes, and for full
 fine-tuning, PEFT LoRA (dropout 0.05 and 0), LaMDA and LaMDA++ at the same base rank 8 (LaMDA++
@@ -8,7 +8,9 @@ ranks from the equal-energy allocation, same total rank): the estimated peak aga
 the allocator reached in one measured steady-state training step (costs/peak.py), beside the
 census (saved tensors + parameters, gradients, optimizer state) and the process's RSS growth;
 the measured LaMDA / LoRA ratios of trainable adapter parameters (averaged over the freezing
-schedule, eta = 0.3) and of peak memory; and the census component by component.
+schedule, eta = 0.3) and of peak memory; and the census component by component. Then PEFT's
+DoRA, PiSSA, VeRA and PSOFT (rank 8, dropout 0 and 0.05) on every model and shape: estimated
+against measured peak (PSOFT adapts nn.Linear only, so not GPT-2's Conv1D).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ SHAPES = [(4, 64), (16, 128)]
 METHODS = [("full", "full", 0.0), ("LoRA (dropout 0.05)", "lora", 0.05), ("LoRA (dropout 0)", "lora", 0.0),
            ("LaMDA", "lamda", 0.0), ("LaMDA++", "lamda++", 0.0)]
 RANK = 8
+PEFT_FAMILY = ("dora", "pissa", "vera", "psoft")
 # beyond the grid: other shapes (never used to read the transient formulas), bfloat16 (whose
 # half-precision terms were read from MiniLM and tiny Llama at 8x96) and checkpointing (not tuned)
 HELD_OUT = [("MiniLM-L6", 8, 200, "float32", False), ("MiniLM-L6", 8, 96, "bfloat16", False),
@@ -39,10 +42,39 @@ def mib(value: float) -> str:
     return f"{value / 2 ** 20:.2f}"
 
 
+def peft_family_rows() -> list[tuple]:
+    """(model, shape, method, estimated, measured, error, phases) for every PEFT family method."""
+    rows = []
+    for model_name, (source, task) in MODELS.items():
+        for batch, seq in SHAPES:
+            for method in PEFT_FAMILY:
+                if method == "psoft" and source == "tiny-gpt2":
+                    continue
+                for dropout in (0.0, 0.05):
+                    query = lc.CostQuery(source, method, RANK, batch_size=batch, seq_len=seq, task=task,
+                                         dropout=dropout)
+                    estimate, measure = lc.estimate_costs(query), lc.measure_costs(query)
+                    rows.append((model_name, f"{batch}x{seq}", f"{method} (dropout {dropout:g})", mib(estimate.peak),
+                                 mib(measure.peak), f"{estimate.peak / measure.peak - 1:+.1%}",
+                                 f"{estimate.peak_phase} / {measure.peak_phase}"))
+    return rows
+
+
+def peft_family_table() -> None:
+    table("PEFT's DoRA, PiSSA, VeRA and PSOFT: estimated against measured peak (MiB; rank 8, float32, AdamW, CPU)",
+          ["model", "batch x seq", "method", "estimated peak", "measured peak (allocator)", "peak error",
+           "phase (estimated / measured)"], peft_family_rows())
+
+
 def main() -> None:
+    import sys
+
     import transformers
 
     transformers.logging.set_verbosity_error()
+    if "--peft-family-only" in sys.argv:
+        peft_family_table()
+        return
     peaks, census, ratios = [], [], []
     for model_name, (source, task) in MODELS.items():
         report = lc.scan_spectra(source, top_k=4 * RANK if source != "tiny-llama" else 32)
@@ -98,6 +130,7 @@ def main() -> None:
     table("The census, component by component: estimated against counted (MiB)",
           ["model", "batch x seq", "method", "estimated census", "counted census", "census error",
            "base activations error", "adapter activations error", "worst component"], census)
+    peft_family_table()
 
 
 def table(title: str, header: list[str], rows: list[tuple]) -> None:

@@ -97,8 +97,8 @@ def _allocate(args) -> None:
     print(f"ranks written to {args.json}")
 
 
-def _mib(value: float | None) -> str:
-    return "measured only" if value is None else f"{value / 2 ** 20:,.2f}"
+def _mib(value: float) -> str:
+    return f"{value / 2 ** 20:,.2f}"
 
 
 def _fitted(query, args):
@@ -148,9 +148,7 @@ def _estimate(args) -> None:
     print(f"{'peak in':<22}" + "".join(f"{columns[n].peak_phase or '-':>18}" for n in names))
     for component in CostBreakdown.COMPONENTS + ("total",):
         label = "census total" if component == "total" else component
-        guessed = component in ("activations_adapter", "total")  # an unmodelled method's are guesses: not shown
-        values = [None if guessed and columns[n].peak is None else getattr(columns[n], component) for n in names]
-        print(f"{label:<22}" + "".join(f"{_mib(v):>18}" for v in values))
+        print(f"{label:<22}" + "".join(f"{_mib(getattr(columns[n], component)):>18}" for n in names))
     for counter in ("trainable_start", "trainable_end", "trainable_average", "adapter_start", "adapter_end"):
         print(f"{counter:<22}" + "".join(f"{getattr(columns[n], counter):>18,.0f}" for n in names))
     if args.measure:

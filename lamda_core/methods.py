@@ -30,7 +30,9 @@ class MemoryModel(enum.Enum):
     FULL = "every weight trains: gradients and optimizer state for all, no adapter path"
     LORA = "PEFT LoRA: each module keeps x (a dropped copy when dropout > 0) and A(x); a head copy"
     LAMDA = "LaMDA: A(x) and S(A(x)) kept per module (r wide), never the d_in-wide x"
-    UNMODELLED = "not modelled yet: parameters are exact, the peak memory comes from a measurement only"
+    DORA = "PEFT DoRA: LoRA's terms, plus the base output and B A x (d_out wide) for the magnitude's gradient"
+    VERA = "PEFT VeRA: A x (r wide) and B diag(lambda_d) A x (d_out wide) per module, never x (A, B frozen)"
+    PSOFT = "PEFT PSOFT: x A^T (r wide) per module, never x (A, B frozen)"
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,7 @@ class DoraMethod(LoraMethod):
     """PEFT DoRA (use_dora): W' = m * (W + s B A) / ||W + s B A||_row, LoRA's A and B plus a
     trained magnitude m per output row (d_out)."""
 
-    memory: MemoryModel = MemoryModel.UNMODELLED
+    memory: MemoryModel = MemoryModel.DORA
 
     def peft_config(self, config, ranks, heads, conv1d):
         from .adapter.inject import lora_config
@@ -217,7 +219,7 @@ class PissaMethod(LoraMethod):
     it converted to a plain LoRA of rank 2r for the original W (PEFT's
     path_initial_model_for_weight_conversion), so it loads and merges like LoRA."""
 
-    memory: MemoryModel = MemoryModel.UNMODELLED
+    memory: MemoryModel = MemoryModel.LORA
 
     def peft_config(self, config, ranks, heads, conv1d):
         from .adapter.inject import lora_config
@@ -276,7 +278,7 @@ class VeraMethod(UniformRankPeftMethod):
     frozen and shared by every matrix (from a fixed PRNG key, saved with the adapter); per matrix
     only lambda_b (d_out) and lambda_d (r) train. VeRA has no alpha."""
 
-    memory: MemoryModel = MemoryModel.UNMODELLED
+    memory: MemoryModel = MemoryModel.VERA
 
     def peft_config(self, config, ranks, heads, conv1d):
         from peft import VeraConfig
@@ -297,7 +299,7 @@ class PsoftMethod(UniformRankPeftMethod):
     trained scaling vector on each side (2r): LaMDA's closest relative, a trained core between
     frozen SVD factors."""
 
-    memory: MemoryModel = MemoryModel.UNMODELLED
+    memory: MemoryModel = MemoryModel.PSOFT
     linear_only: bool = True
 
     def peft_config(self, config, ranks, heads, conv1d):
@@ -373,8 +375,8 @@ def method_names() -> tuple[str, ...]:
 
 def display_order() -> tuple[str, ...]:
     """Cost tables and figures: the baselines first (full, then PEFT methods), LaMDA's after."""
-    rank = {MemoryModel.FULL: 0, MemoryModel.LORA: 1, MemoryModel.UNMODELLED: 1, MemoryModel.LAMDA: 2}
-    return tuple(sorted(_REGISTRY, key=lambda n: rank[_REGISTRY[n].memory]))
+    rank = {MemoryModel.FULL: 0, MemoryModel.LAMDA: 2}
+    return tuple(sorted(_REGISTRY, key=lambda n: rank.get(_REGISTRY[n].memory, 1)))
 
 
 # ---- the entries ------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The PEFT family (DoRA, PiSSA, VeRA, PSOFT), each through PEFT's own code: trainable counts equal
-PEFT's own on three architectures and the memory is "measured only"; a stopped run resumes to the
-losses of an uninterrupted one; a comparison of every method on a slice of real data runs end to
+PEFT's own on three architectures and the estimated peak is within 10% of the measured one; a stopped
+run resumes to the losses of an uninterrupted one; a comparison of every method on a slice of real data runs end to
 end through the CLI, and each run's saved adapter evaluates to what training reported."""
 import json
 import subprocess
@@ -31,7 +31,7 @@ def test_the_family_is_registered():
 
 @pytest.mark.parametrize("family", list(SOURCES))
 @pytest.mark.parametrize("method", PEFT_FAMILY)
-def test_counts_equal_peft_and_the_peak_is_measured_only(family, method):
+def test_counts_equal_peft_and_the_estimated_peak_is_the_measured_one(family, method):
     source, task = SOURCES[family]
     query = lc.CostQuery(source, method, 4, batch_size=2, seq_len=16, task=task)
     if (method, family) == ("psoft", "gpt2"):  # PEFT's PSOFT adapts nn.Linear only: refused by name, up front
@@ -44,10 +44,20 @@ def test_counts_equal_peft_and_the_peak_is_measured_only(family, method):
     model, _ = load_model(source, task=task)
     peft_model = get_method(method).apply(model, query.adapter_config())
     assert estimate.trainable_start == estimate.trainable_end == peft_model.get_nb_trainable_parameters()[0]
-    assert estimate.peak is None and estimate.peak_phase is None  # not modelled: no number it cannot stand behind
-    if family == "minilm":  # a real step measures it (two training steps under the profiler: once per method)
-        measured = lc.measure_costs(query)
-        assert measured.trainable_start == estimate.trainable_start and measured.peak > 0
+    measured = lc.measure_costs(query)
+    assert measured.trainable_start == estimate.trainable_start
+    assert estimate.peak == pytest.approx(measured.peak, rel=0.10)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.05])
+@pytest.mark.parametrize("method", PEFT_FAMILY)
+def test_the_peak_at_the_apps_shape_is_within_ten_percent(method, dropout):
+    """Where activations dominate (MiniLM, batch 16 x 64 tokens), each method's own terms
+    (methods.MemoryModel) carry the estimate: DoRA's kept base output and B A x, VeRA's
+    d_out-wide product, PSOFT's r-wide x A^T (about +1% here; benchmarks/memory.py)."""
+    query = lc.CostQuery("default", method, dropout=dropout)
+    estimate, measured = lc.estimate_costs(query), lc.measure_costs(query)
+    assert estimate.peak == pytest.approx(measured.peak, rel=0.10)
 
 
 @pytest.mark.parametrize("method", PEFT_FAMILY)

@@ -60,7 +60,7 @@ class CostBreakdown:
     trainable_average: float
     adapter_start: int
     adapter_end: int
-    peak: int | None = None  # the allocator's highest point in a steady-state step (peak.py); None: not modelled
+    peak: int | None = None  # the allocator's highest point in a steady-state step (peak.py)
     peak_phase: str | None = None  # forward, backward or optimizer step: where the peak happens
     rss_growth: int | None = None  # measured only: the process's resident high-water growth in the step
 
@@ -205,6 +205,13 @@ def _adapter_activations(memory: MemoryModel, matrices: list[MatrixInfo], ranks:
     masks = sum(n * m.d_in * mask for m in matrices if input_needs_grad(m)) if dropout > 0 else 0
     if memory is MemoryModel.LAMDA:
         return sum(2 * n * ranks[m.name] * ADAPTER_BYTES for m in matrices) + masks
+    if memory is MemoryModel.VERA:
+        return sum(n * (ranks[m.name] + m.d_out) * ADAPTER_BYTES for m in matrices) + masks
+    if memory is MemoryModel.PSOFT:
+        return sum(n * ranks[m.name] * ADAPTER_BYTES for m in matrices) + masks
+    if memory is MemoryModel.DORA:  # LoRA's, plus the base output and B A x per module
+        lora = _adapter_activations(MemoryModel.LORA, matrices, ranks, sh, act, mask, dropout, fused_attention)
+        return lora + sum(2 * n * m.d_out * ADAPTER_BYTES for m in matrices)
     total = sum(n * ranks[m.name] * ADAPTER_BYTES for m in matrices) + masks  # A(x), kept for lora_B
     if dropout > 0:  # each module keeps its own dropped copy of x
         return total + sum(n * m.d_in * ADAPTER_BYTES for m in matrices)
@@ -244,6 +251,13 @@ def _transients(sh: Shape, memory: MemoryModel, dropout: float, act: int, causal
     if lora:
         return ((2 * i + h / 2) if dropout > 0 else 2 * h) * n * act, (i if dropout > 0 else i + 3 * h) * n * act
     return (2 * i + h / 2) * n * act, (2 * i + 3 * h) * n * act
+
+
+def _dora_weight_transient(matrices: list[MatrixInfo]) -> int:
+    """DoRA's largest forward temporary beyond LoRA's (PEFT's DoraLinearLayer): B A is built by
+    pushing a d_in x d_in identity through A and B, then W + s B A and its copy of s B A (d_out x
+    d_in each) give the row norms; bytes of the widest module."""
+    return max((m.d_in * m.d_in + 3 * m.d_in * m.d_out) * ADAPTER_BYTES for m in matrices)
 
 
 def _peak(weights: int, gradients: int, optimizer: int, activations: int, transients: tuple[float, float],
@@ -308,7 +322,7 @@ def estimate_costs(query: CostQuery) -> CostBreakdown:
     adapter_frozen, adapter_start = sum(c.frozen for c in counts), sum(c.start for c in counts)
     adapter_end, adapter_average = sum(c.end for c in counts), float(sum(c.average for c in counts))
     full = method.memory is MemoryModel.FULL
-    peft = method.memory in (MemoryModel.LORA, MemoryModel.UNMODELLED)
+    peft = method.memory not in (MemoryModel.FULL, MemoryModel.LAMDA)
     head_copy = head_params if peft else 0  # PEFT's modules_to_save: a trainable copy
     if full:
         trainable = base_params
@@ -330,10 +344,10 @@ def estimate_costs(query: CostQuery) -> CostBreakdown:
     base, adapter_acts, logits = _activations(sh, method.memory, matrices, ranks, config.dropout, act, mask, full,
                                               on_gpu, q.gradient_checkpointing, causal)
     transients = _transients(sh, method.memory, config.dropout, act, causal)
+    if method.memory is MemoryModel.DORA and matrices:  # the norm of W + s B A, rebuilt in every forward
+        transients = (transients[0] + _dora_weight_transient(matrices), transients[1])
     peak, phase = _peak(int(weights), int(gradients), int(optimizer_bytes), int(base + adapter_acts + logits),
                         transients, q.optimizer)
-    if method.memory is MemoryModel.UNMODELLED:  # its activations are LoRA's guess: no peak to stand behind
-        peak, phase = None, None
     return CostBreakdown(
         method=q.method, weights=int(weights), gradients=int(gradients), optimizer=int(optimizer_bytes),
         activations_base=int(base), activations_adapter=int(adapter_acts), logits=int(logits),
