@@ -512,6 +512,8 @@ def report(cache: dict, args) -> dict:
         worst = min(x["accuracy"] for r in rows.values() for x in r)
         print(f"\nLoRA - LaMDA: {100 * gap:+.1f} points; averaged adapter parameters LoRA / LaMDA: {ratio:.1f}x; "
               f"lowest single-seed accuracy of any method: {100 * worst:.1f}%\n")
+        if task != "demo":
+            defaults_front(task, rows)
     out["pooling"] = pooling_table(cache, args)
     factors = {name: s for name, s in factor_runs(args).items() if run_key(s) in cache}
     if "previous defaults" in factors:
@@ -608,14 +610,30 @@ def report(cache: dict, args) -> dict:
     return out
 
 
-def write_pareto_figures(points: list[dict]) -> None:
-    """pareto.html, and where Debian's chromium is installed pareto_params.png and
-    pareto_memory.png (docs/quality.md's images), rendered offline through Playwright."""
+def defaults_front(task: str, rows: dict[str, list[dict]]) -> None:
+    """Every method at its defaults as one point (mean accuracy over seeds): which are on the Pareto
+    front of accuracy against averaged trainable parameters (head included, the whole model for full
+    fine-tuning) and against peak memory; figures pareto_<task>_params.png / _memory.png."""
+    from lamda_core.training.compare import pareto_front
+
+    points = [{"method": m, "label": m, "accuracy": statistics.mean(x["accuracy"] for x in r),
+               "trainable_average": r[0]["trainable_average"],
+               "peak_memory_mib": statistics.mean(x["peak_rss_mib"] for x in r)} for m, r in rows.items()]
+    for x, what in (("trainable_average", "averaged trainable parameters"), ("peak_memory_mib", "peak memory")):
+        front = sorted(points[i]["method"] for i in pareto_front(points, x, "accuracy"))
+        print(f"Pareto front, accuracy against {what}: {', '.join(front)}")
+    print()
+    write_pareto_figures(points, f"pareto_{task}", x_params="trainable_average")
+
+
+def write_pareto_figures(points: list[dict], stem: str = "pareto", x_params: str = "adapter_average") -> None:
+    """<stem>.html, and where Debian's chromium is installed <stem>_params.png and
+    <stem>_memory.png (docs/quality.md's images), rendered offline through Playwright."""
     import shutil
 
     from lamda_core.figures import pareto_figure
 
-    pareto_figure(points).write_html(RESULTS / "pareto.html", include_plotlyjs="cdn")
+    pareto_figure(points, x=x_params).write_html(RESULTS / f"{stem}.html", include_plotlyjs="cdn")
     chromium = shutil.which("chromium")
     if not chromium:
         return
@@ -624,7 +642,7 @@ def write_pareto_figures(points: list[dict]) -> None:
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 900, "height": 500})
-        for x, name in (("adapter_average", "pareto_params.png"), ("peak_memory_mib", "pareto_memory.png")):
+        for x, name in ((x_params, f"{stem}_params.png"), ("peak_memory_mib", f"{stem}_memory.png")):
             html = Path(tmp) / "figure.html"
             pareto_figure(points, x=x).update_layout(width=900, height=500).write_html(html, include_plotlyjs=True)
             page.goto(html.as_uri())
