@@ -49,13 +49,13 @@ def test_counts_equal_peft_and_the_estimated_peak_is_the_measured_one(family, me
     assert estimate.peak == pytest.approx(measured.peak, rel=0.10)
 
 
-@pytest.mark.parametrize("dropout", [0.0, 0.05])
 @pytest.mark.parametrize("method", PEFT_FAMILY)
-def test_the_peak_at_the_apps_shape_is_within_ten_percent(method, dropout):
-    """Where activations dominate (MiniLM, batch 16 x 64 tokens), each method's own terms
-    (methods.MemoryModel) carry the estimate: DoRA's kept base output and B A x, VeRA's
-    d_out-wide product, PSOFT's r-wide x A^T (about +1% here; benchmarks/memory.py)."""
-    query = lc.CostQuery("default", method, dropout=dropout)
+def test_the_peak_at_the_apps_shape_is_within_ten_percent(method):
+    """Where activations dominate (MiniLM, batch 16 x 64 tokens, the method's default rank and
+    dropout), each method's own terms (methods.MemoryModel) carry the estimate: DoRA's kept base
+    output and B A x, VeRA's d_out-wide product, PSOFT's r-wide x A^T (within 3% here; both
+    dropouts on three models: benchmarks/memory.py --peft-family-only)."""
+    query = lc.CostQuery("default", method)
     estimate, measured = lc.estimate_costs(query), lc.measure_costs(query)
     assert estimate.peak == pytest.approx(measured.peak, rel=0.10)
 
