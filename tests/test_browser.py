@@ -190,8 +190,20 @@ def go(page, title: str) -> None:
 
 
 def choose(page, label: str, option: str) -> None:
-    page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
-    page.get_by_role("option", name=option, exact=True).click()
+    """Pick ``option`` in the selectbox labelled ``label``. A rerun that lands just after the click
+    closes the open list, so the list is opened again (a few times) until the option shows."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+    for attempt in range(4):
+        box.click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=15_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 3:
+                raise
+            settle(page)
     settle(page)
 
 
