@@ -12,6 +12,7 @@ import streamlit as st
 import lamda_core as lc
 from lamda_core import choices
 from lamda_core.methods import get_method, method_names
+from lamda_core.training.compare import comparison_runs
 from lamda_core.training.data import DEMO_DATASETS
 from lamda_core.training.runs import RunFolder, any_live, start_run
 from lamda_core.training.sweep import best_settings, create_best_comparison, create_sweep
@@ -62,7 +63,11 @@ def sweep_section(base: Callable[[], object], root: Path, ready: bool, watch: Ca
 
 
 def sweep_runs(root: Path, name: str) -> list[Path]:
-    return [f for f in sorted(root.glob(f"{name}-*")) if RunFolder(f).config.comparison == name]
+    """The sweep's run folders (a sweep is a comparison by name); none once they were deleted."""
+    try:
+        return comparison_runs(root, name)
+    except lc.RunError:
+        return []
 
 
 def sweep_results(name: str, base: Callable[[], object], root: Path, watch: Callable[[list[Path]], None],
