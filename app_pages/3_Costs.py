@@ -44,19 +44,12 @@ try:
         task=task, optimizer=optimizer, device=device, gradient_checkpointing=checkpointing,
         mixed_precision=dtype != "float32") for m in methods}
     st.session_state["cost_queries"] = queries  # what the page estimated (tests compare it with the run Start creates)
-    estimates, left_out = {}, {}
-    for m, q in queries.items():
-        try:
-            estimates[m] = lc.estimate_costs(q)
-        except lc.ConfigError as error:  # a method this model cannot take (PSOFT on GPT-2's Conv1D)
-            left_out[m] = user_message(error)
-    if not estimates:
-        raise lc.ConfigError("; ".join(left_out.values()))
+    estimates, left_out = lc.estimate_each(queries)
 except lc.LamdaError as error:
     st.error(user_message(error))
     st.stop()
-for m, reason in left_out.items():
-    st.caption(f"**{m}** is left out: {reason}")
+for m, error in left_out.items():  # a method this model cannot take (PSOFT on GPT-2's Conv1D)
+    st.caption(f"**{m}** is left out: {user_message(error)}")
 if not pattern:
     st.caption("LaMDA++ ranks: allocated from the spectra at the run's rank x matrices; **Use for fine-tune** on "
                "the Rank budget page chooses others.")

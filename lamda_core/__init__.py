@@ -1,6 +1,6 @@
 """lamda_core: LaMDA / LaMDA++ adapters for Hugging Face transformers (no UI code here)."""
 from .adapter.config import LamdaConfig
-from .adapter.freezing import LamdaFreezeCallback, PMBFreezer, frozen_column_count
+from .adapter.freezing import PMBFreezer, frozen_column_count
 from .adapter.inject import (
                      LamdaState,
                      ParameterCount,
@@ -12,7 +12,7 @@ from .adapter.inject import (
 )
 from .adapter.layer import LamdaLayer
 from .adapter.persistence import export_peft, load_adapter, merge_adapter, save_adapter
-from .costs.estimate import CostBreakdown, estimate_costs
+from .costs.estimate import CostBreakdown, estimate_costs, estimate_each
 from .costs.measure import measure_costs
 from .costs.query import CostQuery
 from .errors import (
@@ -49,6 +49,7 @@ __all__ = [
     "CostBreakdown",
     "CostQuery",
     "estimate_costs",
+    "estimate_each",
     "measure_costs",
     "AdapterMismatchError",
     "ConfigError",
@@ -78,3 +79,12 @@ __all__ = [
     "save_adapter",
     "trainable_parameters",
 ]
+
+
+def __getattr__(name: str):
+    """``LamdaFreezeCallback`` on first use: transformers' Trainer machinery costs seconds to import."""
+    if name == "LamdaFreezeCallback":
+        from .adapter.trainer_callback import LamdaFreezeCallback
+
+        return LamdaFreezeCallback
+    raise AttributeError(f"module 'lamda_core' has no attribute {name!r}")

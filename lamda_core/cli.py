@@ -6,7 +6,7 @@ import sys
 from collections import Counter
 
 from . import choices
-from .errors import ConfigError, LamdaError
+from .errors import LamdaError
 from .methods import display_order, get_method, method_names
 
 
@@ -117,7 +117,7 @@ def _fitted(query, args):
 def _estimate(args) -> None:
     import json
 
-    from .costs.estimate import CostBreakdown, estimate_costs
+    from .costs.estimate import CostBreakdown, estimate_each
     from .costs.query import CostQuery
 
     rank_pattern = _read_ranks(args.ranks)
@@ -126,14 +126,10 @@ def _estimate(args) -> None:
                       task=args.task, dropout=args.dropout, device=args.device)
     methods = [args.method] + [m for m in display_order()
                                if m != args.method and (rank_pattern or not get_method(m).needs_rank_pattern)]
-    estimates = {}
-    for m in methods:
-        try:
-            estimates[m] = estimate_costs(_fitted(query.replace(method=m), args))
-        except ConfigError as error:  # a method this model cannot take (PSOFT on GPT-2's Conv1D): said, left out
-            if m == args.method:
-                raise
-            print(f"note: {m} left out: {error}")
+    estimates, left_out = estimate_each({m: _fitted(query.replace(method=m), args) for m in methods},
+                                        required=args.method)
+    for m, error in left_out.items():  # a method this model cannot take (PSOFT on GPT-2's Conv1D)
+        print(f"note: {m} left out: {error}")
     columns = {f"{m} est": e for m, e in estimates.items()}
     if args.measure:
         from .costs.measure import measure_costs

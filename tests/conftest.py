@@ -1,8 +1,13 @@
 """Shared fixtures: real MiniLM, tiny Llama / GPT-2 built from configs, small batches."""
 import os
+import subprocess
+from contextlib import redirect_stderr, redirect_stdout
+from io import StringIO
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # two workers on two cores: one torch thread each, and in their runs
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 import torch
@@ -17,6 +22,26 @@ FAMILIES = {"minilm": ("default", "classification"), "llama": ("tiny-llama", "ca
 def isolated_cache(tmp_path_factory):
     """Tiny models are built into a fresh cache, as on a machine that never saw them."""
     os.environ["LAMDA_CACHE"] = str(tmp_path_factory.mktemp("lamda-cache"))
+
+
+def pytest_collection_modifyitems(items):
+    """Tests marked heavy first (a stable sort keeps every file's order): the longest jobs start
+    first, so the two workers end together."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
+
+
+def run_cli(*args) -> subprocess.CompletedProcess:
+    """``lamda ARGS`` as the entry point's main() runs it, in this process (tests/test_cli.py runs
+    the entry point itself): the exit status and what it printed to stdout and stderr."""
+    from lamda_core.cli import main
+
+    out, err = StringIO(), StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = main([str(arg) for arg in args])
+        except SystemExit as exit_:  # argparse's own refusals and --help
+            code = exit_.code
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def load(family: str, task: str | None = None, **kwargs):

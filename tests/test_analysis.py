@@ -10,6 +10,8 @@ from lamda_core.training.config import TrainConfig
 from lamda_core.training.runs import create_run
 from lamda_core.training.trainer import run
 
+pytestmark = pytest.mark.xdist_group("analysis")  # one worker builds the module's fixtures once
+
 
 @pytest.fixture(scope="module")
 def finished_runs(tmp_path_factory):

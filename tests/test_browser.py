@@ -31,9 +31,12 @@ WAIT_MS = int(
     os.environ.get("LAMDA_TEST_WAIT_MS", 300_000)
 )  # hang guard for a page to render or a run to finish; not a speed check
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (apt-get install chromium)"
-)
+pytestmark = [
+    pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                       reason="Debian chromium is not installed (apt-get install chromium)"),
+    pytest.mark.xdist_group("browser"),  # one worker, one server, the flows in order
+    pytest.mark.heavy,
+]
 
 
 def free_port() -> int:

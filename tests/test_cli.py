@@ -1,11 +1,12 @@
+"""The command line: each subcommand's output, files and refusals (in this process: the entry
+point itself runs once, in test_every_subcommand_has_help)."""
 import subprocess
 import sys
 
 import pytest
+from conftest import run_cli
 
-
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "lamda_core.cli", *args], capture_output=True, text=True)
+from lamda_core.cli import build_parser, main
 
 
 def test_matrices_lists_default_targets():
@@ -90,6 +91,7 @@ def test_estimate_bad_sequence_length_is_a_message():
     assert result.returncode == 2 and "exceeds the model's maximum of 512 positions" in result.stderr
 
 
+@pytest.mark.heavy
 def test_stop_resume_and_export_through_the_command_line(tmp_path):
     run_folder, merged = tmp_path / "run", tmp_path / "merged"
     trained = run_cli("train", "--method", "lamda", "--rank", "4", "--max-steps", "3", "--eval-interval", "3",
@@ -111,9 +113,7 @@ def test_train_refuses_a_config_typo_before_creating_the_run(tmp_path):
 
 
 def test_every_subcommand_has_help(capsys):
-    from lamda_core.cli import build_parser, main
-
-    result = run_cli("--help")  # the real entry point once; each subcommand's help in this process
+    result = subprocess.run([sys.executable, "-m", "lamda_core.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("usage: lamda")
     commands = build_parser()._subparsers._group_actions[0].choices
     assert {"matrices", "spectrum", "allocate", "estimate", "train", "resume", "stop", "runs", "export",

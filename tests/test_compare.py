@@ -1,9 +1,8 @@
 """Comparisons: matched budgets, the trainer's parameter count, the Pareto front, `lamda compare`."""
 import json
-import subprocess
-import sys
 
 import pytest
+from conftest import run_cli
 
 from lamda_core import ConfigError, DataError, LamdaConfig, RunError, allocate_ranks, scan_spectra
 from lamda_core.choices import DEFAULT_SCALE
@@ -114,13 +113,12 @@ def test_pareto_front_keeps_what_nothing_beats():
     assert pareto_front(perplexities, "p", "perplexity") == [0, 1]  # lower is better
 
 
+@pytest.mark.heavy
 def test_lamda_compare_trains_every_method_and_prints_the_table(tmp_path):
     out = tmp_path / "compare.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "lamda_core.cli", "compare", "--source", "tiny-gpt2", "--task", "causal-lm",
-         "--data", "demo-corpus", "--methods", "lora", "lamda", "lamda++", "full", "--steps", "4", "--batch", "2",
-         "--seq", "16", "--root", str(tmp_path / "runs"), "--name", "tiny", "--json", str(out)],
-        capture_output=True, text=True)
+    result = run_cli("compare", "--source", "tiny-gpt2", "--task", "causal-lm", "--data", "demo-corpus",
+                     "--methods", "lora", "lamda", "lamda++", "full", "--steps", "4", "--batch", "2", "--seq", "16",
+                     "--root", tmp_path / "runs", "--name", "tiny", "--json", out)
     assert result.returncode == 0, result.stderr
     assert "comparison tiny: 4 runs queued" in result.stdout and "comparison" in result.stderr  # the progress bar
     table = json.loads(out.read_text())["runs"]
@@ -133,10 +131,8 @@ def test_lamda_compare_trains_every_method_and_prints_the_table(tmp_path):
         assert row["method"] in result.stdout
         summary = RunFolder(tmp_path / "runs" / row["run"]).summary()
         assert summary["peak_memory_kind"] == "process RSS" and summary["peak_memory_mib"] == row["peak_memory_mib"]
-    shown = subprocess.run([sys.executable, "-m", "lamda_core.cli", "compare", "--show", "tiny", "--root",
-                            str(tmp_path / "runs")], capture_output=True, text=True)
+    shown = run_cli("compare", "--show", "tiny", "--root", tmp_path / "runs")
     assert shown.returncode == 0 and "lamda++" in shown.stdout
-    missing = subprocess.run([sys.executable, "-m", "lamda_core.cli", "compare", "--show", "nope", "--root",
-                              str(tmp_path / "runs")], capture_output=True, text=True)
+    missing = run_cli("compare", "--show", "nope", "--root", tmp_path / "runs")
     assert missing.returncode == 2 and "no comparison named 'nope'" in missing.stderr
     assert comparison_table(tmp_path / "runs", "tiny", "perplexity")[0]["run"] == "tiny-lora"

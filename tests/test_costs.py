@@ -129,3 +129,14 @@ def test_cost_figure_stacks_the_breakdown():
     for trace, component in zip(figure.data, CostBreakdown.COMPONENTS):
         assert list(trace.y) == pytest.approx([getattr(breakdowns[m], component) / 2 ** 20 for m in breakdowns])
     assert "MiB" in figure.layout.yaxis.title.text
+
+
+def test_estimate_each_leaves_out_a_method_the_model_cannot_take_unless_it_is_required():
+    queries = {m: lc.CostQuery("tiny-gpt2", m, 4, batch_size=2, seq_len=16, task="causal-lm")
+               for m in ("lamda", "psoft")}
+    estimates, left_out = lc.estimate_each(queries)
+    assert list(estimates) == ["lamda"] and list(left_out) == ["psoft"] and "Conv1D" in str(left_out["psoft"])
+    with pytest.raises(lc.ConfigError, match="Conv1D"):
+        lc.estimate_each(queries, required="psoft")
+    with pytest.raises(lc.ConfigError, match="Conv1D"):  # nothing left to show
+        lc.estimate_each({"psoft": queries["psoft"]})

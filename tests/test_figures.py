@@ -5,6 +5,8 @@ import pytest
 import lamda_core as lc
 from lamda_core import figures
 
+pytestmark = pytest.mark.xdist_group("figures")  # one worker builds the module's fixtures once
+
 
 @pytest.fixture(scope="module")
 def report():

@@ -3,12 +3,11 @@ compared; an unknown method is a ConfigError wherever a name comes in; no code o
 registry branches on a method name."""
 import json
 import re
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 import lamda_core as lc
 from lamda_core.methods import LORA, get_method, method_names, register_method, unregister_method
@@ -68,12 +67,9 @@ def test_an_unknown_method_is_a_config_error_naming_the_known_ones(tmp_path):
     (folder / "run_config.json").write_text(json.dumps({**config, "method": "qlorax"}))
     with pytest.raises(lc.ConfigError, match="unknown method 'qlorax'"):
         RunFolder(folder).config
-    result = subprocess.run(
-        [sys.executable, "-m", "lamda_core.cli", "resume", str(folder)], capture_output=True, text=True
-    )
+    result = run_cli("resume", folder)
     assert result.returncode == 2 and "unknown method 'qlorax'" in result.stderr
-    result = subprocess.run([sys.executable, "-m", "lamda_core.cli", "train", "--method", "qlorax", "--output",
-                             str(tmp_path / "cli")], capture_output=True, text=True)
+    result = run_cli("train", "--method", "qlorax", "--output", tmp_path / "cli")
     assert result.returncode == 2 and "invalid choice: 'qlorax'" in result.stderr and "lamda++" in result.stderr
 
 
@@ -92,8 +88,8 @@ def test_lamda_plus_plus_without_ranks_gets_them_from_the_spectra(tmp_path):
     lc.adapt(model, "lamda++")
     # the spectra are the bare encoder's ("encoder.layer..."), matched as suffixes of the classifier's names
     assert {name.removeprefix("bert."): layer.rank for name, layer in lc.lamda_layers(model).items()} == pattern
-    result = subprocess.run([sys.executable, "-m", "lamda_core.cli", "train", "--method", "lamda++", "--max-steps", "1",
-                             "--eval-interval", "1", "--output", str(tmp_path / "run")], capture_output=True, text=True)
+    result = run_cli("train", "--method", "lamda++", "--max-steps", "1", "--eval-interval", "1",
+                     "--output", tmp_path / "run")
     assert result.returncode == 0, result.stderr
     assert "no per-matrix ranks given, so they were allocated from the spectra at LaMDA's total rank 40 x 36 = 1440" \
         in result.stdout

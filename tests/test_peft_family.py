@@ -3,11 +3,10 @@ PEFT's own on three architectures and the estimated peak is within 10% of the me
 run resumes to the losses of an uninterrupted one; a comparison of every method on a slice of real data runs end to
 end through the CLI, and each run's saved adapter evaluates to what training reported."""
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 import lamda_core as lc
 from lamda_core.methods import get_method, method_names
@@ -78,6 +77,7 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_losses(tmp_path, method):
     assert losses == pytest.approx([m["loss"] for m in read_metrics(reference)], rel=1e-4)
 
 
+@pytest.mark.heavy
 def test_every_method_compares_on_real_data_through_the_cli_and_reloads(tmp_path):
     """A slice of SST-2 where the shared data is (the demo set elsewhere); every registered method."""
     data, validation = DEMO_DATASETS["demo-sentiment"]
@@ -88,11 +88,8 @@ def test_every_method_compares_on_real_data_through_the_cli_and_reloads(tmp_path
         data, validation = str(tmp_path / "train.tsv"), str(tmp_path / "validation.tsv")
     methods = list(method_names())
     out = tmp_path / "compare.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "lamda_core.cli", "compare", "--data", data, "--validation", validation,
-         "--methods", *methods, "--steps", "6",
-         "--batch", "8", "--seq", "32", "--root", str(tmp_path / "runs"), "--name", "family", "--json", str(out)],
-        capture_output=True, text=True)
+    result = run_cli("compare", "--data", data, "--validation", validation, "--methods", *methods, "--steps", "6",
+                     "--batch", "8", "--seq", "32", "--root", tmp_path / "runs", "--name", "family", "--json", out)
     assert result.returncode == 0, result.stderr
     table = json.loads(out.read_text())["runs"]
     assert [r["method"] for r in table] == methods

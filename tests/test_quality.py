@@ -13,9 +13,12 @@ from lamda_core.training.runs import create_run, read_metrics
 from lamda_core.training.trainer import run
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-# task: (train file, validation file, text column, train rows, validation rows, steps)
-SLICES = {"sst2": ("sst2_phrases_train.tsv", "sst2_phrases_validation.tsv", "sentence", 1200, 300, 60),
-          "agnews": ("agnews_train.tsv", "agnews_validation.tsv", "text", 1200, 300, 60)}
+# task: (train file, validation file, text column, train rows, validation rows, steps). The steps keep
+# every case clear of MARGIN: measured every 15 steps up to 60 (Dec 2026, one seed), every method
+# was >= 0.50 above the majority on AG News from step 15 on, and on SST-2 >= 0.20 at step 30 and
+# >= 0.28 at step 45
+SLICES = {"sst2": ("sst2_phrases_train.tsv", "sst2_phrases_validation.tsv", "sentence", 1200, 300, 40),
+          "agnews": ("agnews_train.tsv", "agnews_validation.tsv", "text", 1200, 300, 20)}
 # LaMDA's methods and the baselines on both tasks; PEFT's family (its defaults from the SST-2 split
 # sweep, docs/peft_family.md) on SST-2, which keeps the suite short
 CASES = ([(m, t) for m in ("lamda", "lamda++", "lora", "full") for t in sorted(SLICES)]
@@ -36,6 +39,7 @@ def write_slice(source: Path, target: Path, rows: int) -> list[str]:
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"the shared real data is not at {SHARED_DATA}")
 @pytest.mark.parametrize("method,task", CASES)
+@pytest.mark.heavy
 def test_default_settings_learn_real_data(tmp_path, task, method):
     train_file, validation_file, _, train_rows, validation_rows, steps = SLICES[task]
     write_slice(SHARED_DATA / train_file, tmp_path / "train.tsv", train_rows)

@@ -2,6 +2,8 @@
 import re
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -27,10 +29,10 @@ def command_line_block() -> list[str]:
 
 def as_test_command(command: str) -> list[str]:
     """The command as the test runs it: /models/llama-2-7b is a local tiny Llama stand-in, a train
-    gets 30 steps (checkpoints and evaluations every 10) and a comparison or sweep 10, instead of their full
-    length. A background train, the one the README stops and resumes, gets 300 steps (every 50):
-    a demo step takes tens of milliseconds, and 30 could end before the stop arrives, leaving a
-    finished run that resume rightly refuses."""
+    gets 10 steps (checkpoints and evaluations every 5) and a comparison or sweep 5, instead of their
+    full length. A background train, the one the README stops and resumes, gets 60 steps (every 10):
+    the stop comes as soon as step 1 is written, and 10 short steps could end before it arrives,
+    leaving a finished run that resume rightly refuses."""
     import shlex
 
     argv = shlex.split(command.replace("/models/", "models/"))
@@ -39,10 +41,10 @@ def as_test_command(command: str) -> list[str]:
     if argv[0] == "train":
         if "--max-steps" in argv:
             del argv[argv.index("--max-steps"):argv.index("--max-steps") + 2]
-        steps, every = ("300", "50") if "--background" in argv else ("30", "10")
+        steps, every = ("60", "10") if "--background" in argv else ("10", "5")
         argv += ["--max-steps", steps, "--checkpoint-interval", every, "--eval-interval", every]
     if argv[0] in ("compare", "sweep") and "--steps" in argv:
-        argv[argv.index("--steps") + 1] = "10"
+        argv[argv.index("--steps") + 1] = "5"
     return argv
 
 
@@ -62,6 +64,7 @@ def build_llama_stand_in(folder: Path) -> None:
     AutoTokenizer.from_pretrained(default_model_path()).save_pretrained(folder)
 
 
+@pytest.mark.heavy
 def test_every_command_line_in_the_readme_runs(tmp_path, monkeypatch):
     import json
     import time

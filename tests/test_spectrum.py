@@ -15,6 +15,9 @@ EXACT_RTOL = 1e-5  # per singular value, Gram route (float64) against numpy's fl
 TOP_K_RTOL = 1e-3  # per singular value, randomized top-k against exact
 
 
+pytestmark = pytest.mark.xdist_group("spectrum")  # one worker builds the module's fixtures once
+
+
 @pytest.fixture(scope="module")
 def minilm_weights():
     return load_file(str(default_model_path() / "model.safetensors"))

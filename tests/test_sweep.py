@@ -1,10 +1,9 @@
 """Sweeps: the grid, judged on a split of the train file and never on a validation file; the
 best setting per method; the command line end to end with the best settings compared after."""
 import json
-import subprocess
-import sys
 
 import pytest
+from conftest import run_cli
 
 import lamda_core as lc
 from lamda_core.training.config import TrainConfig
@@ -42,12 +41,13 @@ def test_impossible_grids_are_refused_by_name(methods, rates, ranks, message):
         sweep_configs(TrainConfig(), methods, rates, ranks)
 
 
+@pytest.mark.heavy
 def test_lamda_sweep_runs_the_grid_and_compares_each_best_on_the_validation_file(tmp_path):
     root, out = tmp_path / "runs", tmp_path / "sweep.json"
-    command = [sys.executable, "-m", "lamda_core.cli", "sweep", "--methods", "lora", "lamda", "--lrs", "1e-3", "1e-2",
+    command = ["sweep", "--methods", "lora", "lamda", "--lrs", "1e-3", "1e-2",
                "--steps", "3", "--batch", "8", "--seq", "32", "--eval-interval", "3", "--validation",
                str(DEMO_VALIDATION), "--root", str(root), "--name", "grid", "--json", str(out)]
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = run_cli(*command)
     assert result.returncode == 0, result.stderr
     assert "sweep grid: 4 runs queued" in result.stdout and "sweep" in result.stderr  # the progress bar
     rows = json.loads(out.read_text())["runs"]
@@ -63,8 +63,7 @@ def test_lamda_sweep_runs_the_grid_and_compares_each_best_on_the_validation_file
         assert run.status()["state"] == "finished" and run.config.validation_data == str(DEMO_VALIDATION)
         assert run.config.learning_rate == best[method]["learning_rate"]
     assert "comparison grid-best" in result.stdout
-    shown = subprocess.run([sys.executable, "-m", "lamda_core.cli", "sweep", "--show", "grid", "--root", str(root)],
-                           capture_output=True, text=True)
+    shown = run_cli("sweep", "--show", "grid", "--root", root)
     assert shown.returncode == 0 and line in shown.stdout
-    again = subprocess.run(command, capture_output=True, text=True)
+    again = run_cli(*command)
     assert again.returncode == 2 and "already holds a sweep or comparison named 'grid'" in again.stderr

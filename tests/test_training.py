@@ -2,13 +2,12 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_cli
 from peft import PeftModel
 
 import lamda_core as lc
@@ -352,22 +351,7 @@ def test_each_method_gets_its_own_default_rank_and_alpha_follows_the_rank(tmp_pa
     assert lc.LamdaConfig(rank=8).alpha == 16 and lc.LamdaConfig(rank=8, alpha=4).alpha == 4
     for method, rank in (("lora", "8"), ("lamda", str(choices.DEFAULT_LAMDA_RANK))):  # the CLI, without --rank
         output = tmp_path / method
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "lamda_core.cli",
-                "train",
-                "--method",
-                method,
-                "--max-steps",
-                "1",
-                "--output",
-                str(output),
-            ],
-            capture_output=True,
-            text=True,
-        )
+        result = run_cli("train", "--method", method, "--max-steps", "1", "--output", output)
         assert result.returncode == 0, result.stderr
         assert read_config(output).rank_label == rank
 

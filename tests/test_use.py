@@ -2,12 +2,11 @@
 loader for finished and stopped runs, exports that predict what the studio predicts when loaded
 the way their README says, and a causal LM that beats its base on its training text."""
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_cli
 
 import lamda_core as lc
 from lamda_core.training.config import TrainConfig
@@ -31,6 +30,9 @@ def trained(folder: Path, **changes) -> Path:
     config = TrainConfig(max_steps=12, eval_interval=12, checkpoint_interval=6, **changes)
     assert run(create_run(config, folder)) == "finished"
     return folder
+
+
+pytestmark = pytest.mark.xdist_group("use")  # one worker builds the module's fixtures once
 
 
 @pytest.fixture(scope="module")
@@ -147,23 +149,8 @@ def test_a_causal_lm_run_has_lower_perplexity_than_its_base_on_its_training_text
 
 
 def test_the_command_line_evaluates_several_runs_side_by_side_and_predicts_to_a_file(runs, tmp_path):
-    cli = [sys.executable, "-m", "lamda_core.cli"]
-    result = subprocess.run(
-        cli
-        + [
-            "evaluate",
-            str(runs["lamda-mean"]),
-            str(runs["lora-cls"]),
-            "--data",
-            str(VALIDATION),
-            "--json",
-            str(tmp_path / "e.json"),
-            "--csv",
-            str(tmp_path / "e.csv"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    result = run_cli("evaluate", runs["lamda-mean"], runs["lora-cls"], "--data", VALIDATION,
+                     "--json", tmp_path / "e.json", "--csv", tmp_path / "e.csv")
     assert result.returncode == 0, result.stderr
     assert "side by side" in result.stdout and "confusion matrix" in result.stdout
     saved = json.loads((tmp_path / "e-lamda-mean.json").read_text())
@@ -171,14 +158,13 @@ def test_the_command_line_evaluates_several_runs_side_by_side_and_predicts_to_a_
     assert (tmp_path / "e-lora-cls.csv").read_text().count("\n") == 101
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(SENTENCES[:5]))
-    result = subprocess.run(cli + ["predict", str(runs["lamda-mean"]), "--data", str(texts), "--output",
-                                   str(tmp_path / "p.csv")], capture_output=True, text=True)
+    result = run_cli("predict", runs["lamda-mean"], "--data", texts, "--output", tmp_path / "p.csv")
     assert result.returncode == 0, result.stderr
     lines = (tmp_path / "p.csv").read_text().splitlines()
     assert lines[0] == "text,predicted,probability,p(negative),p(positive)" and len(lines) == 6
     unfinished = create_run(TrainConfig(max_steps=5), tmp_path / "queued")
     request_stop(unfinished)
-    result = subprocess.run(cli + ["predict", str(unfinished), "good"], capture_output=True, text=True)
+    result = run_cli("predict", unfinished, "good")
     assert result.returncode == 2 and "no checkpoint yet" in result.stderr
 
 

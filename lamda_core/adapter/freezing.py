@@ -1,4 +1,4 @@
-"""Gradual freezing of B (PMB), for any training loop, plus a transformers TrainerCallback.
+"""Gradual freezing of B (PMB), for any training loop (``trainer_callback`` runs it in transformers.Trainer).
 
 Column j of B belongs to singular direction j; columns freeze largest singular value first.
 With T optimizer steps, t_i = ceil(eta * T) and after optimizer step t:
@@ -21,7 +21,6 @@ import math
 
 import torch
 from torch import nn
-from transformers import TrainerCallback
 
 from ..errors import ConfigError
 from .inject import lamda_layers, lamda_state
@@ -126,17 +125,3 @@ class PMBFreezer:
 
     def trainable_b_layers(self) -> int:
         return sum(layer.lamda_B.requires_grad for layer in self.layers)
-
-
-class LamdaFreezeCallback(TrainerCallback):
-    """Runs a PMBFreezer inside ``transformers.Trainer`` (T = state.max_steps)."""
-
-    def __init__(self, fraction: float | None = None, rule: str | None = None):
-        self.fraction, self.rule, self.freezer = fraction, rule, None
-
-    def on_train_begin(self, args, state, control, model=None, **kwargs):
-        self.freezer = PMBFreezer(model, state.max_steps, self.fraction, self.rule,
-                                  completed_steps=state.global_step)
-
-    def on_step_end(self, args, state, control, optimizer=None, **kwargs):
-        self.freezer.step(optimizer)

@@ -354,3 +354,21 @@ def estimate_costs(query: CostQuery) -> CostBreakdown:
         trainable_start=int(trainable), trainable_end=int(trainable - adapter_start + adapter_end),
         trainable_average=float(trainable - adapter_start + adapter_average),
         adapter_start=int(adapter_start), adapter_end=int(adapter_end), peak=peak, peak_phase=phase)
+
+
+def estimate_each(queries: dict[str, CostQuery], required: str | None = None,
+                  ) -> tuple[dict[str, CostBreakdown], dict[str, ConfigError]]:
+    """Estimates for several methods at once, {method: query} -> ({method: estimate}, {method:
+    why it is left out}): a method this model cannot take (PSOFT on GPT-2's Conv1D) is left out
+    with its ConfigError, unless it is ``required``; a ConfigError when none can be estimated."""
+    estimates, left_out = {}, {}
+    for method, query in queries.items():
+        try:
+            estimates[method] = estimate_costs(query)
+        except ConfigError as error:
+            if method == required:
+                raise
+            left_out[method] = error
+    if not estimates:
+        raise ConfigError("; ".join(str(error) for error in left_out.values()))
+    return estimates, left_out
