@@ -413,6 +413,7 @@ def _fraction_bar(description: str):
 
 
 def _evaluate(args) -> None:
+    from .training.chat_evaluation import ChatReport
     from .training.evaluation import ClassificationReport, evaluate_run, side_by_side, write_report
 
     reports = []
@@ -424,6 +425,8 @@ def _evaluate(args) -> None:
             print(f"note: {note}")
         if isinstance(report, ClassificationReport):
             _print_classification(report)
+        elif isinstance(report, ChatReport):
+            _print_chat(report)
         else:
             print(
                 f"{report.run} on {report.data} ({report.blocks} blocks): "
@@ -471,6 +474,20 @@ def _print_classification(report) -> None:
             print(f"  {w['probability']:.3f} {w['predicted']!r} (true {w['true']!r}): {w['text'][:90]}")
 
 
+def _print_chat(report) -> None:
+    print(f"\n{report.run} on {report.data} ({report.examples} conversations): exact match "
+          f"{100 * report.exact_match:.1f}% (base {100 * report.base_exact_match:.1f}%), perplexity of the "
+          f"answers {report.fine_tuned_perplexity:.3f} (base {report.base_perplexity:.3f})")
+    if report.truncated:
+        print(f"note: {report.truncated} conversations are longer than the run's sequence length; their loss "
+              "counts the answer tokens that fit")
+    print(f"worst {min(10, len(report.worst))} of {len(report.worst)} (highest loss per answer token, wrong first):")
+    for w in report.worst[:10]:
+        mark = "ok " if w["correct"] else "x  "
+        print(f"  {mark}{w['answer_loss']:7.3f}  {w['answer'][:40]!r} (reference {w['reference'][:30]!r}): "
+              f"{' '.join(w['prompt'].split())[:70]}")
+
+
 def _predict(args) -> None:
     from .training.data import read_texts
     from .training.evaluation import prediction_rows, write_csv
@@ -496,8 +513,12 @@ def _generate(args) -> None:
 
     models = [load_run(args.run)] + ([load_base(args.run)] if args.base else [])
     for loaded in models:
-        text = loaded.generate(args.prompt, args.max_new_tokens, args.temperature, args.top_p, args.seed)
-        print(f"{loaded.name}: {args.prompt}{text}")
+        shown = args.prompt if args.raw or not loaded.chat else ""  # a continuation reads on from the prompt
+        print(f"{loaded.name}: {shown}", end="", flush=True)
+        for piece in loaded.stream(args.prompt, args.max_new_tokens, args.temperature, args.top_p, args.seed,
+                                   raw=args.raw):
+            print(piece, end="", flush=True)
+        print()
 
 
 def _analyze(args) -> None:
@@ -544,11 +565,12 @@ def _doctor(args) -> None:
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The model, data, adapter and shape options that `train` and `compare` share."""
     parser.add_argument(
-        "--source", default="default", help="model: 'default', 'tiny-llama', 'tiny-gpt2', a folder or hub id"
+        "--source", default="default", help="model: 'default', 'smollm2', 'tiny-llama', 'tiny-gpt2', a folder or hub id"
     )
     parser.add_argument("--task", default="classification", choices=choices.TRAIN_TASKS)
     parser.add_argument("--data", default="demo-sentiment",
-                        help="'demo-sentiment', 'demo-corpus' or a .csv/.tsv/.jsonl (.txt for causal-lm) file")
+                        help="'demo-sentiment', 'demo-corpus', 'demo-chat' or a .csv/.tsv/.jsonl/.parquet file (causal-lm: .txt, "
+                             "or instruction .jsonl/.parquet: messages, prompt/completion or instruction/output)")
     parser.add_argument("--validation", help="validation file (default: 10%% of the data, seeded)")
     parser.add_argument("--text-column")
     parser.add_argument("--label-column")
@@ -590,7 +612,7 @@ def _add_model_commands(commands) -> None:
     """matrices, spectrum, allocate: what a model holds and LaMDA++'s ranks from it."""
     matrices = commands.add_parser("matrices", help="list the adaptable matrices of a model")
     matrices.add_argument("source", nargs="?", default="default",
-                          help="'default', 'tiny-llama', 'tiny-gpt2', a local folder or a hub id")
+                          help="'default', 'smollm2', 'tiny-llama', 'tiny-gpt2', a local folder or a hub id")
     matrices.add_argument("--task", default="classification", choices=choices.TASKS)
     matrices.set_defaults(handler=_matrices)
 
@@ -731,13 +753,16 @@ def _add_run_folder_commands(commands) -> None:
 def _add_use_commands(commands) -> None:
     """evaluate, predict, generate, analyze, doctor: use and inspect what was trained, check the machine."""
     evaluate = commands.add_parser("evaluate", help="score finished or stopped runs on a held-out file: accuracy, "
-                                   "macro F1, per class, confusion matrix, wrong examples (perplexity for causal LMs)")
+                                   "macro F1, per class, confusion matrix, wrong examples (causal LMs: perplexity, and exact match "
+                                   "of greedy answers on conversations)")
     evaluate.add_argument("runs", nargs="+", metavar="RUN", help="run folders (several: one table side by side)")
-    evaluate.add_argument("--data", required=True, help="a labelled file like the training data (.txt for causal-lm)")
+    evaluate.add_argument("--data", required=True, help="a labelled file like the training data (causal-lm: .txt for "
+                          "perplexity; conversations .jsonl/.parquet for answer perplexity and exact match)")
     evaluate.add_argument("--text-column")
     evaluate.add_argument("--label-column")
     evaluate.add_argument("--json", help="write the report (without per-example rows) to this file")
-    evaluate.add_argument("--csv", help="write every example with its prediction and probabilities to this file")
+    evaluate.add_argument("--csv", help="write every example with its prediction and probabilities (answers for "
+                          "conversations) to this file")
     evaluate.set_defaults(handler=_evaluate)
 
     predict = commands.add_parser("predict", help="each label's probability for texts, from a finished or stopped run")
@@ -748,14 +773,16 @@ def _add_use_commands(commands) -> None:
     predict.add_argument("--output", help="write a CSV with a prediction column instead of printing")
     predict.set_defaults(handler=_predict)
 
-    generate = commands.add_parser("generate", help="continue a prompt with a causal-lm run")
+    generate = commands.add_parser("generate", help="answer a prompt with a causal-lm run (the chat template of an "
+                                   "instruct model; --raw: plain continuation), streamed")
     generate.add_argument("run")
     generate.add_argument("prompt")
     generate.add_argument("--max-new-tokens", type=int, default=40)
     generate.add_argument("--temperature", type=float, default=0.0, help="0: greedy; above 0: sampling")
     generate.add_argument("--top-p", type=float, default=1.0)
     generate.add_argument("--seed", type=int, default=0)
-    generate.add_argument("--base", action="store_true", help="also the base model's continuation, to compare")
+    generate.add_argument("--base", action="store_true", help="also the base model's answer, to compare")
+    generate.add_argument("--raw", action="store_true", help="continue the prompt as plain text, no chat template")
     generate.set_defaults(handler=_generate)
 
     analyze = commands.add_parser(

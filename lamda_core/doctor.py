@@ -80,6 +80,26 @@ def _embedded_model() -> Check:
     return Check("embedded model", True, f"MiniLM loads ({count / 1e6:.1f} M parameters)")
 
 
+def _embedded_llm() -> Check:
+    """The embedded SmolLM2: its GGUF is installed and the cached conversion is complete (built
+    here when it is not, a few seconds once); the chat template is there."""
+    from .errors import LamdaError
+    from .models.embedded_llm import DISPLAY_NAME, INSTALL_HINT, cache_folder, cache_problem
+    from .models.loading import load_tokenizer, resolve_source
+
+    problem = cache_problem(cache_folder())
+    try:
+        folder = resolve_source("smollm2")
+    except (LamdaError, OSError, ImportError, ValueError) as error:
+        return Check("embedded LLM", False, f"{DISPLAY_NAME} cannot be prepared: {error}", INSTALL_HINT)
+    tokenizer = load_tokenizer(folder)
+    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        return Check("embedded LLM", False, f"the converted tokenizer in {folder} has no chat template",
+                     f"delete {folder}; the next use converts it again")
+    built = f" (converted now: {problem})" if problem else ""
+    return Check("embedded LLM", True, f"{DISPLAY_NAME} ready in {folder}{built}")
+
+
 def _gpu() -> Check:
     import torch
 
@@ -92,4 +112,5 @@ def _gpu() -> Check:
 
 def run_checks(runs_root: str | Path = "runs") -> list[Check]:
     """Every check, in the order the report prints them."""
-    return [_python(), _packages(), _threads(), _memory(), _disk(Path(runs_root)), _embedded_model(), _gpu()]
+    return [_python(), _packages(), _threads(), _memory(), _disk(Path(runs_root)), _embedded_model(), _embedded_llm(),
+            _gpu()]

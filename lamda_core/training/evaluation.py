@@ -1,6 +1,7 @@
 """Scoring a run on a held-out file: classification reports (accuracy, macro F1, per-class
 precision / recall / F1 / support, the confusion matrix, the most confidently wrong examples) and
-causal-LM perplexity, base model against fine-tuned. The model passes are inference.py's, the
+causal-LM perplexity, base model against fine-tuned (on conversations also exact-match
+accuracy: chat_evaluation.py). The model passes are inference.py's, the
 same ones training's own evaluation runs."""
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from .chat_evaluation import ChatReport
+from .data import DEMO_DATASETS
 from .inference import RunModel, language_model_loss, load_base, load_run, perplexity
 from .metrics import accuracy, confusion_matrix, macro_f1, per_class_scores
 
@@ -131,12 +134,22 @@ def evaluate_language_model(folder: str | Path, loaded: RunModel, path: str | Pa
 
 
 def evaluate_run(folder: str | Path, path: str | Path, text_column: str | None = None, label_column: str | None = None,
-                 progress=None, loaded: RunModel | None = None):
-    """A ClassificationReport or a PerplexityReport of the run in ``folder`` on ``path``
-    (``loaded``: the run already loaded, e.g. cached by the app)."""
+                 progress=None, loaded: RunModel | None = None, base: RunModel | None = None):
+    """A ClassificationReport, a ChatReport (a causal-LM run on conversations: chat_evaluation.py)
+    or a PerplexityReport (on plain text) of the run in ``folder`` on ``path`` (``loaded`` /
+    ``base``: the run / its base model already loaded, e.g. cached by the app)."""
+    from .chat_data import is_chat_file
+    from .chat_evaluation import evaluate_chat
+    from .data import resolve_dataset
+
     loaded = loaded or load_run(folder)
     if loaded.task == "classification":
         return evaluate_classifier(loaded, path, text_column, label_column, progress)
+    if str(path) in DEMO_DATASETS:  # a demo's validation file (its train file when it has none)
+        train, validation = resolve_dataset(path, None)
+        path = validation or train
+    if is_chat_file(path):
+        return evaluate_chat(loaded, base or load_base(folder), path, progress)
     return evaluate_language_model(folder, loaded, path, progress)
 
 
@@ -147,6 +160,10 @@ def side_by_side(reports: list) -> list[dict]:
         if isinstance(r, ClassificationReport):
             rows.append({"run": r.run, "examples": r.examples, "accuracy": r.accuracy, "macro F1": r.macro_f1,
                          **{f"F1 {c['label']}": c["f1"] for c in r.per_class}})
+        elif isinstance(r, ChatReport):
+            rows.append({"run": r.run, "examples": r.examples, "exact match": r.exact_match,
+                         "base exact match": r.base_exact_match, "perplexity": r.fine_tuned_perplexity,
+                         "base perplexity": r.base_perplexity})
         else:
             rows.append({"run": r.run, "blocks": r.blocks, "base perplexity": r.base_perplexity,
                          "fine-tuned perplexity": r.fine_tuned_perplexity})
@@ -159,7 +176,7 @@ def write_report(report, json_path: str | None = None, csv_path: str | None = No
     if json_path:
         Path(json_path).write_text(json.dumps(report.summary(), indent=1))
         written.append(json_path)
-    if csv_path and isinstance(report, ClassificationReport):
+    if csv_path and isinstance(report, (ClassificationReport, ChatReport)):
         write_csv(report.rows, csv_path)
         written.append(csv_path)
     return written

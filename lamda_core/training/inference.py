@@ -61,6 +61,37 @@ def language_model_loss(model: nn.Module, blocks: torch.Tensor, batch_size: int 
     return total / len(blocks)
 
 
+@torch.no_grad()
+def answer_losses(model: nn.Module, examples: list, pad_id: int, batch_size: int = LM_EVAL_BATCH,
+                  progress=None) -> list[tuple[float, int]]:
+    """Per chat example (chat_data.ChatExample): (summed next-token loss over its answer tokens,
+    answer token count). Batches are right-padded; labels -100 off the answers."""
+    from .chat_data import pad_batch
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(examples), batch_size):
+        batch = {k: v.to(device) for k, v in pad_batch(examples[start:start + batch_size], pad_id).items()}
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+        targets = batch["labels"][:, 1:]
+        losses = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), targets, reduction="none",
+                                                   ignore_index=-100)
+        counts = (targets != -100).sum(1)
+        out += [(float(total), int(n)) for total, n in zip(losses.sum(1), counts)]
+        if progress is not None:
+            progress(min(start + batch_size, len(examples)), len(examples))
+    model.train(was_training)
+    return out
+
+
+def answer_loss(model: nn.Module, examples: list, pad_id: int, progress=None) -> float:
+    """Mean next-token loss over every answer token of the chat examples (token-weighted)."""
+    pairs = answer_losses(model, examples, pad_id, progress=progress)
+    return sum(total for total, _ in pairs) / max(1, sum(n for _, n in pairs))
+
+
 def perplexity(loss: float) -> float:
     return math.exp(min(loss, 50))
 
@@ -86,21 +117,53 @@ class RunModel:
             raise RunError(f"{self.name} is a {self.task} run; it predicts no labels (use generate)")
         return classification_logits(self.model, self.tokenizer, texts, self.seq_len, progress=progress).softmax(-1)
 
-    def generate(self, prompt: str, max_new_tokens: int = 40, temperature: float = 0.0, top_p: float = 1.0,
-                 seed: int = 0) -> str:
-        """The prompt's continuation (greedy at temperature 0, else sampled with top-p)."""
+    @property
+    def chat(self) -> bool:
+        """Whether prompts go through the tokenizer's chat template (an instruct model)."""
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def _generation(self, prompt: str, max_new_tokens: int, temperature: float, top_p: float, seed: int,
+                    raw: bool) -> dict:
+        """generate()'s arguments: the prompt as a user turn of the chat template (unless ``raw``
+        or the tokenizer has none), greedy at temperature 0, else sampled with top-p."""
         if self.task != "causal-lm":
             raise RunError(f"{self.name} is a {self.task} run; only a causal-lm run generates text")
         torch.manual_seed(seed)
-        encoded = self.tokenizer(prompt, return_tensors="pt")
+        if self.chat and not raw:
+            from .chat_data import render_prompt
+
+            prompt = render_prompt(self.tokenizer, [{"role": "user", "content": prompt}])
+        encoded = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=not (self.chat and not raw))
         sampling = (
             {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
         )
+        return {**encoded, "max_new_tokens": max_new_tokens, "pad_token_id": self.tokenizer.pad_token_id, **sampling}
+
+    def generate(self, prompt: str, max_new_tokens: int = 40, temperature: float = 0.0, top_p: float = 1.0,
+                 seed: int = 0, raw: bool = False) -> str:
+        """The model's answer to ``prompt`` (chat template for an instruct model unless ``raw``:
+        then the plain continuation)."""
+        return "".join(self.stream(prompt, max_new_tokens, temperature, top_p, seed, raw))
+
+    def stream(self, prompt: str, max_new_tokens: int = 40, temperature: float = 0.0, top_p: float = 1.0,
+               seed: int = 0, raw: bool = False):
+        """generate() piece by piece as tokens come (a TextIteratorStreamer fed by a thread)."""
+        import threading
+
+        from transformers import TextIteratorStreamer
+
+        arguments = self._generation(prompt, max_new_tokens, temperature, top_p, seed, raw)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         self.model.eval()
-        with torch.no_grad():
-            out = self.model.generate(**encoded, max_new_tokens=max_new_tokens,
-                                      pad_token_id=self.tokenizer.pad_token_id, **sampling)
-        return self.tokenizer.decode(out[0, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
+
+        def work():
+            with torch.no_grad():
+                self.model.generate(**arguments, streamer=streamer)
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        yield from streamer
+        thread.join()
 
 
 def load_run(folder: str | Path) -> RunModel:

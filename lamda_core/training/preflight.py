@@ -1,7 +1,7 @@
 """Checks a run passes before its folder is created: everything that can fail without training.
 
 The data loads (classification: every row, the columns and the classes; causal-lm: the file
-holds text), the model's config loads, and the targets and every rank fit the model's matrices,
+holds text; instruction data: every conversation, and a tokenizer with a chat template), the model's config loads, and the targets and every rank fit the model's matrices,
 checked on the meta-device model (shapes only, no weights), as is the pooling. A failure raises the specific
 LamdaError; nothing is written.
 """
@@ -18,13 +18,17 @@ def check_run(config: TrainConfig) -> list[str]:
     from ..models.loading import load_config, meta_model, resolve_source
     from ..models.pooling import apply_pooling, resolve_pooling
     from ..models.targets import resolve_targets
-    from .data import check_language_model_text, load_classification
+    from ..models.loading import load_tokenizer
+    from .chat_data import check_chat_template, is_chat_file
+    from .data import check_language_model_text, load_classification, resolve_dataset
 
     if config.task == "classification":
         notes = load_classification(config.train_data, config.validation_data, config.text_column,
                                     config.label_column, config.seed).notes
     else:
         check_language_model_text(config.train_data, config.validation_data)
+        if is_chat_file(resolve_dataset(config.train_data, None)[0]):
+            check_chat_template(load_tokenizer(resolve_source(config.source)))
         notes = []
     model = meta_model(load_config(config.source), config.task)
     if config.task == "classification":

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from ..errors import LamdaError
+from .chat_data import ChatData, pad_batch
 from .runs import RunFolder, StoppedWhileQueued, TrainingSlot
 
 DEFAULT_EPOCHS = 3
@@ -50,7 +51,8 @@ class Trainer:
         from ..models.loading import load_model
         from .batches import Batches
         from .checkpoint import restore_model, restore_optimizer
-        from .data import load_classification, load_language_model
+        from .chat_data import is_chat_file, load_chat
+        from .data import load_classification, load_language_model, resolve_dataset
         from .optim import lr_lambda, parameter_groups
 
         c = self.config
@@ -69,8 +71,16 @@ class Trainer:
             model, self.tokenizer = load_model(c.source, task="causal-lm", dtype=c.dtype)
             if self.tokenizer is None:
                 raise LamdaError(f"{c.source} has no tokenizer; training needs one")
-            self.data = load_language_model(c.train_data, self.tokenizer, c.seq_len, c.validation_data, c.seed)
-            size, lengths = len(self.data.train_blocks), None  # blocks all have seq_len tokens
+            train_path, validation_path = resolve_dataset(c.train_data, c.validation_data)
+            if is_chat_file(train_path):  # conversations: loss on the answers, padded per batch
+                self.data = load_chat(train_path, self.tokenizer, c.seq_len, validation_path, c.seed)
+                for note in self.data.notes:
+                    print(f"note: {note}", flush=True)
+                size = len(self.data.train)
+                lengths = [len(e.input_ids) for e in self.data.train] if c.group_by_length else None
+            else:
+                self.data = load_language_model(c.train_data, self.tokenizer, c.seq_len, c.validation_data, c.seed)
+                size, lengths = len(self.data.train_blocks), None  # blocks all have seq_len tokens
         heads = head_module_names(model, c.adapter.trainable_modules)
         world = self.accelerator.num_processes
         per_step = c.batch_size * c.grad_accumulation * world
@@ -132,6 +142,9 @@ class Trainer:
                                      max_length=self.config.seq_len, return_tensors="pt")
             encoded["labels"] = torch.tensor([self.data.train_labels[i] for i in rows])
             return {k: v.to(device) for k, v in encoded.items()}
+        if isinstance(self.data, ChatData):
+            batch = pad_batch([self.data.train[i] for i in rows], self.tokenizer.pad_token_id)
+            return {k: v.to(device) for k, v in batch.items()}
         ids = self.data.train_blocks[rows]
         return {"input_ids": ids.to(device), "labels": ids.to(device)}
 
@@ -140,7 +153,7 @@ class Trainer:
     def evaluate(self) -> dict:
         """Validation loss and accuracy / macro F1, or perplexity, through inference.py's passes
         (the ones ``lamda evaluate`` and the app use)."""
-        from .inference import classification_logits, language_model_loss, perplexity
+        from .inference import answer_loss, classification_logits, language_model_loss, perplexity
         from .metrics import accuracy, macro_f1
 
         c = self.config
@@ -151,7 +164,10 @@ class Trainer:
             loss = float(torch.nn.functional.cross_entropy(logits, torch.tensor(labels)))
             return {"eval_loss": loss, "eval_accuracy": accuracy(predictions, labels),
                     "eval_f1": macro_f1(predictions, labels, len(self.data.label_names)), "eval_examples": len(labels)}
-        loss = language_model_loss(self.model, self.data.validation_blocks)
+        if isinstance(self.data, ChatData):
+            loss = answer_loss(self.model, self.data.validation, self.tokenizer.pad_token_id)
+        else:
+            loss = language_model_loss(self.model, self.data.validation_blocks)
         return {"eval_loss": loss, "eval_perplexity": perplexity(loss)}
 
     # ---- the loop -------------------------------------------------------------------------

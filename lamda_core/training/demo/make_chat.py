@@ -1,0 +1,18 @@
+"""Writes chat_train.jsonl / chat_validation.jsonl, the demo instruction data ("demo-chat"): each
+review of the sentiment demo as a question in the conversational `messages` format whose answer
+is the label word. Run from this folder: ``python make_chat.py``."""
+import csv
+import json
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+QUESTION = "Is this review positive or negative? Answer with one word.\n\n{text}"
+
+for split in ("train", "validation"):
+    with open(HERE / f"sentiment_{split}.tsv", newline="") as source:
+        rows = list(csv.DictReader(source, delimiter="\t"))
+    with open(HERE / f"chat_{split}.jsonl", "w") as out:
+        for row in rows:
+            messages = [{"role": "user", "content": QUESTION.format(text=row["sentence"])},
+                        {"role": "assistant", "content": row["label"]}]
+            out.write(json.dumps({"messages": messages}) + "\n")
