@@ -11,6 +11,7 @@ from lamda_core import choices
 from lamda_core.methods import get_method, method_names
 from lamda_core.training.compare import create_comparison
 from lamda_core.training.config import TrainConfig
+from lamda_core.training.chat_data import is_chat_file
 from lamda_core.training.data import ColumnError, check_language_model_text, file_columns, preview_classification
 from lamda_core.training.runs import RunFolder, any_live, create_run, list_runs, new_run_folder, start_run
 from studio_ui.common import file_choice, kept, kept_choice, page_setup, runs_root, set_kept, sidebar, user_message
@@ -35,6 +36,30 @@ def show_preview(preview) -> None:
     left.dataframe(pd.DataFrame(preview.head), hide_index=True, width="stretch")
     right.dataframe(pd.DataFrame({"class": list(preview.class_counts), "rows": list(preview.class_counts.values())}),
                     hide_index=True, width="stretch")
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def has_chat_template(source: str) -> bool:
+    from lamda_core.models.loading import load_tokenizer, resolve_source
+
+    try:
+        return bool(getattr(load_tokenizer(resolve_source(source)), "chat_template", None))
+    except lc.LamdaError:
+        return False
+
+
+def show_conversations(path: str) -> None:
+    """A checked instruction file: how many conversations, in which format, the first three."""
+    from lamda_core.training.chat_data import read_conversations, row_format
+    from lamda_core.training.data import read_records
+
+    conversations = read_conversations(path)
+    formats = sorted({row_format(r) for r in read_records(Path(path)).rows})
+    st.success(f"{len(conversations)} conversations ({', '.join(formats)} format); the loss is on the assistant's "
+               "answers, rendered with the model's chat template.")
+    rows = [{"conversation": i + 1, "role": m["role"], "content": m["content"]}
+            for i, c in enumerate(conversations[:3]) for m in c]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
 def classification_columns(path: str, validation: str | None) -> tuple[bool, str | None, str | None]:
@@ -79,13 +104,16 @@ def classification_columns(path: str, validation: str | None) -> tuple[bool, str
 
 # ---- data: the file in use is kept across pages; an upload is selected, checked and previewed at once
 st.subheader("Data")
-demo = "demo-sentiment" if task != "causal-lm" else "demo-corpus"
-kinds = ["csv", "tsv", "jsonl", "parquet"] if task != "causal-lm" else ["txt", "jsonl"]
+instruct = task == "causal-lm" and source is not None and has_chat_template(source)
+demo = "demo-sentiment" if task != "causal-lm" else "demo-chat" if instruct else "demo-corpus"
+kinds = ["csv", "tsv", "jsonl", "parquet"] if task != "causal-lm" else ["jsonl", "parquet", "txt"]
 u1, u2 = st.columns(2)
 with u1:
     train_data = file_choice("Training file: " + ", ".join(kinds), kinds, f"run_train_file-{task}", root, demo,
                              f"{demo} (built-in demo data)", help="Classification: a text and a label column (CSV / "
-                             "TSV with or without a header line, JSONL, Parquet). Causal LM: plain text.")
+                             "TSV with or without a header line, JSONL, Parquet). Causal LM: instruction data (JSONL / "
+                             "Parquet rows with 'messages', 'prompt' + 'completion' or 'instruction' + 'output'; the "
+                             "loss is on the answers) or plain text (.txt).")
 with u2:
     validation_data = file_choice("Validation file (optional)", kinds, f"run_validation_file-{task}", root, None,
                                   "none: a seeded 10% of the training file")
@@ -98,7 +126,10 @@ else:
     if task == "causal-lm":
         try:
             check_language_model_text(train_data, validation_data)
-            st.code(Path(train_data).read_text(errors="replace")[:400] + " ...", language=None)
+            if is_chat_file(train_data):
+                show_conversations(train_data)
+            else:
+                st.code(Path(train_data).read_text(errors="replace")[:400] + " ...", language=None)
         except lc.LamdaError as error:
             st.error(user_message(error))
             data_ok = False

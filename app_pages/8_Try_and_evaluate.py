@@ -1,7 +1,8 @@
 """Use what you trained: type sentences and see the label probabilities of up to three runs side
-by side (a causal LM: continue a prompt, the base model beside it), and score runs on an uploaded
-test file: accuracy, macro F1, per class, the confusion matrix and the most confidently wrong
-examples, all downloadable. Each run is loaded once per session (training/inference.py)."""
+by side (a causal LM: chat with the runs and the base model side by side, streamed), and score
+runs on an uploaded test file: accuracy, macro F1, per class, the confusion matrix and the most
+confidently wrong examples (a causal LM on conversations: exact match and answer perplexity
+against the base model, the worst answers), all downloadable. Each run is loaded once per session (training/inference.py)."""
 import json
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import streamlit as st
 
 import lamda_core as lc
 from lamda_core import figures
-from lamda_core.training.evaluation import ClassificationReport, evaluate_run, side_by_side
+from lamda_core.training.chat_evaluation import ChatReport
+from lamda_core.training.evaluation import ClassificationReport, evaluate_run, side_by_side, write_csv
 from lamda_core.training.inference import load_base, load_run
 from lamda_core.training.runs import RunFolder, list_runs
 from studio_ui.common import file_choice, kept, kept_choice, page_setup, runs_root, sidebar, user_message
@@ -38,6 +40,25 @@ def cached_run(folder: str, version: float):
 @st.cache_resource(show_spinner=False, max_entries=2)
 def cached_base(folder: str):
     return load_base(folder)
+
+
+def chat_report(report: ChatReport) -> None:
+    """A causal-LM run scored on conversations: exact match and perplexity against the base
+    model, the worst answers, downloads."""
+    with st.container(border=True):
+        st.markdown(f"**{report.run}**: exact match {100 * report.exact_match:.1f}% (base model "
+                    f"{100 * report.base_exact_match:.1f}%), answer perplexity {report.fine_tuned_perplexity:.3f} "
+                    f"(base {report.base_perplexity:.3f}) on {report.examples} conversations")
+        if report.truncated:
+            st.info(f"{report.truncated} conversations are longer than the run's sequence length; their loss counts "
+                    "the answer tokens that fit.")
+        st.markdown(f"Worst {len(report.worst)} (wrong answers first, then the highest loss per answer token)")
+        st.dataframe(pd.DataFrame(report.worst), hide_index=True, width="stretch")
+        d1, d2 = st.columns(2)
+        d1.download_button("Every answer (CSV)", write_csv(report.rows), f"{report.run}-answers.csv",
+                           key=f"answers-{report.run}")
+        d2.download_button("Report (JSON)", json.dumps(report.summary(), indent=1), f"{report.run}-report.json",
+                           key=f"chat-json-{report.run}")
 
 
 def loaded(folder: Path):
@@ -83,29 +104,57 @@ if task == "classification":
             by_run = {name: [rows[i].get(label, 0.0) for label in labels] for name, rows in probabilities.items()}
             st.plotly_chart(figures.probability_figure(sentence, by_run, labels), width="stretch", key=f"try-{i}")
 else:
-    prompt = st.text_input("Prompt", placeholder="Once upon a time", **kept("try_prompt", ""))
-    c1, c2 = st.columns(2)
-    tokens = c1.number_input("New tokens", 1, 512, **kept("try_tokens", 40))
-    temperature = c2.number_input("Temperature (0: greedy decoding)", 0.0, 2.0, **kept("try_temperature", 0.0))
+    chat = any(m.chat for m in models.values())
+    c1, c2, c3, c4 = st.columns(4)
+    tokens = c1.number_input("Max new tokens", 1, 512, **kept("try_tokens", 40))
+    temperature = c2.number_input("Temperature (0: greedy)", 0.0, 2.0, step=0.1, **kept("try_temperature", 0.0))
+    top_p = c3.number_input("Top-p", 0.05, 1.0, step=0.05, **kept("try_top_p", 1.0),
+                            help="Sampling keeps the smallest set of tokens whose probability adds up to this; "
+                                 "used when the temperature is above 0.")
+    raw = c4.toggle("Plain continuation", **kept("try_raw", not chat), disabled=not chat,
+                    help="Off: the prompt is a user message in the model's chat template (an instruct model). "
+                         "On: the model continues the text as it is.")
+    st.caption("Each prompt is answered on its own by every chosen run and by the base model, side by side, "
+               "streamed as the tokens come.")
+    with st.container():
+        prompt = st.chat_input("Ask the models (e.g. Is this review positive or negative? A warm, funny film.)",
+                               key="try_chat")
+    with st.spinner("Loading the base model…"):
+        answering = {**models, "base model": cached_base(str(root / chosen[0]))}
+    history = st.session_state.setdefault("chat_history", [])
+    for past_prompt, past in history[-3:]:
+        with st.chat_message("user"):
+            st.markdown(past_prompt)
+        for column, (name, answer) in zip(st.columns(len(past)), past.items()):
+            column.markdown(f"**{name}**")
+            column.markdown(answer)
     if prompt:
-        first = root / chosen[0]
-        with st.spinner("Loading the base model…"):
-            answers = {**models, "base model": cached_base(str(first))}
-        for name, model in answers.items():
-            st.markdown(f"**{name}**: {prompt}{model.generate(prompt, int(tokens), float(temperature))}")
+        with st.chat_message("user"):
+            st.markdown(prompt)
+        answers = {}
+        for column, (name, model) in zip(st.columns(len(answering)), answering.items()):
+            column.markdown(f"**{name}**")
+            with column:
+                answers[name] = st.write_stream(model.stream(prompt, int(tokens), float(temperature), float(top_p),
+                                                             raw=bool(raw)))
+        history.append((prompt, answers))
 
 # ---- evaluate on a test file -------------------------------------------------------------------
 st.subheader("Evaluate on a test file")
-kinds = ["csv", "tsv", "jsonl", "parquet"] if task == "classification" else ["txt", "jsonl"]
-path = file_choice("Test file: " + ", ".join(kinds) + " (read like training data; its labels must be the runs' "
-                   "classes)", kinds, f"eval_file-{task}", root, None, "none: upload a test file")
+kinds = ["csv", "tsv", "jsonl", "parquet"] if task == "classification" else ["txt", "jsonl", "parquet"]
+what = ("read like training data; its labels must be the runs' classes" if task == "classification" else
+        "conversations: exact match of the greedy answers and answer perplexity, base model beside; plain text: "
+        "perplexity")
+path = file_choice("Test file: " + ", ".join(kinds) + f" ({what})", kinds, f"eval_file-{task}", root, None,
+                   "none: upload a test file")
 if path is not None and st.button("Evaluate", type="primary", key="evaluate"):
     reports, bar = [], st.progress(0.0, text="Evaluating…")
     try:
         for index, name in enumerate(chosen):
             def progress(done, total, index=index, name=name):
                 bar.progress((index + done / total) / len(chosen), text=f"Evaluating {name}: {done}/{total}")
-            reports.append(evaluate_run(root / name, path, progress=progress, loaded=models[name]))
+            base = cached_base(str(root / name)) if task == "causal-lm" else None
+            reports.append(evaluate_run(root / name, path, progress=progress, loaded=models[name], base=base))
         st.session_state["eval_reports"] = (Path(path).name, reports)
     except lc.LamdaError as error:
         st.error(user_message(error))
@@ -116,6 +165,8 @@ if "eval_reports" in st.session_state:
     st.markdown(f"**{data_name}**")
     st.dataframe(pd.DataFrame(side_by_side(reports)), hide_index=True, width="stretch")
     for report in reports:
+        if isinstance(report, ChatReport):
+            chat_report(report)
         if not isinstance(report, ClassificationReport):
             continue
         with st.container(border=True):

@@ -8,11 +8,15 @@ import streamlit as st
 
 from lamda_core import LamdaError, load_model, scan_spectra
 from lamda_core.choices import MODEL_DTYPES, TASKS
+from lamda_core.models.embedded_llm import DISPLAY_NAME as EMBEDDED_LLM_NAME
+from lamda_core.models.embedded_llm import SOURCE_NAME as EMBEDDED_LLM
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGO = str(ROOT / "assets" / "logo.svg")
-SOURCES = {"MiniLM-L6 (embedded)": "default", "Tiny Llama (demo)": "tiny-llama",
+SOURCES = {"MiniLM-L6 (embedded)": "default", EMBEDDED_LLM_NAME: EMBEDDED_LLM, "Tiny Llama (demo)": "tiny-llama",
            "Tiny GPT-2 (demo)": "tiny-gpt2", "Local folder or hub id": None}
+# the task a built-in model is for, set when the user picks that model (they can change it after)
+NATURAL_TASKS = {"default": "classification", EMBEDDED_LLM: "causal-lm"}
 SIDEBAR_DEFAULTS = {"model_choice": next(iter(SOURCES)), "model_path": "", "task": "classification",
                     "dtype": "float32"}
 
@@ -142,6 +146,9 @@ def sidebar() -> tuple[str | None, str, str]:
         choice = st.selectbox("Model", list(SOURCES), **kept("model_choice", SIDEBAR_DEFAULTS["model_choice"]),
                               help="The model every page works on; a local folder holds config.json and weights.")
         source = SOURCES[choice]
+        if st.session_state.get("sidebar_last_choice", choice) != choice and source in NATURAL_TASKS:
+            set_kept("task", NATURAL_TASKS[source])
+        st.session_state["sidebar_last_choice"] = choice
         if source is None:
             source = st.text_input("Folder or hub id", placeholder="/path/to/model",
                                    **kept("model_path", SIDEBAR_DEFAULTS["model_path"])).strip() or None

@@ -94,7 +94,7 @@ def test_every_command_line_in_the_readme_runs(tmp_path, monkeypatch):
         assert main(argv) == 0, command
         if argv[0] == "stop":
             assert read_status(argv[1])["state"] == "stopping", command
-    for run in ("lamda-r8", "lamda-r8-lora", "pp", "lm"):
+    for run in ("lamda-r8", "lamda-r8-lora", "pp", "lm", "chat"):
         assert read_status(Path("runs") / run)["state"] == "finished", run
     import csv
 
@@ -110,6 +110,13 @@ def test_every_command_line_in_the_readme_runs(tmp_path, monkeypatch):
     assert not torch.equal(merged.state_dict()[name], base.state_dict()[name])  # the update is in the weights
     reloaded, _ = lc.load_model("out/merged")  # and the mean pooling it was trained with comes back
     assert type(reloaded.bert.pooler).__name__ == "MeanPooler"
+
+    chat = json.loads(Path("chat.json").read_text())  # lamda evaluate on conversations: the demo's 40 answers
+    assert chat["examples"] == 40 and 0 <= chat["exact_match"] <= 1 and 0 <= chat["base_exact_match"] <= 1
+    assert chat["fine_tuned_perplexity"] < chat["base_perplexity"]  # 10 steps on the answers lower their loss
+    with open("answers.csv") as handle:
+        answers = list(csv.DictReader(handle))
+    assert len(answers) == 40 and {a["reference"] for a in answers} == {"positive", "negative"}
 
     update = json.loads(Path("update.json").read_text())  # lamda analyze: every adapted matrix
     assert update["method"] == "lamda" and len(update["matrices"]) == 36

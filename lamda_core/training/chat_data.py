@@ -61,7 +61,7 @@ def is_chat_file(path: str | Path) -> bool:
 
 def _as_messages(value, where: str, what: str) -> list[dict]:
     """A list of {role, content} dicts from a row field (a Parquet column gives numpy arrays)."""
-    if isinstance(value, str):
+    if isinstance(value, str) and what != "messages":
         return [{"role": "user" if what == "prompt" else "assistant", "content": value}]
     if hasattr(value, "tolist") and not isinstance(value, dict):
         value = value.tolist()
