@@ -9,9 +9,9 @@ import streamlit as st
 import lamda_core as lc
 from lamda_core import choices
 from lamda_core.methods import get_method, method_names
+from lamda_core.training.chat_data import is_chat_file
 from lamda_core.training.compare import create_comparison
 from lamda_core.training.config import TrainConfig
-from lamda_core.training.chat_data import is_chat_file
 from lamda_core.training.data import ColumnError, check_language_model_text, file_columns, preview_classification
 from lamda_core.training.runs import RunFolder, any_live, create_run, list_runs, new_run_folder, start_run
 from studio_ui.common import file_choice, kept, kept_choice, page_setup, runs_root, set_kept, sidebar, user_message

@@ -154,7 +154,8 @@ def base_score(task: str, paths: dict[str, Path]) -> dict:
     from lamda_core.training.inference import RunModel
 
     model, tokenizer = lc.load_model(SOURCE, task="causal-lm")
-    return score_model(RunModel("base", "causal-lm", model.eval(), tokenizer, None, 512, "base", 0), paths["validation"])
+    base = RunModel("base", "causal-lm", model.eval(), tokenizer, None, 512, "base", 0)
+    return score_model(base, paths["validation"])
 
 
 def ensure(specs: list[dict], tasks: dict, work: Path) -> dict[str, dict]:

@@ -569,7 +569,8 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--task", default="classification", choices=choices.TRAIN_TASKS)
     parser.add_argument("--data", default="demo-sentiment",
-                        help="'demo-sentiment', 'demo-corpus', 'demo-chat' or a .csv/.tsv/.jsonl/.parquet file (causal-lm: .txt, "
+                        help="'demo-sentiment', 'demo-corpus', 'demo-chat' or a .csv/.tsv/.jsonl/.parquet file "
+                             "(causal-lm: .txt, "
                              "or instruction .jsonl/.parquet: messages, prompt/completion or instruction/output)")
     parser.add_argument("--validation", help="validation file (default: 10%% of the data, seeded)")
     parser.add_argument("--text-column")
@@ -753,8 +754,8 @@ def _add_run_folder_commands(commands) -> None:
 def _add_use_commands(commands) -> None:
     """evaluate, predict, generate, analyze, doctor: use and inspect what was trained, check the machine."""
     evaluate = commands.add_parser("evaluate", help="score finished or stopped runs on a held-out file: accuracy, "
-                                   "macro F1, per class, confusion matrix, wrong examples (causal LMs: perplexity, and exact match "
-                                   "of greedy answers on conversations)")
+                                   "macro F1, per class, confusion matrix, wrong examples (causal LMs: perplexity, "
+                                   "and exact match of greedy answers on conversations)")
     evaluate.add_argument("runs", nargs="+", metavar="RUN", help="run folders (several: one table side by side)")
     evaluate.add_argument("--data", required=True, help="a labelled file like the training data (causal-lm: .txt for "
                           "perplexity; conversations .jsonl/.parquet for answer perplexity and exact match)")

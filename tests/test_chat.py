@@ -9,8 +9,14 @@ import torch
 import lamda_core as lc
 from lamda_core.errors import DataError
 from lamda_core.models import embedded_llm
-from lamda_core.training.chat_data import (IGNORE_INDEX, encode_conversation, load_chat, pad_batch,
-                                           read_conversations, render_prompt)
+from lamda_core.training.chat_data import (
+    IGNORE_INDEX,
+    encode_conversation,
+    load_chat,
+    pad_batch,
+    read_conversations,
+    render_prompt,
+)
 from lamda_core.training.chat_evaluation import evaluate_chat, exact_match, normalize
 from lamda_core.training.inference import RunModel
 

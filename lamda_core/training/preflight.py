@@ -1,7 +1,8 @@
 """Checks a run passes before its folder is created: everything that can fail without training.
 
 The data loads (classification: every row, the columns and the classes; causal-lm: the file
-holds text; instruction data: every conversation, and a tokenizer with a chat template), the model's config loads, and the targets and every rank fit the model's matrices,
+holds text; instruction data: every conversation, and a tokenizer with a chat template), the
+model's config loads, and the targets and every rank fit the model's matrices,
 checked on the meta-device model (shapes only, no weights), as is the pooling. A failure raises the specific
 LamdaError; nothing is written.
 """
@@ -15,10 +16,9 @@ def check_run(config: TrainConfig) -> list[str]:
     """Raise on the first problem of ``config``; return notes on what was detected (e.g. a data
     file without a header line)."""
     from ..adapter.inject import resolve_ranks
-    from ..models.loading import load_config, meta_model, resolve_source
+    from ..models.loading import load_config, load_tokenizer, meta_model, resolve_source
     from ..models.pooling import apply_pooling, resolve_pooling
     from ..models.targets import resolve_targets
-    from ..models.loading import load_tokenizer
     from .chat_data import check_chat_template, is_chat_file
     from .data import check_language_model_text, load_classification, resolve_dataset
 

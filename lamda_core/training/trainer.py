@@ -50,8 +50,8 @@ class Trainer:
         from ..adapter.inject import adapt, head_module_names
         from ..models.loading import load_model
         from .batches import Batches
-        from .checkpoint import restore_model, restore_optimizer
         from .chat_data import is_chat_file, load_chat
+        from .checkpoint import restore_model, restore_optimizer
         from .data import load_classification, load_language_model, resolve_dataset
         from .optim import lr_lambda, parameter_groups
 
