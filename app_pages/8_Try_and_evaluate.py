@@ -72,7 +72,9 @@ if not runs:
     st.info("No finished run yet. Train one on the Fine-tune page; it can be tried and evaluated here.")
     st.stop()
 names = [f.name for f in runs]
-default = [n for n in names if RunFolder(root / n).status()["state"] == "finished"][-2:] or names[-1:]
+finished = [n for n in names if RunFolder(root / n).status()["state"] == "finished"]
+newest_task = RunFolder(root / (finished or names)[-1]).config.task  # the two newest runs of one task side by side
+default = [n for n in finished if RunFolder(root / n).config.task == newest_task][-2:] or names[-1:]
 chosen = st.multiselect(f"Runs (up to {MAX_RUNS})", names, max_selections=MAX_RUNS,
                         help="Finished runs, and stopped ones (from their last checkpoint).",
                         **kept_choice("use_runs", names, default))

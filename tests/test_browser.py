@@ -595,3 +595,46 @@ def test_no_text_is_cut_off_at_common_widths(page, server, width):
         assert not clipped, "\n".join(f"{k}: {v}" for k, v in clipped.items())
     finally:
         page.set_viewport_size({"width": 1440, "height": 1000})
+
+
+# ---- a real LLM (issue 35) ----------------------------------------------------------------------
+def test_instruction_tune_smollm2_then_chat_with_base_and_fine_tuned_side_by_side(page, server, runs_dir, tmp_path):
+    """Choose the embedded SmolLM2 (the task follows to causal-lm), upload conversations (checked
+    and previewed), train a few steps, then ask the run and the base model the same question."""
+    import json
+
+    fresh_session(page, server)
+    choose(page, "Model", "SmolLM2-135M-Instruct (embedded)")
+    assert "causal-lm" in selected(page, "Task")
+    go(page, "Fine-tune")
+    chat = tmp_path / "reviews-chat.jsonl"
+    chat.write_text("".join(json.dumps({"messages": [
+        {"role": "user", "content": f"Is this review positive or negative? {text}"},
+        {"role": "assistant", "content": label}]}) + "\n" for text, label in [
+        ("A warm, funny film.", "positive"), ("Dull and far too long.", "negative")] * 6))
+    page.locator('[data-testid="stFileUploader"]').first.locator('input[type="file"]').set_input_files(str(chat))
+    settle(page)
+    page.get_by_text("12 conversations (messages format)").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "12-fine-tune-chat-upload.png"), full_page=True)
+    fill_number(page, "Steps", "3")
+    fill_number(page, "Batch size", "4")
+    started = start_and_find(page, runs_dir)
+    config = run_configs(runs_dir)[started.name]
+    assert config["source"] == "smollm2" and config["task"] == "causal-lm"
+    assert config["train_data"].endswith("reviews-chat.jsonl")
+    wait_for_state(started, "finished")
+    go(page, "Try & evaluate")
+    assert started.name in page.locator('[data-testid="stMultiSelect"]').first.inner_text()
+    box = page.locator('[data-testid="stChatInputTextArea"]')
+    box.fill("Is this review positive or negative? A warm, funny film.")
+    box.press("Enter")
+    page.get_by_text("base model", exact=True).first.wait_for()
+    settle(page)
+    columns = page.locator('[data-testid="stColumn"]').filter(has=page.locator("strong"))
+    answers = {}
+    for i in range(columns.count()):
+        lines = [line.strip() for line in columns.nth(i).inner_text().splitlines() if line.strip()]
+        if lines and lines[0] in (started.name, "base model"):
+            answers[lines[0]] = " ".join(lines[1:])
+    assert set(answers) == {started.name, "base model"} and all(answers.values()), answers
+    page.screenshot(path=str(ARTIFACTS / "13-chat-side-by-side.png"), full_page=True)
