@@ -54,8 +54,9 @@ FILES = {"sst2": ("sst2_phrases_train.tsv", "sst2_phrases_validation.tsv"),
 SEQ_LEN = {"sst2": 96, "agnews": 160}
 STEPS = {"sst2": 40, "agnews": 30}
 BATCH = 8
-VALIDATION_EXAMPLES = 200
-SWEEP_RATES = {"lamda": (1e-3, 3e-3, 1e-2), "lora": (3e-4, 1e-3, 3e-3)}
+VALIDATION_EXAMPLES = 100
+# two rates a method (2 cores): LaMDA's MiniLM default 3e-3 and the next lower; LoRA's 1e-3 and the next lower
+SWEEP_RATES = {"lamda": (1e-3, 3e-3), "lora": (3e-4, 1e-3)}
 
 
 def write_task(task: str, data_dir: Path, out: Path) -> dict[str, Path]:
@@ -178,7 +179,7 @@ def ensure(specs: list[dict], tasks: dict, work: Path) -> dict[str, dict]:
 
 def spec(task: str, method: str, rate: float | None, seed: int, split: bool) -> dict:
     return {"task": task, "method": method, "learning_rate": rate, "seed": seed, "split": split,
-            "steps": STEPS[task], "seq_len": SEQ_LEN[task], "batch": BATCH}
+            "steps": STEPS[task], "seq_len": SEQ_LEN[task], "batch": BATCH, "examples": VALIDATION_EXAMPLES}
 
 
 def sweep_specs() -> list[dict]:

@@ -1,6 +1,6 @@
 """Memory benchmark: the cost estimate against measurement, and LaMDA against PEFT LoRA.
 
-    python benchmarks/memory.py [--peft-family-only]
+    python benchmarks/memory.py [--peft-family-only] [--llm-only]
 
 For MiniLM (real), a tiny Llama and a tiny GPT-2 at two (batch, seq) shapes, and for full
 fine-tuning, PEFT LoRA (dropout 0.05 and 0), LaMDA and LaMDA++ at the same base rank 8 (LaMDA++
@@ -10,7 +10,9 @@ census (saved tensors + parameters, gradients, optimizer state) and the process'
 the measured LaMDA / LoRA ratios of trainable adapter parameters (averaged over the freezing
 schedule, eta = 0.3) and of peak memory; and the census component by component. Then PEFT's
 DoRA, PiSSA, VeRA and PSOFT (rank 8, dropout 0 and 0.05) on every model and shape: estimated
-against measured peak (PSOFT adapts nn.Linear only, so not GPT-2's Conv1D).
+against measured peak (PSOFT adapts nn.Linear only, so not GPT-2's Conv1D). Last, the embedded
+SmolLM2-135M-Instruct at the app's default shape (batch x seq of choices) for LaMDA, LoRA, DoRA and
+full fine-tuning, each at its defaults.
 """
 from __future__ import annotations
 
@@ -66,6 +68,22 @@ def peft_family_table() -> None:
            "phase (estimated / measured)"], peft_family_rows())
 
 
+def llm_table() -> None:
+    """SmolLM2 (30 layers, GQA, SwiGLU, tied 49,152-token embedding) at the app's default shape."""
+    from lamda_core import choices
+
+    rows = []
+    for method in ("lamda", "lora", "dora", "full"):
+        query = lc.CostQuery("smollm2", method, task="causal-lm")  # the method's default rank and dropout
+        estimate, measure = lc.estimate_costs(query), lc.measure_costs(query)
+        rows.append(("SmolLM2-135M-Instruct", f"{choices.DEFAULT_BATCH_SIZE}x{choices.DEFAULT_SEQ_LEN}", method,
+                     mib(estimate.peak), mib(measure.peak), f"{estimate.peak / measure.peak - 1:+.1%}",
+                     f"{estimate.peak_phase} / {measure.peak_phase}"))
+    table("The embedded LLM at the app's default shape, each method at its defaults (MiB, float32, AdamW, CPU)",
+          ["model", "batch x seq", "method", "estimated peak", "measured peak (allocator)", "peak error",
+           "phase (estimated / measured)"], rows)
+
+
 def main() -> None:
     import sys
 
@@ -74,6 +92,9 @@ def main() -> None:
     transformers.logging.set_verbosity_error()
     if "--peft-family-only" in sys.argv:
         peft_family_table()
+        return
+    if "--llm-only" in sys.argv:
+        llm_table()
         return
     peaks, census, ratios = [], [], []
     for model_name, (source, task) in MODELS.items():
@@ -131,6 +152,7 @@ def main() -> None:
           ["model", "batch x seq", "method", "estimated census", "counted census", "census error",
            "base activations error", "adapter activations error", "worst component"], census)
     peft_family_table()
+    llm_table()
 
 
 def table(title: str, header: list[str], rows: list[tuple]) -> None:
