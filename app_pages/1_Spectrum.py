@@ -4,6 +4,8 @@ import pandas as pd
 import streamlit as st
 
 from lamda_core import figures
+from lamda_core.models.embedded_llm import QUANTIZATION_NOTE
+from lamda_core.models.embedded_llm import SOURCE_NAME as EMBEDDED_LLM
 from lamda_core.spectra.spectrum import iter_kinds
 from studio_ui.common import kept, kept_choice, model_label, page_setup, report_or_stop, sidebar
 
@@ -23,6 +25,8 @@ report = report_or_stop(source, top_k or None)
 st.caption(
     f"{len(report.matrices)} matrices of {model_label(report.source)}; {report.cache_hits} read from the disk cache."
 )
+if source == EMBEDDED_LLM:
+    st.info(QUANTIZATION_NOTE)
 
 left, right = st.columns(2)
 with left:

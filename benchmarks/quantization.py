@@ -32,7 +32,8 @@ def weights(source: str, task: str) -> dict[str, tuple[str, torch.Tensor]]:
 
 def main() -> None:
     print("### The floor against real Q4_1 rounding (MiniLM's matrices quantized here)\n")
-    print("| matrix | shape | floor (estimated) | sigma_1 of the real rounding error | error |\n|---|---|---:|---:|---:|")
+    print("| matrix | shape | floor (estimated) | sigma_1 of the real rounding error | error |")
+    print("|---|---|---:|---:|---:|")
     for name, (_, w) in list(weights("default", "encoder").items())[:6]:
         quantized = quantize_q4_1(w)
         real = float(torch.linalg.matrix_norm(quantized - w, 2))
