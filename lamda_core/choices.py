@@ -42,6 +42,10 @@ DEFAULT_METHOD = "lamda"
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_SEQ_LEN = 64
 DEFAULT_STEPS = 60
+# Tokens per example for instruction data on the embedded SmolLM2 (the app's sequence length follows it when
+# that model is chosen): its chat template adds a 20-token default system prompt, so demo-chat's one-line
+# reviews render to at most 76 tokens; at 64, 93 of its 400 examples lost their whole answer.
+DEFAULT_CHAT_SEQ_LEN = 128
 # LaMDA's rank, from benchmarks/quality.py (validation files, 3 seeds, mean pooling;
 # docs/quality.md): r = 40 is the round rank just inside 5x fewer averaged adapter parameters than
 # LoRA r=8 (57,600 for S on MiniLM, 63,130 averaged with B's first steps: 5.3x; the budget ends at

@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from lamda_core import LamdaError, load_model, scan_spectra
-from lamda_core.choices import MODEL_DTYPES, TASKS
+from lamda_core.choices import DEFAULT_CHAT_SEQ_LEN, DEFAULT_SEQ_LEN, MODEL_DTYPES, TASKS
 from lamda_core.models.embedded_llm import DISPLAY_NAME as EMBEDDED_LLM_NAME
 from lamda_core.models.embedded_llm import SOURCE_NAME as EMBEDDED_LLM
 
@@ -148,6 +148,7 @@ def sidebar() -> tuple[str | None, str, str]:
         source = SOURCES[choice]
         if st.session_state.get("sidebar_last_choice", choice) != choice and source in NATURAL_TASKS:
             set_kept("task", NATURAL_TASKS[source])
+            follow("run_seq", DEFAULT_CHAT_SEQ_LEN if source == EMBEDDED_LLM else DEFAULT_SEQ_LEN)
         st.session_state["sidebar_last_choice"] = choice
         if source is None:
             source = st.text_input("Folder or hub id", placeholder="/path/to/model",

@@ -607,6 +607,8 @@ def test_instruction_tune_smollm2_then_chat_with_base_and_fine_tuned_side_by_sid
     choose(page, "Model", "SmolLM2-135M-Instruct (embedded)")
     assert "causal-lm" in selected(page, "Task")
     go(page, "Fine-tune")
+    sequence = page.locator('[data-testid="stNumberInput"]').filter(has_text="Sequence length").locator("input")
+    assert sequence.input_value() == "128"  # room for the chat template (choices.DEFAULT_CHAT_SEQ_LEN)
     chat = tmp_path / "reviews-chat.jsonl"
     chat.write_text("".join(json.dumps({"messages": [
         {"role": "user", "content": f"Is this review positive or negative? {text}"},
@@ -638,3 +640,14 @@ def test_instruction_tune_smollm2_then_chat_with_base_and_fine_tuned_side_by_sid
             answers[lines[0]] = " ".join(lines[1:])
     assert set(answers) == {started.name, "base model"} and all(answers.values()), answers
     page.screenshot(path=str(ARTIFACTS / "13-chat-side-by-side.png"), full_page=True)
+
+    held_out = tmp_path / "held-out-chat.jsonl"
+    held_out.write_text("".join(json.dumps({"prompt": f"Is this review positive or negative? {text}",
+                                            "completion": label}) + "\n"
+                                for text, label in [("Loved it.", "positive"), ("A waste of time.", "negative")]))
+    page.locator('[data-testid="stFileUploader"]').first.locator('input[type="file"]').set_input_files(str(held_out))
+    settle(page)
+    page.get_by_role("button", name="Evaluate").click()
+    page.get_by_text("on 2 conversations").first.wait_for()
+    assert "exact match" in page.get_by_text("on 2 conversations").first.inner_text()
+    page.get_by_text("Every answer (CSV)").wait_for()
