@@ -21,6 +21,9 @@ Sections (each reuses the runs already in the cache, so they can be run one at a
            PARETO_RANKS, on SST-2's validation file
   report   print the markdown tables and write benchmarks/results/quality.json and the Pareto
            figures (HTML, and PNGs where Debian's chromium is installed)
+  llm      instruction-tuning the embedded SmolLM2: LaMDA, LaMDA++ and LoRA, exact match on SST-2
+           and AG News as questions (benchmarks/llm_quality.py; `python benchmarks/quality.py llm
+           [its own sections and options]`)
 
 The final table, variants and Pareto run with --pooling (default mean: what the product's pooling
 "auto" picks for MiniLM); the factor and step-budget sections were measured with BERT's [CLS]
@@ -652,6 +655,12 @@ def write_pareto_figures(points: list[dict], stem: str = "pareto", x_params: str
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["llm"]:  # its own script, sections and options
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from llm_quality import main as llm_main
+
+        llm_main(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "sections",

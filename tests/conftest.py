@@ -20,8 +20,15 @@ FAMILIES = {"minilm": ("default", "classification"), "llama": ("tiny-llama", "ca
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):
-    """Tiny models are built into a fresh cache, as on a machine that never saw them."""
-    os.environ["LAMDA_CACHE"] = str(tmp_path_factory.mktemp("lamda-cache"))
+    """Tiny models and the converted SmolLM2 are built into a fresh cache, as on a machine that
+    never saw them; the two xdist workers share it (builds are atomic, SmolLM2's behind a lock),
+    so SmolLM2 is converted once per test session."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # pytest-of-USER/pytest-N: the same for both workers
+    cache = shared / "lamda-cache"
+    cache.mkdir(exist_ok=True)
+    os.environ["LAMDA_CACHE"] = str(cache)
 
 
 def pytest_collection_modifyitems(items):

@@ -100,24 +100,28 @@ def convert(gguf: Path, folder: Path) -> Path:
 
 def embedded_llm_path(notify=print) -> Path:
     """The converted folder, built from the GGUF on first use or when the cache is damaged
-    (atomically: built in a staging folder, then renamed into place). ``notify``: told why a
+    (atomically: built in a staging folder, then renamed into place; a lock file makes a second
+    process wait for the first one's build instead of converting again). ``notify``: told why a
     (re)build happens."""
+    import fcntl
+
     folder = cache_folder()
-    problem = cache_problem(folder)
-    if problem is None:
+    if cache_problem(folder) is None:
         return folder
     gguf = gguf_path()
-    if folder.exists():
-        notify(f"note: rebuilding the cached {DISPLAY_NAME} at {folder}: {problem}")
-        shutil.rmtree(folder, ignore_errors=True)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{CACHE_FOLDER}-"))
-    try:
-        convert(gguf, staging)
-        staging.rename(folder)
-    except OSError:
-        if cache_problem(folder) is not None:  # not a concurrent build that won the rename
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with open(folder.parent / f".{CACHE_FOLDER}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        problem = cache_problem(folder)  # again: another process may have built it while this one waited
+        if problem is None:
+            return folder
+        if folder.exists():
+            notify(f"note: rebuilding the cached {DISPLAY_NAME} at {folder}: {problem}")
+            shutil.rmtree(folder, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{CACHE_FOLDER}-"))
+        try:
+            convert(gguf, staging)
+            staging.rename(folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return folder
