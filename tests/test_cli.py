@@ -162,8 +162,9 @@ def test_doctor_reports_every_check():
     result = run_cli("doctor")
     assert result.returncode == 0, result.stdout + result.stderr
     names = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("ok")]
-    assert names == ["python", "packages", "threads", "memory", "disk", "embedded", "gpu"]
+    assert names == ["python", "packages", "threads", "memory", "disk", "embedded", "embedded", "gpu"]
     assert "MiniLM loads (22.7 M parameters)" in result.stdout and "all checks passed" in result.stdout
+    assert "SmolLM2-135M-Instruct (embedded) ready" in result.stdout
 
 
 def test_doctor_says_what_to_do_when_the_runs_disk_is_full(monkeypatch, tmp_path):

@@ -48,39 +48,13 @@ class Trainer:
     def build(self) -> None:
         from ..adapter.freezing import PMBFreezer
         from ..adapter.inject import adapt, head_module_names
-        from ..models.loading import load_model
         from .batches import Batches
-        from .chat_data import is_chat_file, load_chat
         from .checkpoint import restore_model, restore_optimizer
-        from .data import load_classification, load_language_model, resolve_dataset
         from .optim import lr_lambda, parameter_groups
 
         c = self.config
         torch.manual_seed(c.seed)
-        if c.task == "classification":
-            self.data = load_classification(c.train_data, c.validation_data, c.text_column, c.label_column, c.seed)
-            for note in self.data.notes:
-                print(f"note: {note}", flush=True)
-            model, self.tokenizer = load_model(c.source, task="classification", num_labels=len(self.data.label_names),
-                                               dtype=c.dtype, pooling=c.pooling)
-            model.config.id2label = dict(enumerate(self.data.label_names))
-            model.config.label2id = {n: i for i, n in enumerate(self.data.label_names)}
-            size = len(self.data.train_texts)
-            lengths = [len(text) for text in self.data.train_texts] if c.group_by_length else None
-        else:
-            model, self.tokenizer = load_model(c.source, task="causal-lm", dtype=c.dtype)
-            if self.tokenizer is None:
-                raise LamdaError(f"{c.source} has no tokenizer; training needs one")
-            train_path, validation_path = resolve_dataset(c.train_data, c.validation_data)
-            if is_chat_file(train_path):  # conversations: loss on the answers, padded per batch
-                self.data = load_chat(train_path, self.tokenizer, c.seq_len, validation_path, c.seed)
-                for note in self.data.notes:
-                    print(f"note: {note}", flush=True)
-                size = len(self.data.train)
-                lengths = [len(e.input_ids) for e in self.data.train] if c.group_by_length else None
-            else:
-                self.data = load_language_model(c.train_data, self.tokenizer, c.seq_len, c.validation_data, c.seed)
-                size, lengths = len(self.data.train_blocks), None  # blocks all have seq_len tokens
+        model, size, lengths = self.load_data_and_model()
         heads = head_module_names(model, c.adapter.trainable_modules)
         world = self.accelerator.num_processes
         per_step = c.batch_size * c.grad_accumulation * world
@@ -112,6 +86,37 @@ class Trainer:
         if c.method_spec.freezes_b:
             self.freezer = PMBFreezer(self.model, self.total_steps, completed_steps=state["freezer_steps"])
         self.wrapped, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
+
+    def load_data_and_model(self) -> tuple:
+        """(base model, training examples, their lengths for length-grouped batches or None);
+        sets self.data and self.tokenizer. Classification rows, conversations (chat_data: the
+        loss on the answers, padded per batch) or blocks of plain text; notes are printed."""
+        from ..models.loading import load_model
+        from .chat_data import is_chat_file, load_chat
+        from .data import load_classification, load_language_model, resolve_dataset
+
+        c = self.config
+        if c.task == "classification":
+            self.data = load_classification(c.train_data, c.validation_data, c.text_column, c.label_column, c.seed)
+            model, self.tokenizer = load_model(c.source, task="classification", num_labels=len(self.data.label_names),
+                                               dtype=c.dtype, pooling=c.pooling)
+            model.config.id2label = dict(enumerate(self.data.label_names))
+            model.config.label2id = {n: i for i, n in enumerate(self.data.label_names)}
+            texts = self.data.train_texts
+            size, lengths = len(texts), [len(text) for text in texts]
+        else:
+            model, self.tokenizer = load_model(c.source, task="causal-lm", dtype=c.dtype)
+            if self.tokenizer is None:
+                raise LamdaError(f"{c.source} has no tokenizer; training needs one")
+            train_path, validation_path = resolve_dataset(c.train_data, c.validation_data)
+            if not is_chat_file(train_path):  # blocks all have seq_len tokens: nothing to group
+                self.data = load_language_model(c.train_data, self.tokenizer, c.seq_len, c.validation_data, c.seed)
+                return model, len(self.data.train_blocks), None
+            self.data = load_chat(train_path, self.tokenizer, c.seq_len, validation_path, c.seed)
+            size, lengths = len(self.data.train), [len(e.input_ids) for e in self.data.train]
+        for note in self.data.notes:
+            print(f"note: {note}", flush=True)
+        return model, size, lengths if c.group_by_length else None
 
     def task_gradients(self, model, batches) -> dict:
         """dL/dW of every target over the first GRADIENT_BATCHES micro-batches of one process's

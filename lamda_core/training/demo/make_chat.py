@@ -8,7 +8,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 QUESTION = "Is this review positive or negative? Answer with one word.\n\n{text}"
-VALIDATION_PER_CLASS = 20
+VALIDATION_PER_CLASS = 10
 
 for split in ("train", "validation"):
     with open(HERE / f"sentiment_{split}.tsv", newline="") as source:
