@@ -127,16 +127,19 @@ def train(spec: dict, paths: dict[str, Path], work: Path) -> dict:
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"run {run_key(spec)} failed: {(folder / 'status.json').read_text()}")
     metrics = read_metrics(folder)
-    score = score_model(load_run(folder), scored)
-    per_step = (metrics[-1]["elapsed"] - metrics[0]["elapsed"]) / max(1, len(metrics) - 1)
+    summary = json.loads((folder / "summary.json").read_text())  # the trainer's answer loss on the scored file
+    score = {**score_model(load_run(folder), scored, with_loss=False), "perplexity": summary["eval_perplexity"]}
+    # the median step (not the mean): an evaluation, a checkpoint or a paused machine stretches single steps
+    per_step = statistics.median(b["elapsed"] - a["elapsed"] for a, b in zip(metrics, metrics[1:]))
     return {**score, "seconds_per_step": per_step, "tokens_per_second": score["mean_tokens"] * BATCH / per_step,
             "adapter_average": statistics.mean(r["adapter_parameters"] for r in metrics),
             "trainable_start": metrics[0]["trainable_parameters"], "trainable_end": metrics[-1]["trainable_parameters"],
             "peak_rss_mib": usage.ru_maxrss / 1024}
 
 
-def score_model(loaded, path: Path) -> dict:
-    """Exact match of greedy answers and perplexity of the reference answers on ``path``."""
+def score_model(loaded, path: Path, with_loss: bool = True) -> dict:
+    """Exact match of greedy answers on ``path``, the mean rendered length, and (``with_loss``)
+    the perplexity of the reference answers (a trained run has it from its own evaluation)."""
     from lamda_core.training.chat_data import encode_conversation, read_conversations
     from lamda_core.training.chat_evaluation import exact_match, greedy_answers
     from lamda_core.training.inference import answer_loss, perplexity
@@ -145,9 +148,11 @@ def score_model(loaded, path: Path) -> dict:
     examples = [encode_conversation(loaded.tokenizer, c, 512)[0] for c in conversations]
     answers = greedy_answers(loaded, conversations)
     correct = [exact_match(a, c[-1]["content"]) for a, c in zip(answers, conversations)]
-    return {"exact_match": sum(correct) / len(correct),
-            "perplexity": perplexity(answer_loss(loaded.model, examples, loaded.tokenizer.pad_token_id)),
-            "mean_tokens": statistics.mean(len(e.input_ids) for e in examples)}
+    score = {"exact_match": sum(correct) / len(correct),
+             "mean_tokens": statistics.mean(len(e.input_ids) for e in examples)}
+    if with_loss:
+        score["perplexity"] = perplexity(answer_loss(loaded.model, examples, loaded.tokenizer.pad_token_id))
+    return score
 
 
 def base_score(task: str, paths: dict[str, Path]) -> dict:

@@ -631,14 +631,22 @@ def test_instruction_tune_smollm2_then_chat_with_base_and_fine_tuned_side_by_sid
     box.fill("Is this review positive or negative? A warm, funny film.")
     box.press("Enter")
     page.get_by_text("base model", exact=True).first.wait_for()
+
+    def answers() -> dict:
+        """Each answering column's text below its name (the base model streams after the run)."""
+        found = {}
+        columns = page.locator('[data-testid="stColumn"]').filter(has=page.locator("strong"))
+        for i in range(columns.count()):
+            lines = [line.strip() for line in columns.nth(i).inner_text().splitlines() if line.strip()]
+            if lines and lines[0] in (started.name, "base model"):
+                found[lines[0]] = " ".join(lines[1:])
+        return found
+
+    deadline = time.monotonic() + WAIT_MS / 1000  # a hang guard, not a speed check
+    while not (len(answers()) == 2 and all(answers().values())) and time.monotonic() < deadline:
+        page.wait_for_timeout(500)
     settle(page)
-    columns = page.locator('[data-testid="stColumn"]').filter(has=page.locator("strong"))
-    answers = {}
-    for i in range(columns.count()):
-        lines = [line.strip() for line in columns.nth(i).inner_text().splitlines() if line.strip()]
-        if lines and lines[0] in (started.name, "base model"):
-            answers[lines[0]] = " ".join(lines[1:])
-    assert set(answers) == {started.name, "base model"} and all(answers.values()), answers
+    assert set(answers()) == {started.name, "base model"} and all(answers().values()), answers()
     page.screenshot(path=str(ARTIFACTS / "13-chat-side-by-side.png"), full_page=True)
 
     held_out = tmp_path / "held-out-chat.jsonl"
