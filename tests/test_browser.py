@@ -643,10 +643,12 @@ def test_instruction_tune_smollm2_then_chat_with_base_and_fine_tuned_side_by_sid
         return found
 
     deadline = time.monotonic() + WAIT_MS / 1000  # a hang guard, not a speed check
-    while not (len(answers()) == 2 and all(answers().values())) and time.monotonic() < deadline:
+    found = answers()
+    while not (len(found) == 2 and all(found.values())) and time.monotonic() < deadline:
         page.wait_for_timeout(500)
+        found = answers()
+    assert set(found) == {started.name, "base model"} and all(found.values()), found
     settle(page)
-    assert set(answers()) == {started.name, "base model"} and all(answers().values()), answers()
     page.screenshot(path=str(ARTIFACTS / "13-chat-side-by-side.png"), full_page=True)
 
     held_out = tmp_path / "held-out-chat.jsonl"
