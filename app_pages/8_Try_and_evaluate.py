@@ -16,7 +16,7 @@ from lamda_core.training.chat_evaluation import ChatReport
 from lamda_core.training.evaluation import ClassificationReport, evaluate_run, side_by_side, write_csv
 from lamda_core.training.inference import load_base, load_run
 from lamda_core.training.runs import RunFolder, list_runs
-from studio_ui.common import file_choice, kept, kept_choice, page_setup, runs_root, sidebar, user_message
+from studio_ui.common import file_choice, follow, kept, kept_choice, page_setup, runs_root, sidebar, user_message
 
 MAX_RUNS = 3
 page_setup("Try & evaluate")
@@ -114,7 +114,8 @@ else:
     top_p = c3.number_input("Top-p", 0.05, 1.0, step=0.05, **kept("try_top_p", 1.0),
                             help="Sampling keeps the smallest set of tokens whose probability adds up to this; "
                                  "used when the temperature is above 0.")
-    raw = c4.toggle("Plain continuation", **kept("try_raw", not chat), disabled=not chat,
+    follow("try_raw", not chat)  # the chosen runs decide (a chat template for instruct models) until the user does
+    raw = c4.toggle("Plain text", **kept("try_raw", not chat), disabled=not chat,
                     help="Off: the prompt is a user message in the model's chat template (an instruct model). "
                          "On: the model continues the text as it is.")
     st.caption("Each prompt is answered on its own by every chosen run and by the base model, side by side, "
