@@ -5,8 +5,8 @@ import streamlit as st
 import lamda_core as lc
 from lamda_core import choices, figures
 from lamda_core.choices import OPTIMIZERS
-from lamda_core.costs.estimate import CostBreakdown
 from lamda_core.methods import display_order
+from lamda_core.planning.estimate import CostBreakdown
 from studio_ui.common import kept, kept_choice, page_setup, sidebar, user_message
 from studio_ui.run_settings import default_data, draft_config, setting
 

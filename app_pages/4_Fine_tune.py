@@ -8,12 +8,12 @@ import streamlit as st
 
 import lamda_core as lc
 from lamda_core import choices
+from lamda_core.data.chat import is_chat_file
+from lamda_core.data.reading import ColumnError, check_language_model_text, file_columns, preview_classification
 from lamda_core.methods import get_method, method_names
-from lamda_core.training.chat_data import is_chat_file
-from lamda_core.training.compare import create_comparison
-from lamda_core.training.config import TrainConfig
-from lamda_core.training.data import ColumnError, check_language_model_text, file_columns, preview_classification
-from lamda_core.training.runs import RunFolder, any_live, create_run, list_runs, new_run_folder, start_run
+from lamda_core.runs.compare import create_comparison
+from lamda_core.runs.config import TrainConfig
+from lamda_core.runs.folder import RunFolder, any_live, create_run, list_runs, new_run_folder, start_run
 from studio_ui.common import file_choice, kept, kept_choice, page_setup, runs_root, set_kept, sidebar, user_message
 from studio_ui.run_settings import RunData, draft_config, fitted_rank, setting
 from studio_ui.runs_view import run_panel
@@ -50,8 +50,8 @@ def has_chat_template(source: str) -> bool:
 
 def show_conversations(path: str) -> None:
     """A checked instruction file: how many conversations, in which format, the first three."""
-    from lamda_core.training.chat_data import read_conversations, row_format
-    from lamda_core.training.data import read_records
+    from lamda_core.data.chat import read_conversations, row_format
+    from lamda_core.data.reading import read_records
 
     conversations = read_conversations(path)
     formats = sorted({row_format(r) for r in read_records(Path(path)).rows})

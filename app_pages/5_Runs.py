@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from lamda_core import LamdaError, figures
-from lamda_core.training.runs import RunFolder, list_runs
+from lamda_core.runs.folder import RunFolder, list_runs
 from studio_ui.common import kept_choice, model_label, page_setup, runs_root, sidebar
 from studio_ui.runs_view import data_label, run_panel, update_analysis
 

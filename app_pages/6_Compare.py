@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from lamda_core import LamdaError, figures
-from lamda_core.training.compare import (
+from lamda_core.runs.compare import (
     COST_AXES,
     METRIC_LABELS,
     comparison_runs,
@@ -15,8 +15,8 @@ from lamda_core.training.compare import (
     list_comparisons,
     quality_metric,
 )
-from lamda_core.training.evaluation import ClassificationReport, evaluate_run
-from lamda_core.training.runs import RunFolder, any_live
+from lamda_core.runs.folder import RunFolder, any_live
+from lamda_core.use.evaluation import ClassificationReport, evaluate_run
 from studio_ui.common import file_choice, kept_choice, model_label, page_setup, runs_root, set_kept, sidebar
 from studio_ui.runs_view import data_label
 

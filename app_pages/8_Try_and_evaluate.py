@@ -12,10 +12,10 @@ import streamlit as st
 
 import lamda_core as lc
 from lamda_core import figures
-from lamda_core.training.chat_evaluation import ChatReport
-from lamda_core.training.evaluation import ClassificationReport, evaluate_run, side_by_side, write_csv
-from lamda_core.training.inference import load_base, load_run
-from lamda_core.training.runs import RunFolder, list_runs
+from lamda_core.runs.folder import RunFolder, list_runs
+from lamda_core.use.chat_evaluation import ChatReport
+from lamda_core.use.evaluation import ClassificationReport, evaluate_run, side_by_side, write_csv
+from lamda_core.use.inference import load_base, load_run
 from studio_ui.common import file_choice, follow, kept, kept_choice, page_setup, runs_root, sidebar, user_message
 
 MAX_RUNS = 3

@@ -44,8 +44,8 @@ def finished_comparison(runs: Path) -> None:
     """A finished LoRA / LaMDA comparison (4 steps each) in ``runs``: what Fine-tune, Runs and
     Compare show (and used to keep polling) after a user's runs are done."""
     from lamda_core.adapter.config import LamdaConfig
-    from lamda_core.training.compare import create_comparison
-    from lamda_core.training.config import TrainConfig
+    from lamda_core.runs.compare import create_comparison
+    from lamda_core.runs.config import TrainConfig
     from lamda_core.training.trainer import run
 
     base = TrainConfig(max_steps=4, batch_size=4, eval_interval=4, checkpoint_interval=10, adapter=LamdaConfig(rank=2))
@@ -116,10 +116,10 @@ def try_it_rows(app, repeats: int) -> list[tuple[str, list[float]]]:
     """Try & evaluate with two finished MiniLM runs (LaMDA, LoRA; 6 steps each): the first
     answer (both runs loaded), then typing a new sentence with the runs loaded, and the model
     call alone (one sentence, one run)."""
-    from lamda_core.training.config import TrainConfig
-    from lamda_core.training.inference import load_run
-    from lamda_core.training.runs import create_run
+    from lamda_core.runs.config import TrainConfig
+    from lamda_core.runs.folder import create_run
     from lamda_core.training.trainer import run
+    from lamda_core.use.inference import load_run
 
     root = Path(os.environ["LAMDA_RUNS"])
     for method in ("lamda", "lora"):

@@ -27,7 +27,7 @@ SHARED = ROOT.parent / "shared" / "data" / "sst2_phrases_train.tsv"
 
 def rows_file(rows: int, folder: Path) -> tuple[Path, str]:
     """A TSV (header sentence, label) of ``rows`` rows and where they came from."""
-    from lamda_core.training.data import DEMO_DATASETS
+    from lamda_core.data.reading import DEMO_DATASETS
 
     source = SHARED if SHARED.is_file() else DEMO_DATASETS["demo-sentiment"][0]
     lines = source.read_text().splitlines()
@@ -39,10 +39,10 @@ def rows_file(rows: int, folder: Path) -> tuple[Path, str]:
 
 
 def main() -> None:
-    from lamda_core.training.config import TrainConfig
-    from lamda_core.training.evaluation import evaluate_run
-    from lamda_core.training.runs import RunFolder, create_run
+    from lamda_core.runs.config import TrainConfig
+    from lamda_core.runs.folder import RunFolder, create_run
     from lamda_core.training.trainer import run
+    from lamda_core.use.evaluation import evaluate_run
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000)

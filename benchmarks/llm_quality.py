@@ -102,9 +102,9 @@ def train(spec: dict, paths: dict[str, Path], work: Path) -> dict:
     import lamda_core as lc
     from lamda_core.adapter.config import LamdaConfig
     from lamda_core.methods import get_method
-    from lamda_core.training.config import TrainConfig
-    from lamda_core.training.inference import load_run
-    from lamda_core.training.runs import create_run, read_metrics
+    from lamda_core.runs.config import TrainConfig
+    from lamda_core.runs.folder import create_run, read_metrics
+    from lamda_core.use.inference import load_run
 
     split = spec["split"]
     train_file = paths["split_train" if split else "train"]
@@ -140,9 +140,9 @@ def train(spec: dict, paths: dict[str, Path], work: Path) -> dict:
 def score_model(loaded, path: Path, with_loss: bool = True) -> dict:
     """Exact match of greedy answers on ``path``, the mean rendered length, and (``with_loss``)
     the perplexity of the reference answers (a trained run has it from its own evaluation)."""
-    from lamda_core.training.chat_data import encode_conversation, read_conversations
-    from lamda_core.training.chat_evaluation import exact_match, greedy_answers
-    from lamda_core.training.inference import answer_loss, perplexity
+    from lamda_core.data.chat import encode_conversation, read_conversations
+    from lamda_core.use.chat_evaluation import exact_match, greedy_answers
+    from lamda_core.use.inference import answer_loss, perplexity
 
     conversations = read_conversations(path)
     examples = [encode_conversation(loaded.tokenizer, c, 512)[0] for c in conversations]
@@ -157,7 +157,7 @@ def score_model(loaded, path: Path, with_loss: bool = True) -> dict:
 
 def base_score(task: str, paths: dict[str, Path]) -> dict:
     import lamda_core as lc
-    from lamda_core.training.inference import RunModel
+    from lamda_core.use.inference import RunModel
 
     model, tokenizer = lc.load_model(SOURCE, task="causal-lm")
     base = RunModel("base", "causal-lm", model.eval(), tokenizer, None, 512, "base", 0)

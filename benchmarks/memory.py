@@ -23,7 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 warnings.filterwarnings("ignore")
 
 import lamda_core as lc  # noqa: E402
-from lamda_core.costs.estimate import CostBreakdown  # noqa: E402
+from lamda_core.planning.estimate import CostBreakdown  # noqa: E402
 
 MODELS = {"MiniLM-L6": ("default", "classification"), "tiny Llama": ("tiny-llama", "causal-lm"),
           "tiny GPT-2": ("tiny-gpt2", "causal-lm")}

@@ -53,15 +53,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from lamda_core.adapter.config import LamdaConfig  # noqa: E402
 from lamda_core.choices import DEFAULT_FREEZE_FRACTION, DEFAULT_SCALE  # noqa: E402
-from lamda_core.methods import get_method, method_names  # noqa: E402
+from lamda_core.methods import LamdaMethod, get_method, method_names  # noqa: E402
 
 # the registry's defaults as tables (methods.py holds them and the reasons)
 DEFAULT_RANKS = {m: get_method(m).default_rank for m in method_names()}
 DEFAULT_DROPOUT = {m: get_method(m).default_dropout for m in method_names()}
 DEFAULT_LEARNING_RATES = {m: get_method(m).default_learning_rate for m in method_names()}
-LAMDA_METHODS = tuple(m for m in method_names() if get_method(m).freezes_b)
-from lamda_core.training.config import TrainConfig  # noqa: E402
-from lamda_core.training.runs import create_run, read_metrics  # noqa: E402
+LAMDA_METHODS = tuple(m for m in method_names() if isinstance(get_method(m), LamdaMethod))  # B freezes
+from lamda_core.runs.config import TrainConfig  # noqa: E402
+from lamda_core.runs.folder import create_run, read_metrics  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -617,7 +617,7 @@ def defaults_front(task: str, rows: dict[str, list[dict]]) -> None:
     """Every method at its defaults as one point (mean accuracy over seeds): which are on the Pareto
     front of accuracy against averaged trainable parameters (head included, the whole model for full
     fine-tuning) and against peak memory; figures pareto_<task>_params.png / _memory.png."""
-    from lamda_core.training.compare import pareto_front
+    from lamda_core.runs.compare import pareto_front
 
     points = [{"method": m, "label": m, "accuracy": statistics.mean(x["accuracy"] for x in r),
                "trainable_average": r[0]["trainable_average"],

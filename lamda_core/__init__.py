@@ -2,34 +2,35 @@
 from .adapter.config import LamdaConfig
 from .adapter.freezing import PMBFreezer, frozen_column_count
 from .adapter.inject import (
-                     LamdaState,
-                     ParameterCount,
-                     adapt,
-                     adapter_parameters,
-                     apply_lamda,
-                     lamda_layers,
-                     trainable_parameters,
+    LamdaState,
+    ParameterCount,
+    adapter_parameters,
+    apply_lamda,
+    lamda_layers,
+    trainable_parameters,
 )
 from .adapter.layer import LamdaLayer
 from .adapter.persistence import export_peft, load_adapter, merge_adapter, save_adapter
-from .costs.estimate import CostBreakdown, estimate_costs, estimate_each
-from .costs.measure import measure_costs
-from .costs.query import CostQuery
+from .costs.memory import CostBreakdown
 from .errors import (
-                     AdapterMismatchError,
-                     AllocationError,
-                     ConfigError,
-                     DataError,
-                     LamdaError,
-                     ModelSourceError,
-                     RankError,
-                     RunError,
-                     ScanCancelled,
-                     SpectrumError,
-                     TargetError,
+    AdapterMismatchError,
+    AllocationError,
+    ConfigError,
+    DataError,
+    LamdaError,
+    ModelSourceError,
+    RankError,
+    RunError,
+    ScanCancelled,
+    SpectrumError,
+    TargetError,
 )
+from .methods import adapt
 from .models.loading import load_model
 from .models.targets import MatrixInfo, adaptable_matrices, default_targets, resolve_targets
+from .planning.estimate import estimate_costs, estimate_each
+from .planning.measure import measure_costs
+from .planning.query import CostQuery
 from .spectra.allocation import Allocation, allocate_ranks
 from .spectra.importance import gradient_importance
 from .spectra.spectrum import MatrixSpectrum, SpectrumReport, scan_spectra

@@ -104,7 +104,7 @@ def _mib(value: float) -> str:
 def _fitted(query, args):
     """``query`` at its method's default rank capped to what the model allows (VeRA's 256 on a
     64-wide model), when no --rank was given; a note says so."""
-    from .training.preflight import fitted_default_rank
+    from .runs.preflight import fitted_default_rank
 
     if args.rank is not None or query.rank_pattern:
         return query
@@ -117,8 +117,9 @@ def _fitted(query, args):
 def _estimate(args) -> None:
     import json
 
-    from .costs.estimate import CostBreakdown, estimate_each
-    from .costs.query import CostQuery
+    from .costs.memory import CostBreakdown
+    from .planning.estimate import estimate_each
+    from .planning.query import CostQuery
 
     rank_pattern = _read_ranks(args.ranks)
     query = CostQuery(args.source, args.method, args.rank, rank_pattern, batch_size=args.batch, seq_len=args.seq,
@@ -132,7 +133,7 @@ def _estimate(args) -> None:
         print(f"note: {m} left out: {error}")
     columns = {f"{m} est": e for m, e in estimates.items()}
     if args.measure:
-        from .costs.measure import measure_costs
+        from .planning.measure import measure_costs
 
         measured = measure_costs(_fitted(query, args))
         columns = {f"{args.method} est": estimates[args.method], f"{args.method} measured": measured,
@@ -174,8 +175,8 @@ def _read_ranks(path: str | None) -> dict | None:
 
 def _run_config(args, method: str, **changes):
     """A TrainConfig from the options `train` and `compare` share (_add_run_arguments)."""
-    from .training.config import TrainConfig
-    from .training.preflight import fitted_default_rank
+    from .runs.config import TrainConfig
+    from .runs.preflight import fitted_default_rank
 
     rank, rank_pattern = args.rank, _read_ranks(getattr(args, "ranks", None))
     if rank is None and not rank_pattern:
@@ -200,7 +201,7 @@ def _run_config(args, method: str, **changes):
 
 
 def _train(args) -> None:
-    from .training.runs import create_run
+    from .runs.folder import create_run
 
     config = _run_config(args, args.method, learning_rate=args.lr, head_learning_rate=args.head_lr,
                          core_learning_rate=args.core_lr, max_steps=args.max_steps, epochs=args.epochs)
@@ -212,7 +213,7 @@ def _train(args) -> None:
 
 
 def _launch(folder, background: bool, processes: int) -> None:
-    from .training.runs import read_status, start_run
+    from .runs.folder import read_status, start_run
     from .training.trainer import run
 
     if background or processes > 1:
@@ -231,8 +232,8 @@ def _launch(folder, background: bool, processes: int) -> None:
 
 
 def _compare(args) -> None:
-    from .training.compare import create_comparison
-    from .training.runs import read_config, start_run
+    from .runs.compare import create_comparison
+    from .runs.folder import read_config, start_run
 
     if args.show:
         _print_comparison(args.root, args.show, args.json)
@@ -252,8 +253,8 @@ def _compare(args) -> None:
 
 
 def _sweep(args) -> None:
-    from .training.runs import read_config, start_run
-    from .training.sweep import best_settings, create_best_comparison, create_sweep
+    from .runs.folder import read_config, start_run
+    from .runs.sweep import best_settings, create_best_comparison, create_sweep
 
     if args.show:
         _print_sweep(args.root, args.show, args.json)
@@ -282,7 +283,7 @@ def _sweep(args) -> None:
 
 
 def _print_sweep(root, name: str, json_path: str | None) -> None:
-    from .training.sweep import best_settings
+    from .runs.sweep import best_settings
 
     _print_comparison(root, name, json_path)
     best = best_settings(root, name)
@@ -297,7 +298,7 @@ def _watch(folders, what: str = "comparison") -> None:
 
     from tqdm import tqdm
 
-    from .training.runs import RunFolder
+    from .runs.folder import RunFolder
 
     runs = [RunFolder(f) for f in folders]
     bar = tqdm(total=sum(run.config.max_steps for run in runs), desc=what, unit="step", file=sys.stderr)
@@ -328,8 +329,8 @@ def _watch(folders, what: str = "comparison") -> None:
 def _print_comparison(root, name: str, json_path: str | None) -> None:
     import json
 
-    from .training.compare import COST_AXES, comparison_runs, comparison_table, quality_metric
-    from .training.runs import read_config
+    from .runs.compare import COST_AXES, comparison_runs, comparison_table, quality_metric
+    from .runs.folder import read_config
 
     metric = quality_metric(read_config(comparison_runs(root, name)[0]).task)
     rows = comparison_table(root, name, metric)
@@ -357,7 +358,7 @@ def _format_count(value, spec: str = ",.0f") -> str:
 
 
 def _resume(args) -> None:
-    from .training.runs import RunFolder
+    from .runs.folder import RunFolder
 
     run = RunFolder(args.run)
     run.config  # a config this install cannot read (e.g. an unknown method) is refused before anything changes
@@ -371,14 +372,14 @@ def _resume(args) -> None:
 
 
 def _stop(args) -> None:
-    from .training.runs import request_stop
+    from .runs.folder import request_stop
 
     request_stop(args.run)
     print(f"stop requested: {args.run} checkpoints and stops at its next step")
 
 
 def _runs(args) -> None:
-    from .training.runs import RunFolder, list_runs
+    from .runs.folder import RunFolder, list_runs
 
     print(f"{'run':<32} {'state':<9} {'method':<8} {'step':>9}  final eval")
     for folder in list_runs(args.root):
@@ -390,7 +391,7 @@ def _runs(args) -> None:
 
 
 def _export(args) -> None:
-    from .training.export import export_merged
+    from .use.export import export_merged
 
     target = export_merged(args.run, args.merged)
     print(f"merged model written to {target}; load it like this (also in {target / 'README.md'}):")
@@ -413,8 +414,8 @@ def _fraction_bar(description: str):
 
 
 def _evaluate(args) -> None:
-    from .training.chat_evaluation import ChatReport
-    from .training.evaluation import ClassificationReport, evaluate_run, side_by_side, write_report
+    from .use.chat_evaluation import ChatReport
+    from .use.evaluation import ClassificationReport, evaluate_run, side_by_side, write_report
 
     reports = []
     for folder in args.runs:
@@ -489,9 +490,9 @@ def _print_chat(report) -> None:
 
 
 def _predict(args) -> None:
-    from .training.data import read_texts
-    from .training.evaluation import prediction_rows, write_csv
-    from .training.inference import load_run
+    from .data.reading import read_texts
+    from .use.evaluation import prediction_rows, write_csv
+    from .use.inference import load_run
 
     if not args.texts and not args.data:
         raise LamdaError("give texts to classify, or --data FILE")
@@ -509,7 +510,7 @@ def _predict(args) -> None:
 
 
 def _generate(args) -> None:
-    from .training.inference import load_base, load_run
+    from .use.inference import load_base, load_run
 
     models = [load_run(args.run)] + ([load_base(args.run)] if args.base else [])
     for loaded in models:
@@ -522,7 +523,7 @@ def _generate(args) -> None:
 
 
 def _analyze(args) -> None:
-    from .analysis import analyze_run
+    from .use.analysis import analyze_run
 
     report = analyze_run(args.run, top_k=args.top_k, intruder_k=args.intruder_k,
                          intruder_threshold=args.intruder_threshold)

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import plotly.graph_objects as go
 
-from .costs.estimate import CostBreakdown
+from .costs.memory import CostBreakdown
 from .spectra.allocation import Allocation
 from .spectra.spectrum import SpectrumReport
 
 if TYPE_CHECKING:
-    from .analysis import UpdateReport
+    from .use.analysis import UpdateReport
 
 SCALARS = {"stable_rank": "stable rank ||W||_F^2 / sigma_1^2", "effective_rank": "effective rank exp(H)",
            "sigma_1": "largest singular value sigma_1", "frobenius": "Frobenius norm ||W||_F",
@@ -203,7 +203,7 @@ def pareto_figure(points: list[dict], x: str = "adapter_average", metric: str = 
     per method through its points, labelled by point["label"] (or its rank), and the Pareto front
     (no other point is both cheaper and better) as a dashed line through ringed markers. Accuracy
     and F1 are shown in %; points lacking x or the metric are left out."""
-    from .training.compare import COST_AXES, LOG_AXES, METRIC_LABELS, pareto_front
+    from .runs.compare import COST_AXES, LOG_AXES, METRIC_LABELS, pareto_front
 
     scale = 100 if metric in ("accuracy", "f1") else 1
     points = [p for p in points if p.get(x) is not None and p.get(metric) is not None]
@@ -229,7 +229,7 @@ def pareto_figure(points: list[dict], x: str = "adapter_average", metric: str = 
 
 def update_heatmap(report: "UpdateReport", metric: str = "relative_norm") -> go.Figure:
     """Layers x kinds heatmap of one metric of a run's learned updates (analysis.METRICS)."""
-    from .analysis import METRICS
+    from .use.analysis import METRICS
 
     grid = layer_kind_grid(report.matrices, lambda m: m.metric(metric))
     figure = layer_heatmap(grid, metric, METRICS[metric])

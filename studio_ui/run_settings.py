@@ -11,8 +11,8 @@ import streamlit as st
 from lamda_core import LamdaError, choices
 from lamda_core.adapter.config import LamdaConfig
 from lamda_core.methods import get_method
-from lamda_core.training.config import TrainConfig, run_intervals
-from lamda_core.training.preflight import fitted_default_rank
+from lamda_core.runs.config import TrainConfig, run_intervals
+from lamda_core.runs.preflight import fitted_default_rank
 
 # widget key -> default; 0 for rank and rate means "the method's default"
 RUN_DEFAULTS = {

@@ -8,9 +8,9 @@ from pathlib import Path
 import streamlit as st
 
 from lamda_core import LamdaError, figures
-from lamda_core.training.export import export_merged
+from lamda_core.runs.folder import RunFolder, list_runs
 from lamda_core.training.metrics import percent_text
-from lamda_core.training.runs import RunFolder, list_runs
+from lamda_core.use.export import export_merged
 from studio_ui.common import kept, model_label
 
 
@@ -110,7 +110,7 @@ def curves(folder: Path, task: str, metrics: list[dict], step: int) -> None:
 @st.cache_data(show_spinner=False, max_entries=64)
 def _estimated_peak_mib(config_json: str) -> float | None:
     from lamda_core import CostQuery, estimate_costs
-    from lamda_core.training.config import TrainConfig
+    from lamda_core.runs.config import TrainConfig
 
     try:
         peak = estimate_costs(CostQuery.from_train_config(TrainConfig.from_json(config_json))).peak
@@ -155,14 +155,14 @@ def downloads(folder: Path) -> None:
 def _update_report(folder: str, finished_at: float, intruder_k: int = 10, intruder_threshold: float = 0.5):
     """analyze_run, cached per run folder, finish time (a re-run folder gets a new report) and
     intruder settings."""
-    from lamda_core.analysis import analyze_run
+    from lamda_core.use.analysis import analyze_run
 
     return analyze_run(folder, intruder_k=intruder_k, intruder_threshold=intruder_threshold)
 
 
 def intruder_settings() -> tuple[int, float]:
     """(k, threshold) of the intruder count, kept across pages; the paper's by default."""
-    from lamda_core.analysis import INTRUDER_K, INTRUDER_THRESHOLD
+    from lamda_core.use.analysis import INTRUDER_K, INTRUDER_THRESHOLD
 
     i1, i2 = st.columns(2)
     k = i1.number_input("Intruders among the top k singular vectors", 1, 64, **kept("intruder_k", INTRUDER_K),
@@ -177,7 +177,7 @@ def intruder_settings() -> tuple[int, float]:
 def update_analysis(folder: Path, root: Path) -> None:
     """What fine-tuning changed in a finished run: a heatmap of one metric per matrix, one matrix's
     spectra overlaid across finished runs of the same model, CSV / JSON downloads."""
-    from lamda_core.analysis import METRICS
+    from lamda_core.use.analysis import METRICS
 
     run = RunFolder(folder)
     if run.status()["state"] != "finished":

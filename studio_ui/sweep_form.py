@@ -11,11 +11,11 @@ import streamlit as st
 
 import lamda_core as lc
 from lamda_core import choices
+from lamda_core.data.reading import DEMO_DATASETS
 from lamda_core.methods import get_method, method_names
-from lamda_core.training.compare import comparison_runs
-from lamda_core.training.data import DEMO_DATASETS
-from lamda_core.training.runs import RunFolder, any_live, start_run
-from lamda_core.training.sweep import best_settings, create_best_comparison, create_sweep
+from lamda_core.runs.compare import comparison_runs
+from lamda_core.runs.folder import RunFolder, any_live, start_run
+from lamda_core.runs.sweep import best_settings, create_best_comparison, create_sweep
 from studio_ui.common import kept, kept_choice, user_message
 
 

@@ -4,11 +4,11 @@ import json
 import pytest
 
 import lamda_core as lc
-from lamda_core.analysis import METRICS, analyze_run
 from lamda_core.figures import update_heatmap, update_overlay_figure
-from lamda_core.training.config import TrainConfig
-from lamda_core.training.runs import create_run
+from lamda_core.runs.config import TrainConfig
+from lamda_core.runs.folder import create_run
 from lamda_core.training.trainer import run
+from lamda_core.use.analysis import METRICS, analyze_run
 
 pytestmark = pytest.mark.xdist_group("analysis")  # one worker builds the module's fixtures once
 
@@ -112,7 +112,7 @@ def _rotated_weight(intruders: int, d: int = 64, seed: int = 0):
 def test_intruder_count_on_a_built_case_with_a_known_answer(intruders):
     import torch
 
-    from lamda_core.analysis import intruder_dimensions
+    from lamda_core.use.analysis import intruder_dimensions
 
     w, w_after = _rotated_weight(intruders)
     u = torch.linalg.svd(w)[0]

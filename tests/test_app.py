@@ -6,8 +6,8 @@ from streamlit.testing.v1 import AppTest
 
 import lamda_core as lc
 from lamda_core import choices
-from lamda_core.training.config import TrainConfig
-from lamda_core.training.runs import create_run
+from lamda_core.runs.config import TrainConfig
+from lamda_core.runs.folder import create_run
 from lamda_core.training.trainer import run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,7 +130,7 @@ def test_costs_page_estimates_the_run_that_fine_tunes_start_creates(runs_folder)
     each method; the run created has the method settings the Costs page estimated, and the
     estimate shown beside Start is that run's."""
     from lamda_core.methods import method_names
-    from lamda_core.training.runs import read_config, request_stop
+    from lamda_core.runs.folder import read_config, request_stop
 
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
     ranks = lc.allocate_ranks(lc.scan_spectra("default", top_k=160), base_rank=choices.DEFAULT_LAMDA_RANK)
@@ -202,7 +202,7 @@ def test_runs_page_shows_what_fine_tuning_changed(runs_folder):
 
 
 def test_compare_page_plots_quality_against_cost_with_the_front_and_a_table(runs_folder):
-    from lamda_core.training.compare import create_comparison
+    from lamda_core.runs.compare import create_comparison
 
     assert any("No comparison yet" in info.value for info in page("Compare").run().info)
     base = TrainConfig(
@@ -223,7 +223,7 @@ def test_compare_page_plots_quality_against_cost_with_the_front_and_a_table(runs
     assert [t["name"] for t in figure["data"]] == ["lora", "lamda", "Pareto front"]
     assert figure["layout"]["xaxis"]["type"] == "log"
     assert any("Pareto front" in m.value and "lamda" in m.value for m in app.markdown)
-    from lamda_core.training.data import DEMO_DATASETS
+    from lamda_core.data.reading import DEMO_DATASETS
 
     app.file_uploader(key="compare_held_out_uploader").upload(
         "held-out.tsv", DEMO_DATASETS["demo-sentiment"][1].read_bytes()
@@ -244,8 +244,8 @@ def test_about_page_renders():
 
 
 def test_try_and_evaluate_page_compares_two_runs_and_scores_a_test_file(runs_folder):
-    from lamda_core.training.data import DEMO_DATASETS
-    from lamda_core.training.evaluation import evaluate_run
+    from lamda_core.data.reading import DEMO_DATASETS
+    from lamda_core.use.evaluation import evaluate_run
 
     assert any("No finished run yet" in info.value for info in page("Try_and_evaluate").run().info)
     for name, method in (("lamda-run", "lamda"), ("lora-run", "lora")):

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lamda_core.training.config import TrainConfig
-from lamda_core.training.runs import RunFolder, create_run, read_config, request_stop
+from lamda_core.runs.config import TrainConfig
+from lamda_core.runs.folder import RunFolder, create_run, read_config, request_stop
 from lamda_core.training.trainer import run
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,9 +7,7 @@ import pytest
 import torch
 
 import lamda_core as lc
-from lamda_core.errors import DataError
-from lamda_core.models import embedded_llm
-from lamda_core.training.chat_data import (
+from lamda_core.data.chat import (
     IGNORE_INDEX,
     encode_conversation,
     load_chat,
@@ -17,8 +15,10 @@ from lamda_core.training.chat_data import (
     read_conversations,
     render_prompt,
 )
-from lamda_core.training.chat_evaluation import evaluate_chat, exact_match, normalize
-from lamda_core.training.inference import RunModel
+from lamda_core.errors import DataError
+from lamda_core.models import embedded_llm
+from lamda_core.use.chat_evaluation import evaluate_chat, exact_match, normalize
+from lamda_core.use.inference import RunModel
 
 pytestmark = pytest.mark.xdist_group("smollm2")  # one loaded SmolLM2 for the whole file
 

@@ -8,15 +8,15 @@ from lamda_core import ConfigError, DataError, LamdaConfig, RunError, allocate_r
 from lamda_core.choices import DEFAULT_SCALE
 from lamda_core.costs.parameters import average_lamda_parameters
 from lamda_core.methods import LORA, get_method
-from lamda_core.training.compare import (
+from lamda_core.runs.compare import (
     comparison_table,
     create_comparison,
     list_comparisons,
     matched_configs,
     pareto_front,
 )
-from lamda_core.training.config import TrainConfig
-from lamda_core.training.runs import RunFolder, read_metrics
+from lamda_core.runs.config import TrainConfig
+from lamda_core.runs.folder import RunFolder, read_metrics
 from lamda_core.training.trainer import run
 
 

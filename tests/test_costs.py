@@ -4,7 +4,7 @@ from transformers import LlamaConfig
 
 import lamda_core as lc
 from lamda_core import figures
-from lamda_core.costs.estimate import CostBreakdown
+from lamda_core.planning.estimate import CostBreakdown
 
 SOURCES = {"minilm": ("default", "classification"), "llama": ("tiny-llama", "causal-lm"),
            "gpt2": ("tiny-gpt2", "causal-lm")}

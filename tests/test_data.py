@@ -4,7 +4,7 @@ import json
 import pytest
 
 import lamda_core as lc
-from lamda_core.training.data import load_classification, load_language_model
+from lamda_core.data.reading import load_classification, load_language_model
 
 
 def write(path, text, encoding="utf-8"):

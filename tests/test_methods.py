@@ -11,11 +11,11 @@ from conftest import run_cli
 
 import lamda_core as lc
 from lamda_core.methods import LORA, get_method, method_names, register_method, unregister_method
-from lamda_core.training.compare import comparison_table, create_comparison
-from lamda_core.training.config import TrainConfig
-from lamda_core.training.export import fine_tuned_model
-from lamda_core.training.runs import RunFolder, create_run
+from lamda_core.runs.compare import comparison_table, create_comparison
+from lamda_core.runs.config import TrainConfig
+from lamda_core.runs.folder import RunFolder, create_run
 from lamda_core.training.trainer import run
+from lamda_core.use.export import fine_tuned_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,7 +78,7 @@ def test_lamda_plus_plus_without_ranks_gets_them_from_the_spectra(tmp_path):
     query and adapt() allocate them at LaMDA's default total rank (as `lamda compare` does), and
     the command line says so."""
     from lamda_core.choices import DEFAULT_LAMDA_RANK
-    from lamda_core.training.config import TrainConfig
+    from lamda_core.runs.config import TrainConfig
 
     config = TrainConfig(method="lamda++")
     pattern = config.adapter.rank_pattern

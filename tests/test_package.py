@@ -14,7 +14,7 @@ def test_wheel_installs_and_loads_demo_data(tmp_path):
     wheel = next(wheels.glob("lamda_studio-*.whl"))
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, cwd=tmp_path)
-    probe = ("import lamda_core, pathlib; from lamda_core.training.data import load_classification; "
+    probe = ("import lamda_core, pathlib; from lamda_core.data.reading import load_classification; "
              "data = load_classification('demo-sentiment'); "
              "print(pathlib.Path(lamda_core.__file__).parent, len(data.train_texts), len(data.validation_texts))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path,

@@ -9,14 +9,14 @@ import pytest
 from conftest import run_cli
 
 import lamda_core as lc
+from lamda_core.data.reading import DEMO_DATASETS
 from lamda_core.methods import get_method, method_names
 from lamda_core.models.loading import load_model
-from lamda_core.training.config import TrainConfig
-from lamda_core.training.data import DEMO_DATASETS
-from lamda_core.training.evaluation import evaluate_run
-from lamda_core.training.preflight import check_run
-from lamda_core.training.runs import RunFolder, create_run, read_metrics
+from lamda_core.runs.config import TrainConfig
+from lamda_core.runs.folder import RunFolder, create_run, read_metrics
+from lamda_core.runs.preflight import check_run
 from lamda_core.training.trainer import run
+from lamda_core.use.evaluation import evaluate_run
 
 PEFT_FAMILY = ("dora", "pissa", "vera", "psoft")
 SOURCES = {"minilm": ("default", "classification"), "llama": ("tiny-llama", "causal-lm"),

@@ -6,8 +6,8 @@ import torch
 
 import lamda_core as lc
 from lamda_core.models.pooling import CONFIG_KEY, MeanPooler, resolve_pooling
-from lamda_core.training.config import TrainConfig
-from lamda_core.training.preflight import check_run
+from lamda_core.runs.config import TrainConfig
+from lamda_core.runs.preflight import check_run
 
 
 def test_auto_reads_the_sentence_transformers_pooling_of_minilm():

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import lamda_core as lc
-from lamda_core.training.config import TrainConfig
-from lamda_core.training.runs import create_run, read_metrics
+from lamda_core.runs.config import TrainConfig
+from lamda_core.runs.folder import create_run, read_metrics
 from lamda_core.training.trainer import run
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -76,7 +76,7 @@ def test_every_command_line_in_the_readme_runs(tmp_path, monkeypatch):
 
     import lamda_core as lc
     from lamda_core.cli import main
-    from lamda_core.training.runs import read_status
+    from lamda_core.runs.folder import read_status
 
     monkeypatch.chdir(tmp_path)
     build_llama_stand_in(tmp_path / "models" / "llama-2-7b")

@@ -6,10 +6,10 @@ import pytest
 from conftest import run_cli
 
 import lamda_core as lc
-from lamda_core.training.config import TrainConfig
-from lamda_core.training.data import DEMO_DATASETS
-from lamda_core.training.runs import RunFolder, read_config
-from lamda_core.training.sweep import sweep_configs
+from lamda_core.data.reading import DEMO_DATASETS
+from lamda_core.runs.config import TrainConfig
+from lamda_core.runs.folder import RunFolder, read_config
+from lamda_core.runs.sweep import sweep_configs
 
 DEMO_TRAIN, DEMO_VALIDATION = DEMO_DATASETS["demo-sentiment"]
 

@@ -12,8 +12,8 @@ from peft import PeftModel
 
 import lamda_core as lc
 from lamda_core.methods import get_method
-from lamda_core.training.config import TrainConfig
-from lamda_core.training.runs import (
+from lamda_core.runs.config import TrainConfig
+from lamda_core.runs.folder import (
     RunFolder,
     create_run,
     read_config,
@@ -304,7 +304,7 @@ def test_run_folder_misuse_is_a_specific_error(tmp_path):
 
 
 def test_merged_export_of_a_finished_run_matches_the_adapter(tmp_path):
-    from lamda_core.training.export import export_merged
+    from lamda_core.use.export import export_merged
     from studio_ui.runs_view import zip_of
 
     folder = create_run(
@@ -367,7 +367,7 @@ def test_run_config_holds_the_whole_config_with_ranks_inline(tmp_path):
 
 
 def test_delete_is_refused_while_the_run_trains_and_removes_it_after(tmp_path):
-    from lamda_core.training.runs import delete_run
+    from lamda_core.runs.folder import delete_run
 
     folder = create_run(TrainConfig(max_steps=5), tmp_path / "run")
     RunFolder(folder).write_status("running", pid=os.getpid())  # a live process holds it

@@ -9,13 +9,13 @@ import torch
 from conftest import run_cli
 
 import lamda_core as lc
-from lamda_core.training.config import TrainConfig
-from lamda_core.training.data import DEMO_DATASETS
-from lamda_core.training.evaluation import classification_report, evaluate_run
-from lamda_core.training.export import export_merged
-from lamda_core.training.inference import load_run
-from lamda_core.training.runs import RunFolder, create_run, request_stop
+from lamda_core.data.reading import DEMO_DATASETS
+from lamda_core.runs.config import TrainConfig
+from lamda_core.runs.folder import RunFolder, create_run, request_stop
 from lamda_core.training.trainer import run
+from lamda_core.use.evaluation import classification_report, evaluate_run
+from lamda_core.use.export import export_merged
+from lamda_core.use.inference import load_run
 
 VALIDATION = DEMO_DATASETS["demo-sentiment"][1]
 SENTENCES = [

@@ -153,17 +153,6 @@ def apply_lamda(model: nn.Module, config: LamdaConfig | None = None, initialize:
     return model
 
 
-def adapt(model: nn.Module, method: str = "lamda", config: LamdaConfig | None = None, initialize: bool = True,
-          gradients: dict[str, torch.Tensor] | None = None) -> nn.Module:
-    """One entry point for every registered method (methods.py): the method's ``apply`` with
-    ``config`` (None: the method's defaults). ``initialize`` and ``gradients``: see apply_lamda
-    (LaMDA only); lamda++ without config.rank_pattern gets ranks from the spectra (Method.with_ranks)."""
-    from ..methods import get_method
-
-    spec = get_method(method)
-    return spec.apply(model, config or spec.adapter_config(), initialize, gradients)
-
-
 @dataclass(frozen=True)
 class ParameterCount:
     """total: every parameter; trainable: requires_grad; adapter: trainable LaMDA/LoRA

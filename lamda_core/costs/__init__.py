@@ -1,1 +1,2 @@
-"""Trainable parameters and training memory: estimated from a config, measured by a real step."""
+"""The method-agnostic cost model: parameter formulas, the memory terms of a training step from a
+model's config (each method adds its own, methods/), and the allocator's measured peak."""

@@ -1,12 +1,10 @@
-"""Trainable-parameter arithmetic of one adapted matrix W (d_out x d_in) at rank r: the one place
-these formulas live (the cost model, comparisons, LaMDA++ budgets and the registry read them).
+"""Trainable-parameter arithmetic of one adapted matrix W (d_out x d_in) at rank r that more than
+one layer reads (LaMDA++ budgets in spectra/, comparisons matching LaMDA's budget, the registry);
+each other method's count lives in its registry entry (methods/).
 
     LoRA:  A (r x d_in) and B (d_out x r) train:            r (d_in + d_out)
     LaMDA: A frozen (r x d_in); S (r x r) trains always, B (d_out x r) until frozen:
            r^2 + r d_out while B trains, r^2 after, and the average over the freezing schedule.
-    DoRA:  LoRA plus a magnitude per output row:             r (d_in + d_out) + d_out
-    VeRA:  shared frozen random A and B; lambda_b and lambda_d train:   d_out + r
-    PSOFT: frozen SVD factors A (r x d_in), B (d_out x r); R by Cayley r(r-1)/2, two scalings 2r
 """
 from __future__ import annotations
 
@@ -52,11 +50,6 @@ def average_lamda_parameters(rank: int, d_out: int, total_steps: int, fraction: 
     return rank * rank + d_out * trained / total_steps
 
 
-def lora_matrix(rank: int, d_in: int, d_out: int) -> MatrixParameters:
-    count = lora_parameters(rank, d_in, d_out)
-    return MatrixParameters(frozen=0, start=count, end=count, average=float(count))
-
-
 def lamda_matrix(rank: int, d_in: int, d_out: int, total_steps: int, fraction: float, rule: str) -> MatrixParameters:
     """A frozen; at the first step S and B's unfrozen columns (all of B unless eta = 0); after the
     schedule S alone (S and B under the "never" rule)."""
@@ -66,19 +59,3 @@ def lamda_matrix(rank: int, d_in: int, d_out: int, total_steps: int, fraction: f
     end = rank * rank + d_out * (rank - frozen_column_count(rule, rank, total_steps, total_steps, fraction))
     return MatrixParameters(frozen=rank * d_in, start=start, end=end,
                             average=average_lamda_parameters(rank, d_out, total_steps, fraction, rule))
-
-
-def dora_matrix(rank: int, d_in: int, d_out: int) -> MatrixParameters:
-    count = lora_parameters(rank, d_in, d_out) + d_out
-    return MatrixParameters(frozen=0, start=count, end=count, average=float(count))
-
-
-def vera_matrix(rank: int, d_in: int, d_out: int) -> MatrixParameters:
-    """The shared projections are counted nowhere per matrix (one pair for the whole model)."""
-    count = d_out + rank
-    return MatrixParameters(frozen=0, start=count, end=count, average=float(count))
-
-
-def psoft_matrix(rank: int, d_in: int, d_out: int) -> MatrixParameters:
-    count = rank * (rank - 1) // 2 + 2 * rank
-    return MatrixParameters(frozen=rank * (d_in + d_out), start=count, end=count, average=float(count))

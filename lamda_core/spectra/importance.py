@@ -32,8 +32,8 @@ def gradient_importance(source, train_data: str | Path, text_column: str | None 
     classification file: the formats and column detection of training). A DataError for a bad
     file, a ModelSourceError for a bad source, as in training."""
     from ..adapter.gradient_init import estimate_gradients
+    from ..data.reading import load_classification, resolve_dataset
     from ..models.loading import load_model
-    from ..training.data import load_classification, resolve_dataset
 
     train_path, _ = resolve_dataset(train_data, None)  # a demo name or a file
     data = load_classification(train_path, train_path, text_column, label_column)  # every row, in file order

@@ -1,1 +1,2 @@
-"""Fine-tuning runs: data files, the run-folder contract, and the trainer process."""
+"""One training process: the trainer (python -m lamda_core.training.trainer RUN_FOLDER), its batches,
+optimizer groups and metrics."""

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
+from ..data.chat import ChatData, pad_batch
 from ..errors import LamdaError
-from .chat_data import ChatData, pad_batch
-from .runs import RunFolder, StoppedWhileQueued, TrainingSlot
+from ..runs.folder import RunFolder, StoppedWhileQueued, TrainingSlot
 
 DEFAULT_EPOCHS = 3
 
@@ -46,10 +46,10 @@ class Trainer:
 
     # ---- set-up ---------------------------------------------------------------------------
     def build(self) -> None:
-        from ..adapter.freezing import PMBFreezer
-        from ..adapter.inject import adapt, head_module_names
+        from ..adapter.inject import head_module_names
+        from ..methods import adapt
+        from ..runs.checkpoint import restore_model, restore_optimizer
         from .batches import Batches
-        from .checkpoint import restore_model, restore_optimizer
         from .optim import lr_lambda, parameter_groups
 
         c = self.config
@@ -63,13 +63,16 @@ class Trainer:
 
         checkpoint = self.run.resume_checkpoint()
         # the gradient init costs forward / backward passes: a resumed run takes A, S, B from its checkpoint
-        from_gradient = c.method_spec.freezes_b and c.adapter.init == "gradient"
+        method = c.method_spec
+        from_gradient = method.uses_task_gradients(c.adapter)
         gradients = None
         if from_gradient and not checkpoint:
             gradients = self.task_gradients(model, Batches(size, c.batch_size, 1, 0, c.seed, lengths))
         torch.manual_seed(c.seed)
-        self.model = adapt(model, c.method, c.adapter, initialize=not (from_gradient and checkpoint),
-                           gradients=gradients)
+        if from_gradient and checkpoint:
+            self.model = method.apply_for_checkpoint(model, c.adapter)
+        else:
+            self.model = adapt(model, c.method, c.adapter, gradients=gradients)
 
         state = restore_model(checkpoint, self.model) if checkpoint else {"step": 0, "freezer_steps": 0}
         self.step = state["step"]
@@ -82,18 +85,16 @@ class Trainer:
             self.optimizer, lr_lambda(c.lr_schedule, self.total_steps, c.warmup_fraction))
         if self.step:
             restore_optimizer(checkpoint, self.optimizer, self.scheduler)
-        self.freezer = None
-        if c.method_spec.freezes_b:
-            self.freezer = PMBFreezer(self.model, self.total_steps, completed_steps=state["freezer_steps"])
+        self.freezer = method.freezer(self.model, self.total_steps, state["freezer_steps"])
         self.wrapped, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
 
     def load_data_and_model(self) -> tuple:
         """(base model, training examples, their lengths for length-grouped batches or None);
         sets self.data and self.tokenizer. Classification rows, conversations (chat_data: the
         loss on the answers, padded per batch) or blocks of plain text; notes are printed."""
+        from ..data.chat import is_chat_file, load_chat
+        from ..data.reading import load_classification, load_language_model, resolve_dataset
         from ..models.loading import load_model
-        from .chat_data import is_chat_file, load_chat
-        from .data import load_classification, load_language_model, resolve_dataset
 
         c = self.config
         if c.task == "classification":
@@ -128,7 +129,7 @@ class Trainer:
         return estimate_gradients(model, self.config.adapter.targets, micro)
 
     def save_checkpoint(self) -> None:
-        from .checkpoint import write_checkpoint
+        from ..runs.checkpoint import write_checkpoint
 
         self.accelerator.wait_for_everyone()
         if self.main:
@@ -158,7 +159,7 @@ class Trainer:
     def evaluate(self) -> dict:
         """Validation loss and accuracy / macro F1, or perplexity, through inference.py's passes
         (the ones ``lamda evaluate`` and the app use)."""
-        from .inference import answer_loss, classification_logits, language_model_loss, perplexity
+        from ..use.inference import answer_loss, classification_logits, language_model_loss, perplexity
         from .metrics import accuracy, macro_f1
 
         c = self.config

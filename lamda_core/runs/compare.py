@@ -12,8 +12,8 @@ learning rate and dropout, with a budget set by ``match``:
   match="parameters"  LaMDA at rank r sets the budget, its averaged adapter parameters over the
                       freezing schedule; LoRA takes the rank whose parameters come closest to it
                       and LaMDA++ the same trainable LaMDA parameters as uniform rank r.
-What sets a method apart here is read from its registry entry (methods.py): a PeftMethod (LoRA,
-DoRA, PiSSA, VeRA, PSOFT) is LoRA-like, needs_rank_pattern marks LaMDA++.
+What sets a method apart here is read from its registry entry (methods/): rank_matched marks the
+LoRA-like ones (the PEFT methods), needs_rank_pattern LaMDA++.
 Full fine-tuning, when asked for, is the unmatched reference (every weight trains).
 """
 from __future__ import annotations
@@ -25,9 +25,9 @@ from pathlib import Path
 from .. import choices
 from ..costs.parameters import average_lamda_parameters
 from ..errors import ConfigError, RunError
-from ..methods import PeftMethod, get_method
+from ..methods import get_method
 from .config import TrainConfig
-from .runs import RunFolder, create_runs, list_runs
+from .folder import RunFolder, create_runs, list_runs
 
 # higher or lower is better, per metric in a run's summary (without the "eval_" prefix)
 METRIC_DIRECTIONS = {"accuracy": "higher", "f1": "higher", "perplexity": "lower", "loss": "lower"}
@@ -57,7 +57,7 @@ def matched_configs(
     gives LaMDA++'s ranks."""
     choices.check_choice(match, choices.COMPARE_MATCHES, "match")
     specs = {method: get_method(method) for method in methods}
-    peft_like = [m for m, spec in specs.items() if isinstance(spec, PeftMethod)]  # LoRA, DoRA, PiSSA, VeRA, PSOFT
+    peft_like = [m for m, spec in specs.items() if spec.rank_matched]  # LoRA, DoRA, PiSSA, VeRA, PSOFT
     if len(set(methods)) < 2:
         raise ConfigError(f"a comparison needs at least two different methods, got {methods}")
     if base.max_steps is None:

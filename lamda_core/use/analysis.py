@@ -110,11 +110,11 @@ def analyze_run(folder: str | Path, top_k: int = 16, intruder_k: int = INTRUDER_
                 intruder_threshold: float = INTRUDER_THRESHOLD) -> UpdateReport:
     """The UpdateReport of a finished run (any method); top_k singular values per matrix, and
     intruder dimensions among the top ``intruder_k`` singular vectors of each fine-tuned matrix."""
-    from .adapter.inject import resolve_ranks
-    from .models.loading import load_model
-    from .models.targets import resolve_targets, weight_as_linear
-    from .spectra.spectrum import entropy_effective_rank
-    from .training.export import fine_tuned_model, finished_run
+    from ..adapter.inject import resolve_ranks
+    from ..models.loading import load_model
+    from ..models.targets import resolve_targets, weight_as_linear
+    from ..spectra.spectrum import entropy_effective_rank
+    from .export import fine_tuned_model, finished_run
 
     run, kwargs = finished_run(folder)
     config = run.config

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import RunError
 from ..models.pooling import CONFIG_KEY, mean_pooled
-from .runs import RunFolder
+from ..runs.folder import RunFolder
 
 
 def fine_tuned_model(folder: str | Path):

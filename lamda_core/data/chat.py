@@ -50,7 +50,7 @@ def row_format(record: dict) -> str | None:
 def is_chat_file(path: str | Path) -> bool:
     """Whether ``path`` is an instruction file (its first row in an accepted format); plain text
     (.txt, or rows with a text field) is not."""
-    from .data import read_records
+    from .reading import read_records
 
     path = Path(path)
     if path.suffix.lower() not in CHAT_SUFFIXES or not path.is_file():
@@ -112,7 +112,7 @@ def conversation(record: dict, where: str) -> list[dict]:
 
 def read_conversations(path: str | Path) -> list[list[dict]]:
     """Every row of an instruction file as a checked conversation (DataError naming the line)."""
-    from .data import read_records
+    from .reading import read_records
 
     path = Path(path)
     if path.suffix.lower() not in CHAT_SUFFIXES:
@@ -197,7 +197,7 @@ def encode_file(path: Path, tokenizer, max_len: int, notes: list[str]) -> list[C
 def load_chat(train: str | Path, tokenizer, max_len: int, validation: str | Path | None = None,
               seed: int = 0) -> ChatData:
     """Train and validation examples (10% of the train file, seeded, when no validation file)."""
-    from .data import VALIDATION_FRACTION
+    from .reading import VALIDATION_FRACTION
 
     check_chat_template(tokenizer)
     notes: list[str] = []

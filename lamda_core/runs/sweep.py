@@ -21,9 +21,9 @@ from ..errors import ConfigError, RunError
 from ..methods import get_method
 from .compare import METRIC_DIRECTIONS, comparison_table, quality_metric
 from .config import TrainConfig
-from .data import DEMO_DATASETS
+from ..data.reading import DEMO_DATASETS
 from .preflight import fitted_default_rank
-from .runs import RunFolder, create_runs, list_runs
+from .folder import RunFolder, create_runs, list_runs
 
 
 def sweep_configs(base: TrainConfig, methods: list[str], rates: list[float] | None = None,

@@ -22,12 +22,13 @@ import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from ..adapter.inject import adapt, lamda_layers, trainable_parameters
+from ..adapter.inject import lamda_layers, trainable_parameters
 from ..adapter.layer import LamdaLayer
+from ..costs.memory import CostBreakdown, optimizer_for
+from ..costs.parameters import average_lamda_parameters
+from ..costs.peak import allocator_peak, resident_growth
 from ..errors import ConfigError
-from .estimate import CostBreakdown, optimizer_for
-from .parameters import average_lamda_parameters
-from .peak import allocator_peak, resident_growth
+from ..methods import adapt
 from .query import CostQuery
 
 ADAPTER_MODULE_MARKERS = (".lora_A.", ".lora_B.", ".lora_dropout.")
@@ -100,8 +101,8 @@ def _tensor_bytes(tensors) -> int:
 def measure_costs(query: CostQuery) -> CostBreakdown:
     """Run one real training step (forward, backward, optimizer step) on random tokens and
     measure every component of CostBreakdown. query.source is anything load_model takes."""
+    from ..costs.memory import validate_shape
     from ..models.loading import load_model
-    from .estimate import validate_shape
 
     method, batch_size, seq_len, device, task = query.method, query.batch_size, query.seq_len, query.device, query.task
     if device.startswith("cuda") and not torch.cuda.is_available():

@@ -1,10 +1,10 @@
-"""Writes the built-in demo sentiment data (lamda_core/training/demo/sentiment_{train,validation}.tsv).
+"""Writes the built-in demo sentiment data (lamda_core/data/demo/sentiment_{train,validation}.tsv).
 
 Short product and film reviews composed for LaMDA Studio from hand-written phrase banks: each
 review pairs a subject with an opinion clause and, often, a detail or a contrast; some positive
 reviews use negated negative words ("not boring at all") and some negative ones negated praise
 ("not worth it"), so a bag of words is not enough. Balanced, seeded, fixed split (400 / 100).
-Run `python lamda_core/training/demo/make_sentiment.py` to regenerate the same files.
+Run `python lamda_core/data/demo/make_sentiment.py` to regenerate the same files.
 """
 import random
 from pathlib import Path

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import RunError
-from .runs import RunFolder
+from ..runs.folder import RunFolder
 
 EVAL_BATCH = 64  # texts per forward pass
 LM_EVAL_BATCH = 16  # blocks per forward pass
@@ -66,7 +66,7 @@ def answer_losses(model: nn.Module, examples: list, pad_id: int, batch_size: int
                   progress=None) -> list[tuple[float, int]]:
     """Per chat example (chat_data.ChatExample): (summed next-token loss over its answer tokens,
     answer token count). Batches are right-padded; labels -100 off the answers."""
-    from .chat_data import pad_batch
+    from ..data.chat import pad_batch
 
     device = next(model.parameters()).device
     was_training = model.training
@@ -130,7 +130,7 @@ class RunModel:
             raise RunError(f"{self.name} is a {self.task} run; only a causal-lm run generates text")
         torch.manual_seed(seed)
         if self.chat and not raw:
-            from .chat_data import render_prompt
+            from ..data.chat import render_prompt
 
             prompt = render_prompt(self.tokenizer, [{"role": "user", "content": prompt}])
         encoded = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=not (self.chat and not raw))
@@ -189,10 +189,9 @@ def load_run(folder: str | Path) -> RunModel:
 
 
 def _from_checkpoint(run: RunFolder, checkpoint: Path) -> RunModel:
-    from ..adapter.inject import adapt
+    from ..data.reading import load_classification
     from ..models.loading import load_model
-    from .checkpoint import restore_model
-    from .data import load_classification
+    from ..runs.checkpoint import restore_model
 
     config = run.config
     labels, options = None, {}
@@ -202,7 +201,7 @@ def _from_checkpoint(run: RunFolder, checkpoint: Path) -> RunModel:
         options = {"num_labels": len(labels), "pooling": config.pooling}
     model, tokenizer = load_model(config.source, task=config.task, dtype=config.dtype, **options)
     rng = torch.get_rng_state()
-    model = adapt(model, config.method, config.adapter, initialize=not config.method_spec.freezes_b)
+    model = config.method_spec.apply_for_checkpoint(model, config.adapter)
     state = restore_model(checkpoint, model)
     torch.set_rng_state(rng)  # restore_model also sets the trainer's RNG; inference keeps the caller's
     return RunModel(run.name, config.task, model.eval(), tokenizer, labels, config.seq_len, "stopped", state["step"])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .chat_data import encode_conversation, read_conversations, render_prompt
+from ..data.chat import encode_conversation, read_conversations, render_prompt
 from .inference import RunModel, answer_losses, perplexity
 
 TOP_WORST = 20

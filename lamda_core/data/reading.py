@@ -305,7 +305,7 @@ def _lm_text(path: Path) -> str:
 def check_language_model_text(train: str | Path, validation: str | Path | None = None) -> None:
     """The causal-LM files exist and hold text, or every row of an instruction file is a checked
     conversation (tokenizing waits for the trainer)."""
-    from .chat_data import is_chat_file, read_conversations
+    from .chat import is_chat_file, read_conversations
 
     for path in filter(None, resolve_dataset(train, validation)):
         if is_chat_file(path):

@@ -19,8 +19,8 @@ def check_run(config: TrainConfig) -> list[str]:
     from ..models.loading import load_config, load_tokenizer, meta_model, resolve_source
     from ..models.pooling import apply_pooling, resolve_pooling
     from ..models.targets import resolve_targets
-    from .chat_data import check_chat_template, is_chat_file
-    from .data import check_language_model_text, load_classification, resolve_dataset
+    from ..data.chat import check_chat_template, is_chat_file
+    from ..data.reading import check_language_model_text, load_classification, resolve_dataset
 
     if config.task == "classification":
         notes = load_classification(config.train_data, config.validation_data, config.text_column,

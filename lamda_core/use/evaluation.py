@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
+from ..data.reading import DEMO_DATASETS
+from ..training.metrics import accuracy, confusion_matrix, macro_f1, per_class_scores
 from .chat_evaluation import ChatReport
-from .data import DEMO_DATASETS
 from .inference import RunModel, language_model_loss, load_base, load_run, perplexity
-from .metrics import accuracy, confusion_matrix, macro_f1, per_class_scores
 
 TOP_WRONG = 20
 
@@ -92,7 +92,7 @@ def evaluate_classifier(loaded: RunModel, path: str | Path, text_column: str | N
                         label_column: str | None = None, progress=None) -> ClassificationReport:
     """Score a loaded classification run on a labelled file (read like training data; its labels
     must be the run's classes)."""
-    from .data import load_labelled_file
+    from ..data.reading import load_labelled_file
 
     texts, labels, notes = load_labelled_file(path, loaded.label_names, text_column, label_column)
     report = classification_report(loaded.name, Path(path).name, texts, labels,
@@ -125,7 +125,7 @@ class PerplexityReport:
 
 
 def evaluate_language_model(folder: str | Path, loaded: RunModel, path: str | Path, progress=None) -> PerplexityReport:
-    from .data import text_blocks
+    from ..data.reading import text_blocks
 
     blocks = text_blocks(path, loaded.tokenizer, loaded.seq_len)
     base = load_base(folder)
@@ -138,9 +138,9 @@ def evaluate_run(folder: str | Path, path: str | Path, text_column: str | None =
     """A ClassificationReport, a ChatReport (a causal-LM run on conversations: chat_evaluation.py)
     or a PerplexityReport (on plain text) of the run in ``folder`` on ``path`` (``loaded`` /
     ``base``: the run / its base model already loaded, e.g. cached by the app)."""
-    from .chat_data import is_chat_file
+    from ..data.chat import is_chat_file
+    from ..data.reading import resolve_dataset
     from .chat_evaluation import evaluate_chat
-    from .data import resolve_dataset
 
     loaded = loaded or load_run(folder)
     if loaded.task == "classification":

@@ -1,0 +1,2 @@
+"""Using a finished run: inference (predict, generate, chat), evaluation, export and the analysis of
+what training changed."""
