@@ -7,7 +7,8 @@ from lamda_core import figures
 from lamda_core.models.embedded_llm import QUANTIZATION_NOTE
 from lamda_core.models.embedded_llm import SOURCE_NAME as EMBEDDED_LLM
 from lamda_core.spectra.spectrum import iter_kinds
-from studio_ui.common import kept, kept_choice, model_label, page_setup, report_or_stop, sidebar
+from studio_ui.common import model_label, page_setup, report_or_stop, sidebar
+from studio_ui.state import kept, kept_choice
 
 page_setup("Spectrum")
 source, task, dtype = sidebar()

@@ -10,17 +10,8 @@ from lamda_core.choices import ALLOCATION_STRATEGIES
 from lamda_core.costs.parameters import lamda_parameters
 from lamda_core.methods import LAMDA, LAMDA_PLUS, LORA
 from lamda_core.spectra.allocation import budget_bounds
-from studio_ui.common import (
-    follow,
-    kept,
-    kept_choice,
-    matrix_labels,
-    page_setup,
-    report_or_stop,
-    set_kept,
-    sidebar,
-    user_message,
-)
+from studio_ui.common import matrix_labels, page_setup, report_or_stop, sidebar, user_message
+from studio_ui.state import follow, kept, kept_choice, set_kept
 
 
 def training_file_importance(source: str) -> dict[str, float]:

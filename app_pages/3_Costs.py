@@ -7,8 +7,9 @@ from lamda_core import choices, figures
 from lamda_core.choices import OPTIMIZERS
 from lamda_core.methods import display_order
 from lamda_core.planning.estimate import CostBreakdown
-from studio_ui.common import kept, kept_choice, page_setup, sidebar, user_message
+from studio_ui.common import page_setup, sidebar, user_message
 from studio_ui.run_settings import default_data, draft_config, setting
+from studio_ui.state import kept, kept_choice
 
 page_setup("Costs")
 source, task, dtype = sidebar()

@@ -14,9 +14,10 @@ from lamda_core.methods import get_method, method_names
 from lamda_core.runs.compare import create_comparison
 from lamda_core.runs.config import TrainConfig
 from lamda_core.runs.folder import RunFolder, any_live, create_run, list_runs, new_run_folder, start_run
-from studio_ui.common import file_choice, kept, kept_choice, page_setup, runs_root, set_kept, sidebar, user_message
+from studio_ui.common import file_choice, page_setup, runs_root, sidebar, user_message
 from studio_ui.run_settings import RunData, draft_config, fitted_rank, setting
 from studio_ui.runs_view import run_panel
+from studio_ui.state import kept, kept_choice, set_kept
 from studio_ui.sweep_form import sweep_section
 
 page_setup("Fine-tune")

@@ -5,8 +5,9 @@ import streamlit as st
 
 from lamda_core import LamdaError, figures
 from lamda_core.runs.folder import RunFolder, list_runs
-from studio_ui.common import kept_choice, model_label, page_setup, runs_root, sidebar
+from studio_ui.common import model_label, page_setup, runs_root, sidebar
 from studio_ui.runs_view import data_label, run_panel, update_analysis
+from studio_ui.state import kept_choice
 
 page_setup("Runs")
 sidebar()

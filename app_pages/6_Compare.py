@@ -17,8 +17,9 @@ from lamda_core.runs.compare import (
 )
 from lamda_core.runs.folder import RunFolder, any_live
 from lamda_core.use.evaluation import ClassificationReport, evaluate_run
-from studio_ui.common import file_choice, kept_choice, model_label, page_setup, runs_root, set_kept, sidebar
+from studio_ui.common import file_choice, model_label, page_setup, runs_root, sidebar
 from studio_ui.runs_view import data_label
+from studio_ui.state import kept_choice, set_kept
 
 page_setup("Compare")
 sidebar()

@@ -16,7 +16,8 @@ from lamda_core.runs.folder import RunFolder, list_runs
 from lamda_core.use.chat_evaluation import ChatReport
 from lamda_core.use.evaluation import ClassificationReport, evaluate_run, side_by_side, write_csv
 from lamda_core.use.inference import load_base, load_run
-from studio_ui.common import file_choice, follow, kept, kept_choice, page_setup, runs_root, sidebar, user_message
+from studio_ui.common import file_choice, page_setup, runs_root, sidebar, user_message
+from studio_ui.state import follow, kept, kept_choice
 
 MAX_RUNS = 3
 page_setup("Try & evaluate")

@@ -141,8 +141,8 @@ def score_model(loaded, path: Path, with_loss: bool = True) -> dict:
     """Exact match of greedy answers on ``path``, the mean rendered length, and (``with_loss``)
     the perplexity of the reference answers (a trained run has it from its own evaluation)."""
     from lamda_core.data.chat import encode_conversation, read_conversations
+    from lamda_core.training.passes import answer_loss, perplexity
     from lamda_core.use.chat_evaluation import exact_match, greedy_answers
-    from lamda_core.use.inference import answer_loss, perplexity
 
     conversations = read_conversations(path)
     examples = [encode_conversation(loaded.tokenizer, c, 512)[0] for c in conversations]

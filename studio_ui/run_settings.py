@@ -1,5 +1,5 @@
 """The run the Fine-tune form describes, in one place: its widgets keep their values across pages
-(common.kept), their defaults are read from TrainConfig and the method registry, and
+(state.kept), their defaults are read from TrainConfig and the method registry, and
 ``draft_config`` turns them into the TrainConfig that Start would create. The Costs page estimates
 ``CostQuery.from_train_config(draft_config(...))``, so both pages describe the same run."""
 from __future__ import annotations

@@ -11,7 +11,8 @@ from lamda_core import LamdaError, figures
 from lamda_core.runs.folder import RunFolder, list_runs
 from lamda_core.training.metrics import percent_text
 from lamda_core.use.export import export_merged
-from studio_ui.common import kept, model_label
+from studio_ui.common import model_label
+from studio_ui.state import kept
 
 
 def zip_of(folder: Path, name: str) -> Path:

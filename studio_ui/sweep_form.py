@@ -16,7 +16,8 @@ from lamda_core.methods import get_method, method_names
 from lamda_core.runs.compare import comparison_runs
 from lamda_core.runs.folder import RunFolder, any_live, start_run
 from lamda_core.runs.sweep import best_settings, create_best_comparison, create_sweep
-from studio_ui.common import kept, kept_choice, user_message
+from studio_ui.common import user_message
+from studio_ui.state import kept, kept_choice
 
 
 def parse_values(text: str, kind: type, what: str) -> list | None:

@@ -4,11 +4,15 @@ from transformers import LlamaConfig
 
 import lamda_core as lc
 from lamda_core import figures
-from lamda_core.planning.estimate import CostBreakdown
+from lamda_core.costs.memory import CostBreakdown
+from lamda_core.methods import PeftMethod, get_method, method_names
 
 SOURCES = {"minilm": ("default", "classification"), "llama": ("tiny-llama", "causal-lm"),
            "gpt2": ("tiny-gpt2", "causal-lm")}
-METHODS = [("full", 0.0), ("lora", 0.0), ("lora", 0.05), ("lamda", 0.0), ("lamda", 0.1), ("lamda++", 0.0)]
+# every registered method outside the PEFT family (tests/test_peft_family.py measures those) at dropout 0, and
+# the dropout paths of LoRA's and LaMDA's memory terms
+COVERED = [n for n in method_names() if not isinstance(get_method(n), PeftMethod) or n == "lora"]
+METHODS = [(m, 0.0) for m in COVERED] + [("lora", 0.05), ("lamda", 0.1)]
 
 
 def rank_pattern(source):

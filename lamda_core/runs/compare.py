@@ -27,7 +27,8 @@ from ..costs.parameters import average_lamda_parameters
 from ..errors import ConfigError, RunError
 from ..methods import get_method
 from .config import TrainConfig
-from .folder import RunFolder, create_runs, list_runs
+from .folder import RunFolder, list_runs
+from .groups import check_group_name, create_group
 
 # higher or lower is better, per metric in a run's summary (without the "eval_" prefix)
 METRIC_DIRECTIONS = {"accuracy": "higher", "f1": "higher", "perplexity": "lower", "loss": "lower"}
@@ -100,16 +101,9 @@ def create_comparison(base: TrainConfig, methods: list[str], root: str | Path, m
                       name: str | None = None, report=None) -> list[Path]:
     """Check every run (preflight), then create one queued run folder per method under ``root``,
     named <comparison>-<method>; nothing is created when a check fails."""
-    root = Path(root)
     name = name or f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
-    if any(RunFolder(f).config.comparison == name for f in list_runs(root)):
-        raise RunError(f"{root} already holds a comparison named {name!r}; choose another name")
-    configs = matched_configs(replace(base, comparison=name), methods, match, report)
-    folders = {method: root / f"{name}-{method.replace('+', 'p')}" for method in configs}
-    taken = [str(f) for f in folders.values() if f.exists()]
-    if taken:
-        raise RunError(f"run folders already exist: {', '.join(taken)}; choose another comparison name")
-    return create_runs([(config, folders[method]) for method, config in configs.items()])
+    check_group_name(root, name)  # before the configs: LaMDA++'s may need a spectrum scan
+    return create_group(root, name, matched_configs(replace(base, comparison=name), methods, match, report))
 
 
 def list_comparisons(root: str | Path) -> list[str]:

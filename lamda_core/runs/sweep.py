@@ -23,7 +23,8 @@ from .compare import METRIC_DIRECTIONS, comparison_table, quality_metric
 from .config import TrainConfig
 from ..data.reading import DEMO_DATASETS
 from .preflight import fitted_default_rank
-from .folder import RunFolder, create_runs, list_runs
+from .folder import RunFolder
+from .groups import create_group
 
 
 def sweep_configs(base: TrainConfig, methods: list[str], rates: list[float] | None = None,
@@ -61,16 +62,9 @@ def create_sweep(base: TrainConfig, methods: list[str], root: str | Path, rates:
                  ranks: list[int] | None = None, name: str | None = None) -> list[Path]:
     """Check every run of the grid (preflight, in create_runs), then queue one run folder per point under
     ``root``, named <sweep>-<method>-lr<rate>[-r<rank>]; nothing is created when a check fails."""
-    root = Path(root)
     name = name or f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
-    if any(RunFolder(f).config.comparison == name for f in list_runs(root)):
-        raise RunError(f"{root} already holds a sweep or comparison named {name!r}; choose another name")
-    configs = sweep_configs(replace(base, comparison=name), methods, rates, ranks)
-    folders = {label: root / f"{name}-{label.replace('+', 'p')}" for label in configs}
-    taken = [str(f) for f in folders.values() if f.exists()]
-    if taken:
-        raise RunError(f"run folders already exist: {', '.join(taken)}; choose another sweep name")
-    return create_runs([(config, folders[label]) for label, config in configs.items()])
+    return create_group(root, name, sweep_configs(replace(base, comparison=name), methods, rates, ranks),
+                        kind="sweep or comparison")
 
 
 def best_settings(root: str | Path, name: str) -> dict[str, dict]:
@@ -102,8 +96,4 @@ def create_best_comparison(root: str | Path, name: str, validation: str, compari
         config = RunFolder(root / row["run"]).config
         configs[method] = replace(config, validation_data=str(validation), comparison=comparison,
                                   created=now + index * 1e-3)
-    folders = {method: root / f"{comparison}-{method.replace('+', 'p')}" for method in configs}
-    taken = [str(f) for f in folders.values() if f.exists()]
-    if taken:
-        raise RunError(f"run folders already exist: {', '.join(taken)}; choose another comparison name")
-    return create_runs([(config, folders[method]) for method, config in configs.items()])
+    return create_group(root, comparison, configs)

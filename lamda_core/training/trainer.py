@@ -159,8 +159,8 @@ class Trainer:
     def evaluate(self) -> dict:
         """Validation loss and accuracy / macro F1, or perplexity, through inference.py's passes
         (the ones ``lamda evaluate`` and the app use)."""
-        from ..use.inference import answer_loss, classification_logits, language_model_loss, perplexity
         from .metrics import accuracy, macro_f1
+        from .passes import answer_loss, classification_logits, language_model_loss, perplexity
 
         c = self.config
         if c.task == "classification":

@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from ..data.chat import encode_conversation, read_conversations, render_prompt
-from .inference import RunModel, answer_losses, perplexity
+from ..training.passes import answer_losses, perplexity
+from .inference import RunModel
 
 TOP_WORST = 20
 GENERATION_BATCH = 16

@@ -15,8 +15,9 @@ import torch
 
 from ..data.reading import DEMO_DATASETS
 from ..training.metrics import accuracy, confusion_matrix, macro_f1, per_class_scores
+from ..training.passes import language_model_loss, perplexity
 from .chat_evaluation import ChatReport
-from .inference import RunModel, language_model_loss, load_base, load_run, perplexity
+from .inference import RunModel, load_base, load_run
 
 TOP_WRONG = 20
 

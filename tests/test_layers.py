@@ -1,0 +1,114 @@
+"""The layer contract: every module of lamda_core imports only its own layer and the layers below
+it (function-local imports too); docs/architecture.md lists the layers in this order."""
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "lamda_core"
+# bottom first; a module belongs to the longest entry its dotted name starts with
+LAYERS = [
+    ("errors", "choices"),
+    ("models",),
+    ("data",),
+    ("adapter",),
+    ("costs",),
+    ("spectra",),
+    ("methods",),
+    ("planning",),
+    ("runs",),
+    ("training",),
+    ("use",),
+    ("figures", "doctor"),
+    ("cli",),
+    ("",),  # lamda_core/__init__.py: the public API re-exports every layer
+]
+
+
+def layer_of(module: str) -> int:
+    """The index in LAYERS of ``module`` (dotted, without "lamda_core.")."""
+    best, index = -1, None
+    for i, names in enumerate(LAYERS):
+        for name in names:
+            if (module == name or module.startswith(name + ".") or name == "") and len(name) > best:
+                best, index = len(name), i
+    return index
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> list[tuple[int, str]]:
+    """(line, imported lamda_core module without the prefix) for every import in ``path``, at
+    module top or inside a function; ``from .. import choices`` names the module choices."""
+    module = module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".") if package else []
+                base = base[: len(base) - node.level + 1] if node.level > 1 else base
+                target = ".".join(base + ([node.module] if node.module else []))
+            elif (node.module or "").startswith("lamda_core"):
+                target = node.module.removeprefix("lamda_core").lstrip(".")
+            else:
+                continue
+            for alias in node.names:  # a name may be a module of the package imported from
+                candidate = f"{target}.{alias.name}".lstrip(".")
+                is_module = (PACKAGE / candidate.replace(".", "/")).with_suffix(".py").exists() or \
+                    (PACKAGE / candidate.replace(".", "/")).is_dir()
+                found.append((node.lineno, candidate if is_module else target))
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, a.name.removeprefix("lamda_core").lstrip("."))
+                      for a in node.names if a.name.startswith("lamda_core")]
+    return found
+
+
+def upward_imports(root: Path = PACKAGE) -> list[str]:
+    problems = []
+    for path in sorted(root.rglob("*.py")):
+        own = layer_of(module_name(path))
+        for line, target in imports(path):
+            if target and layer_of(target) > own:
+                problems.append(f"{path.relative_to(root.parent)}:{line} imports {target} "
+                                f"(layer {LAYERS[layer_of(target)]} above {LAYERS[own]})")
+    return problems
+
+
+def test_no_module_imports_a_layer_above_its_own():
+    assert upward_imports() == []
+
+
+def test_an_upward_import_is_caught_inside_a_function_too(tmp_path, monkeypatch):
+    """The check can fail: a copy of the package with one function-local upward import."""
+    import shutil
+
+    copy = tmp_path / "lamda_core"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "demo"))
+    monkeypatch.setattr(__import__(__name__), "PACKAGE", copy)
+    target = copy / "costs" / "parameters.py"
+    target.write_text(target.read_text() + "\n\ndef _registry():\n    from ..methods import get_method\n"
+                      "    return get_method\n")
+    problems = upward_imports(copy)
+    assert len(problems) == 1 and "costs/parameters.py" in problems[0] and "imports methods" in problems[0]
+
+
+def test_the_docs_list_the_layers_in_this_order():
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    section = text[text.index("## Layers"):]
+    listed = re.findall(r"^\d+\. `([^`]+)`", section, re.M)
+    assert listed == [" ".join(names) if names != ("",) else "lamda_core" for names in LAYERS]
+
+
+@pytest.mark.parametrize("layer", ["adapter", "costs", "spectra", "models"])
+def test_the_layers_below_the_registry_never_name_it(layer):
+    """Not even through an absolute import or lamda_core's public API."""
+    for path in (PACKAGE / layer).rglob("*.py"):
+        text = path.read_text()
+        assert "methods" not in {t.split(".")[0] for _, t in imports(path)}, path
+        assert "import lamda_core" not in text and "from lamda_core import" not in text, path
