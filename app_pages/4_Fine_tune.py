@@ -262,7 +262,7 @@ if start:
 def shown_runs() -> list[Path]:
     runs = list_runs(root)
     dismissed = st.session_state.get("dismissed_runs", set())
-    watched = [Path(f) for f in st.session_state.get("watched_runs", []) if (Path(f) / "status.json").is_file()]
+    watched = [Path(f) for f in st.session_state.get("watched_runs", []) if RunFolder(f).exists()]
     newest = [runs[-1]] if runs and not watched and str(runs[-1]) not in dismissed else []
     active = [f for f in runs if RunFolder(f).is_active() and str(f) not in dismissed]
     return list(dict.fromkeys(active + watched + newest))

@@ -64,10 +64,8 @@ def selected_run() -> None:
 
 
 selected_run()
-files = [
-    {"file": str(p.relative_to(folder)), "bytes": p.stat().st_size} for p in sorted(folder.rglob("*")) if p.is_file()
-]
-st.dataframe(pd.DataFrame(files), hide_index=True, width="stretch")
+files = pd.DataFrame(RunFolder(folder).files(), columns=["file", "bytes"])
+st.dataframe(files, hide_index=True, width="stretch")
 active = RunFolder(folder).is_live()
 # one confirmation per run: the checkbox's key names the run, so ticking it for one run never
 # carries over to the next one selected (Streamlit drops the state of a widget it does not draw)

@@ -74,7 +74,7 @@ def held_out_column(rows: list[dict]) -> dict[str, tuple[str, float | None]]:
         for r in rows:
             if r["state"] == "finished":
                 folder = root / r["run"]
-                scores[r["run"]] = held_out_score(str(folder), (folder / "summary.json").stat().st_mtime, held_out_path)
+                scores[r["run"]] = held_out_score(str(folder), RunFolder(folder).changed_at("summary"), held_out_path)
     return scores
 
 

@@ -65,7 +65,7 @@ def chat_report(report: ChatReport) -> None:
 
 def loaded(folder: Path):
     with st.spinner(f"Loading {folder.name}…"):
-        return cached_run(str(folder), (folder / "status.json").stat().st_mtime)
+        return cached_run(str(folder), RunFolder(folder).changed_at())
 
 
 runs = [f for f in list_runs(root) if usable(f)]

@@ -2,7 +2,6 @@
 failed, Stop, curves, downloads and merged export."""
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import streamlit as st
@@ -13,20 +12,6 @@ from lamda_core.training.metrics import percent_text
 from lamda_core.use.export import export_merged
 from studio_ui.common import model_label
 from studio_ui.state import kept
-
-
-def zip_of(folder: Path, name: str) -> Path:
-    """The zip of a run's saved folder ``name`` (RunFolder.download_path), built on first request only."""
-    target = RunFolder(folder).download_path(name)
-    if not target.is_file():
-        target.parent.mkdir(exist_ok=True)
-        staging = target.with_suffix(".tmp")
-        with zipfile.ZipFile(staging, "w", zipfile.ZIP_DEFLATED) as archive:
-            for path in sorted((folder / name).rglob("*")):
-                if path.is_file():
-                    archive.write(path, path.relative_to(folder))
-        staging.replace(target)
-    return target
 
 
 def data_label(train_data: str) -> str:
@@ -125,7 +110,7 @@ def peak_memory(run: RunFolder) -> None:
     summary = run.summary() or {}
     if summary.get("peak_memory_mib") is None:
         return
-    estimate = _estimated_peak_mib((run.path / "run_config.json").read_text())
+    estimate = _estimated_peak_mib(run.config_text())
     st.caption(f"Measured peak memory: **{summary['peak_memory_mib']:,.0f} MiB** ({summary.get('peak_memory_kind')}, "
                "loading and evaluation included)" + (f"; estimated training step peak: {estimate:,.0f} MiB"
                                                      if estimate is not None else ""))
@@ -135,7 +120,7 @@ def downloads(folder: Path) -> None:
     row = st.container(horizontal=True)
     names = [path.name for path in RunFolder(folder).saved_folders()]
     for name in names:
-        row.download_button(f"Download {name} (zip)", zip_of(folder, name).read_bytes(),
+        row.download_button(f"Download {name} (zip)", RunFolder(folder).download(name).read_bytes(),
                             f"{folder.name}-{name}.zip", key=f"download-{folder.name}-{name}")
     message_key = f"merged-{folder.name}"
     if row.button("Export a merged model", key=f"merge-{folder.name}",
@@ -188,7 +173,7 @@ def update_analysis(folder: Path, root: Path) -> None:
         return
     intruder_k, threshold = intruder_settings()
     with st.spinner("Comparing every adapted matrix with the base…"):
-        report = _update_report(str(folder), (folder / "summary.json").stat().st_mtime, intruder_k, threshold)
+        report = _update_report(str(folder), RunFolder(folder).changed_at("summary"), intruder_k, threshold)
     st.caption(f"Intruder dimensions: **{report.total_intruders}** in "
                f"{sum(m.intruders > 0 for m in report.matrices)} of {len(report.matrices)} matrices (top {intruder_k} "
                f"singular vectors of each fine-tuned matrix, |cos| < {threshold:g} with all of the base's).")
@@ -205,7 +190,7 @@ def update_analysis(folder: Path, root: Path) -> None:
     reports = {folder.name: report}
     with st.spinner("Analysing the other runs…"):
         for name in others:
-            reports[name] = _update_report(str(root / name), (root / name / "summary.json").stat().st_mtime,
+            reports[name] = _update_report(str(root / name), RunFolder(root / name).changed_at("summary"),
                                            intruder_k, threshold)
     try:
         st.plotly_chart(

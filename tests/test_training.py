@@ -305,7 +305,6 @@ def test_run_folder_misuse_is_a_specific_error(tmp_path):
 
 def test_merged_export_of_a_finished_run_matches_the_adapter(tmp_path):
     from lamda_core.use.export import export_merged
-    from studio_ui.runs_view import zip_of
 
     folder = create_run(
         TrainConfig(max_steps=4, eval_interval=4, checkpoint_interval=10, adapter=lc.LamdaConfig(rank=4)),
@@ -321,12 +320,12 @@ def test_merged_export_of_a_finished_run_matches_the_adapter(tmp_path):
         assert torch.allclose(merged.eval()(**batch).logits, adapted.eval()(**batch).logits, atol=1e-4)
     import zipfile
 
-    archive = zip_of(folder, "peft")
+    archive = RunFolder(folder).download("peft")
     assert archive == folder / "downloads" / "peft.zip"
     names = zipfile.ZipFile(archive).namelist()
     assert "peft/adapter_config.json" in names and "peft/adapter_model.safetensors" in names
     built = archive.stat().st_mtime_ns
-    assert zip_of(folder, "peft").stat().st_mtime_ns == built  # built once, then reused
+    assert RunFolder(folder).download("peft").stat().st_mtime_ns == built  # built once, then reused
 
 
 @pytest.mark.parametrize("changes,message", [

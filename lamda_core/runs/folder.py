@@ -93,6 +93,22 @@ class RunFolder:
         """Where the zip of the saved folder ``name`` goes."""
         return self.path / "downloads" / f"{name}.zip"
 
+    def download(self, name: str) -> Path:
+        """The zip of the saved folder ``name`` (download_path), built on first request only
+        (staged, then renamed into place)."""
+        import zipfile
+
+        target = self.download_path(name)
+        if not target.is_file():
+            target.parent.mkdir(exist_ok=True)
+            staging = target.with_suffix(".tmp")
+            with zipfile.ZipFile(staging, "w", zipfile.ZIP_DEFLATED) as archive:
+                for path in sorted((self.path / name).rglob("*")):
+                    if path.is_file():
+                        archive.write(path, path.relative_to(self.path))
+            staging.replace(target)
+        return target
+
     # ---- config and status ----------------------------------------------------------------
     @property
     def config(self) -> TrainConfig:
@@ -102,6 +118,24 @@ class RunFolder:
                 raise RunError(f"{self.path} is not a run folder (no run_config.json)")
             self._config = TrainConfig.from_json(path.read_text())
         return self._config
+
+    def config_text(self) -> str:
+        """run_config.json as written (a cache key for what is computed from the config)."""
+        return (self.path / "run_config.json").read_text()
+
+    def exists(self) -> bool:
+        """Whether the folder holds a run (its status file)."""
+        return (self.path / "status.json").is_file()
+
+    def files(self) -> list[tuple[str, int]]:
+        """(path inside the folder, bytes) of every file the run wrote, sorted."""
+        return [(str(p.relative_to(self.path)), p.stat().st_size) for p in sorted(self.path.rglob("*")) if p.is_file()]
+
+    def changed_at(self, what: str = "status") -> float:
+        """When the run's status (or its summary: ``what="summary"``) was last written, for caches
+        of what is computed from a run; 0 when it is not there yet."""
+        path = self.path / {"status": "status.json", "summary": "summary.json"}[what]
+        return path.stat().st_mtime if path.is_file() else 0.0
 
     def config_digest(self) -> str:
         """sha256 of run_config.json: checkpoints record it so a resume can tell the config changed."""
