@@ -54,7 +54,7 @@ held_out_path = file_choice("Held-out test file (optional): adds each finished r
 @st.cache_data(show_spinner=False, max_entries=32)
 def held_out_score(folder: str, finished_at: float, path: str) -> tuple[str, float | None]:
     """(column label, score) of a finished run on a held-out file: accuracy (%) or perplexity
-    (training/evaluation.py, the code `lamda evaluate` runs); (label of the error, None) when the
+    (use/evaluation.py, the code `lamda evaluate` runs); (label of the error, None) when the
     file does not fit the run."""
     try:
         report = evaluate_run(folder, path)

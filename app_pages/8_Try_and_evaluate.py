@@ -3,7 +3,7 @@ by side (a causal LM: chat with the runs and the base model side by side, stream
 runs on an uploaded test file: accuracy, macro F1, per class, the confusion matrix and the most
 confidently wrong examples (a causal LM on conversations: exact match and answer perplexity
 against the base model, the worst answers), all downloadable. Each run is loaded once per session
-(training/inference.py)."""
+(use/inference.py)."""
 import json
 from pathlib import Path
 

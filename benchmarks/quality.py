@@ -55,7 +55,7 @@ from lamda_core.adapter.config import LamdaConfig  # noqa: E402
 from lamda_core.choices import DEFAULT_FREEZE_FRACTION, DEFAULT_SCALE  # noqa: E402
 from lamda_core.methods import LamdaMethod, get_method, method_names  # noqa: E402
 
-# the registry's defaults as tables (methods.py holds them and the reasons)
+# the registry's defaults as tables (methods/ holds them and the reasons)
 DEFAULT_RANKS = {m: get_method(m).default_rank for m in method_names()}
 DEFAULT_DROPOUT = {m: get_method(m).default_dropout for m in method_names()}
 DEFAULT_LEARNING_RATES = {m: get_method(m).default_learning_rate for m in method_names()}

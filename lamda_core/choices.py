@@ -2,7 +2,7 @@
 from here. Defaults that a benchmark chose say so next to them (docs/quality.md)."""
 from __future__ import annotations
 
-# Fine-tuning methods are registry entries (methods.py): their defaults and reasons live there.
+# Fine-tuning methods are registry entries (methods/): their defaults and reasons live there.
 # What a model is loaded as; training takes the first two.
 TASKS = ("classification", "causal-lm", "encoder")
 TRAIN_TASKS = ("classification", "causal-lm")
@@ -29,11 +29,11 @@ ALLOCATION_FINDING = (
     "3 seeds) and the gradient rule 88.4 / 88.7 with 50% more parameters; at rank 16 the rules are "
     "within 0.3 points of uniform either way (86.1 / 88.0). Uniform LaMDA is the recommended choice; "
     "this page is for exploring where the spectra would put the rank.")
-# Comparisons (training/compare.py): each method at its default rank (what the quality benchmark
+# Comparisons (runs/compare.py): each method at its default rank (what the quality benchmark
 # compares), matched by total rank, or by averaged trainable parameters.
 COMPARE_MATCHES = ("defaults", "rank", "parameters")
 DEFAULT_COMPARE_METHODS = ("lora", "lamda", "lamda++")
-# Sweeps (training/sweep.py): the two methods whose rate matters most to the headline comparison.
+# Sweeps (runs/sweep.py): the two methods whose rate matters most to the headline comparison.
 DEFAULT_SWEEP_METHODS = ("lora", "lamda")
 
 DEFAULT_METHOD = "lamda"

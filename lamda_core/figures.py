@@ -199,7 +199,7 @@ TEXT_POSITIONS = ("top center", "bottom center", "middle right", "middle left")
 
 
 def pareto_figure(points: list[dict], x: str = "adapter_average", metric: str = "accuracy") -> go.Figure:
-    """``metric`` against a cost ``x`` (training/compare.py: COST_AXES, METRIC_LABELS), one line
+    """``metric`` against a cost ``x`` (runs/compare.py: COST_AXES, METRIC_LABELS), one line
     per method through its points, labelled by point["label"] (or its rank), and the Pareto front
     (no other point is both cheaper and better) as a dashed line through ringed markers. Accuracy
     and F1 are shown in %; points lacking x or the metric are left out."""

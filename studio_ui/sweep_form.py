@@ -1,5 +1,5 @@
 """The Fine-tune page's Sweep form: a grid of learning rates and ranks per method on the form's
-data (judged on a split of its train file, training/sweep.py), the best setting per method as the
+data (judged on a split of its train file, runs/sweep.py), the best setting per method as the
 runs finish, and each method's best compared on the validation file."""
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ class LamdaConfig:
     """Options of a LaMDA adapter.
 
     rank: r of every adapted matrix unless ``rank_pattern`` names it (default: LaMDA's, choices); a
-        run's adapter is built by its method's ``adapter_config`` (methods.py), which fills the
+        run's adapter is built by its method's ``adapter_config`` (methods/), which fills the
         method's own defaults.
     alpha: scale s = alpha / r (per matrix, with its own r); None = DEFAULT_SCALE x rank (s = 2).
     dropout: on the adapter input; 0 by default since a mask costs a d_in-wide tensor per module.

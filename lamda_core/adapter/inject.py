@@ -1,5 +1,5 @@
 """Putting adapters into a model: LaMDA layers (apply_lamda), the PEFT LoRA config, ``adapt`` for
-any registered method (methods.py); and counting what trains."""
+any registered method (methods/); and counting what trains."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

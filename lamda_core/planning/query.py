@@ -16,7 +16,7 @@ ADAPTER_SHORTHANDS = ("rank", "rank_pattern", "dropout", "targets", "freeze_frac
 @dataclass(frozen=True)
 class CostQuery:
     """source: a transformers config or anything load_model takes; method: a registered method
-    (methods.py); adapter: its LamdaConfig, as a TrainConfig holds it (None: built by the method's
+    (methods/); adapter: its LamdaConfig, as a TrainConfig holds it (None: built by the method's
     adapter_config from the shorthands rank, rank_pattern, dropout, targets, freeze_fraction,
     freeze_rule, each None for the method's default; give one or the other); shape: batch_size x
     seq_len tokens in ``dtype`` on ``device`` ("cpu" or "cuda" kernels); optimizer: adamw | sgd |

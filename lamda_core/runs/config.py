@@ -17,7 +17,7 @@ from ..methods import Method, get_method
 class TrainConfig:
     """source: a model load_model takes; train_data / validation_data: files or a demo name
     (no validation file: 10% of the data, seeded); adapter: None = the method's adapter_config()
-    (its default rank and dropout, methods.py); learning_rate / head_learning_rate: None = the
+    (its default rank and dropout, methods/); learning_rate / head_learning_rate: None = the
     method's default (choices);
     core_learning_rate: rate of LaMDA's r x r core S (None = learning_rate, which B then uses);
     max_steps: None = ``epochs`` (default 3) over the data; group_by_length: classification
@@ -82,7 +82,7 @@ class TrainConfig:
 
     @property
     def method_spec(self) -> Method:
-        """The method's registry entry (methods.py)."""
+        """The method's registry entry (methods/)."""
         return get_method(self.method)
 
     def rates(self) -> tuple[float, float, float]:

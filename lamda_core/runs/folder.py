@@ -8,7 +8,7 @@ A run folder holds:
   STOP              present when a stop was requested; the trainer checkpoints and stops
   checkpoints/      step-NNNNNN folders, the last two kept
   adapter/, peft/   the final adapter and its PEFT export (model/ for full fine-tuning): what the
-                    method's registry entry saves (methods.py, Method.saved_folder)
+                    method's registry entry saves (methods/, Method.saved_folder)
   summary.json      the final metrics;  merged/ a merged export;  train.log the trainer's output
   downloads/        zips of the saved folders, built on request (the app's downloads)
 ``RunFolder`` is the only code that knows these paths. Only one run trains at a time
@@ -78,7 +78,7 @@ class RunFolder:
     # ---- paths ----------------------------------------------------------------------------
     def saved(self, name: str | None = None) -> Path:
         """A saved folder of a finished run: ``name`` (adapter, peft or model) or, by default, the
-        one its method saves first (methods.py)."""
+        one its method saves first (methods/)."""
         return self.path / (name or self.config.method_spec.saved_folder)
 
     def saved_folders(self) -> list[Path]:

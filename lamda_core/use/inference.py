@@ -85,7 +85,7 @@ class RunModel:
 
 
 def load_run(folder: str | Path) -> RunModel:
-    """A finished run through its method's registry entry (methods.py: the saved adapter merged
+    """A finished run through its method's registry entry (methods/: the saved adapter merged
     into the base, or the whole saved model), or a stopped / failed run from its last checkpoint
     (the base with the method applied and the checkpoint's tensors restored). RunError for a run
     with nothing trained yet."""
