@@ -235,7 +235,7 @@ if compare:
         with st.spinner("Preparing the comparison (LaMDA++ ranks from the spectra, checks of every run)…"):
             folders = create_comparison(launch_config(choices.DEFAULT_METHOD), compare_methods, root, match)
         for folder in folders:
-            start_run(folder)
+            start_run(folder, warm=True)
         watch(folders)
         st.session_state["comparison"] = RunFolder(folders[0]).config.comparison
         st.success(f"Queued comparison **{st.session_state['comparison']}**: " + ", ".join(
@@ -250,7 +250,7 @@ sweep_section(lambda: launch_config(choices.DEFAULT_METHOD), root, ready, watch)
 if start:
     try:
         folder = create_run(launch_config(method), new_run_folder(root, method))
-        start_run(folder)
+        start_run(folder, warm=True)
         watch([folder])
     except lc.LamdaError as error:
         st.error(user_message(error))

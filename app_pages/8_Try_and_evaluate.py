@@ -17,7 +17,7 @@ from lamda_core.use.chat_evaluation import ChatReport
 from lamda_core.use.evaluation import ClassificationReport, evaluate_run, side_by_side, write_csv
 from lamda_core.use.inference import load_base, load_run
 from studio_ui.common import file_choice, page_setup, runs_root, sidebar, user_message
-from studio_ui.state import follow, kept, kept_choice
+from studio_ui.state import kept, kept_choice
 
 MAX_RUNS = 3
 page_setup("Try & evaluate")
@@ -115,10 +115,15 @@ else:
     top_p = c3.number_input("Top-p", 0.05, 1.0, step=0.05, **kept("try_top_p", 1.0),
                             help="Sampling keeps the smallest set of tokens whose probability adds up to this; "
                                  "used when the temperature is above 0.")
-    follow("try_raw", not chat)  # the chosen runs decide (a chat template for instruct models) until the user does
-    raw = c4.toggle("Plain text", **kept("try_raw", not chat), disabled=not chat,
-                    help="Off: the prompt is a user message in the model's chat template (an instruct model). "
-                         "On: the model continues the text as it is.")
+    # a model without a chat template always continues plain text (RunModel._generation), so the
+    # toggle is the user's choice for instruct models only, off unless they turn it on
+    plain_help = ("Off: the prompt is a user message in the model's chat template (an instruct model). "
+                  "On: the model continues the text as it is.")
+    if chat:
+        raw = c4.toggle("Plain text", **kept("try_raw", False), help=plain_help)
+    else:
+        raw = c4.toggle("Plain text", value=True, disabled=True, key="try_raw_no_template",
+                        help=plain_help + " These runs' models have no chat template: always on.")
     st.caption("Each prompt is answered on its own by every chosen run and by the base model, side by side, "
                "streamed as the tokens come.")
     with st.container():

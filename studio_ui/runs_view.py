@@ -45,6 +45,7 @@ def run_panel(folder: Path, charts: bool = True, dismiss=None) -> None:
         curves(folder, config.task, metrics, step)
     if state == "finished":
         peak_memory(run)
+        speed(run)
         downloads(folder)
 
 
@@ -63,7 +64,7 @@ def actions(run: RunFolder, state: str, interrupted: bool, dismiss) -> None:
             help="Continue from the last checkpoint, with the checks of `lamda resume` (the config unchanged, "
                  "the checkpoint intact)."):
         try:
-            run.start()
+            run.start(warm=True)
             st.rerun()  # the whole page, which then follows the resumed run
         except LamdaError as error:
             st.error(f"Cannot resume {folder.name}: {error}")
@@ -114,6 +115,15 @@ def peak_memory(run: RunFolder) -> None:
     st.caption(f"Measured peak memory: **{summary['peak_memory_mib']:,.0f} MiB** ({summary.get('peak_memory_kind')}, "
                "loading and evaluation included)" + (f"; estimated training step peak: {estimate:,.0f} MiB"
                                                      if estimate is not None else ""))
+
+
+def speed(run: RunFolder) -> None:
+    """How soon the run trained after Start, and how fast (the trainer's summary)."""
+    summary = run.summary() or {}
+    if summary.get("startup_seconds") is None:
+        return
+    st.caption(f"First step **{summary['startup_seconds']:.1f} s** after Start (time queued behind other runs "
+               f"left out); **{summary['tokens_per_second']:,.0f} tokens/s** while training")
 
 
 def downloads(folder: Path) -> None:

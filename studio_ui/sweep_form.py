@@ -52,7 +52,7 @@ def sweep_section(base: Callable[[], object], root: Path, ready: bool, watch: Ca
             folders = create_sweep(base(), methods, root, parse_values(rates, float, "Learning rates"),
                                    parse_values(ranks, int, "Ranks"))
             for folder in folders:
-                start_run(folder)
+                start_run(folder, warm=True)
             watch(folders)
             st.session_state["sweep_name"] = RunFolder(folders[0]).config.comparison
         except lc.LamdaError as error:
@@ -94,7 +94,7 @@ def sweep_results(name: str, base: Callable[[], object], root: Path, watch: Call
         try:
             folders = create_best_comparison(root, name, validation)
             for folder in folders:
-                start_run(folder)
+                start_run(folder, warm=True)
             watch(folders)
             st.session_state["comparison"] = f"{name}-best"
             st.session_state["sweep_queued"] = f"{name}-best"

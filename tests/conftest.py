@@ -29,6 +29,7 @@ def isolated_cache(tmp_path_factory):
     cache = shared / "lamda-cache"
     cache.mkdir(exist_ok=True)
     os.environ["LAMDA_CACHE"] = str(cache)
+    os.environ.setdefault("LAMDA_LAUNCHER_IDLE_S", "120")  # the warm launchers tests start leave soon after
 
 
 def pytest_collection_modifyitems(items):

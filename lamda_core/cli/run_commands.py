@@ -58,7 +58,7 @@ def _compare(args) -> None:
     print(f"comparison {name}: {len(folders)} runs queued in {args.root}, trained one after another: "
           + ", ".join(f"{read_config(f).method} (rank {read_config(f).rank_label})" for f in folders), flush=True)
     for folder in folders:
-        start_run(folder)
+        start_run(folder, warm=True)
     if args.background:
         print(f"started in the background; see it with `lamda compare --show {name} --root {args.root}`")
         return
@@ -80,7 +80,7 @@ def _sweep(args) -> None:
           f"{args.data} (never on a validation file): " + ", ".join(f.name[len(name) + 1:] for f in folders),
           flush=True)
     for folder in folders:
-        start_run(folder)
+        start_run(folder, warm=True)
     if args.background:
         print(f"started in the background; see it with `lamda sweep --show {name} --root {args.root}`")
         return
@@ -91,7 +91,7 @@ def _sweep(args) -> None:
         print(f"\ncomparison {name}-best: each method at its best setting on the whole of {args.data}, "
               f"evaluated on {args.validation}", flush=True)
         for folder in compared:
-            start_run(folder)
+            start_run(folder, warm=True)
         _watch(compared)
         _print_comparison(args.root, f"{name}-best", None)
 

@@ -15,7 +15,7 @@ from ..costs.memory import adapter_transients
 from ..costs.parameters import MatrixParameters
 from ..errors import ConfigError
 from .peft import PeftMethod
-from .registry import method_names, register_method
+from .registry import get_method, method_names, register_method
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,10 @@ class UniformRankPeftMethod(PeftMethod):
                               f"({min(ranks.values())} to {max(ranks.values())}) are for LaMDA++ and LoRA")
         conv1d = [m.name for m in matrices if m.module_type == "Conv1D"]
         if self.linear_only and conv1d:
-            others = ", ".join(n for n in method_names() if n != self.name)
+            able = [n for n in sorted(method_names(), key=lambda n: not get_method(n).rank_matched)
+                    if not getattr(get_method(n), "linear_only", False)]  # the PEFT ones first, as LoRA users look
             raise ConfigError(f"{self.name} (PEFT {self.name.upper()}) adapts torch.nn.Linear layers only, and "
-                              f"{conv1d[0]} is GPT-2's Conv1D: choose one of {others}")
+                              f"{conv1d[0]} is GPT-2's Conv1D: choose {', '.join(able[:-1])} or {able[-1]}")
 
     def uniform_rank(self, ranks: dict[str, int]) -> int:
         return next(iter(ranks.values()))

@@ -3,7 +3,7 @@
 A run folder holds:
   run_config.json   the whole TrainConfig (adapter config and per-matrix ranks inline)
   status.json       {"state": queued | running | stopping | stopped | finished | failed, "reason",
-                     "step", "total_steps", "pid", "updated"}, written atomically
+                     "step", "total_steps", "pid", "updated", "launched"}, written atomically
   metrics.jsonl     one JSON object per optimizer step (and eval results at eval steps)
   STOP              present when a stop was requested; the trainer checkpoints and stops
   checkpoints/      step-NNNNNN folders, the last two kept
@@ -287,20 +287,33 @@ class RunFolder:
         return final
 
     # ---- lifetime -------------------------------------------------------------------------
-    def start(self, processes: int = 1) -> subprocess.Popen:
+    def start(self, processes: int = 1, warm: bool = False):
         """Start (or resume) the trainer as a separate process, no shell; it outlives the caller.
-        Output goes to train.log."""
+        Output goes to train.log. ``warm``: forked from the warm launcher (runs/launcher.py: the
+        training stack already imported) when it is on and reachable, else a cold process;
+        several processes are always a cold ``accelerate launch``. Returns the process
+        (subprocess.Popen, or launcher.WarmProcess: ``pid``, ``wait()``)."""
+        from . import launcher
+
         status = self.status()
         if status["state"] in ("running", "stopping") and _alive(status.get("pid")):
             raise RunError(f"{self.path} is already {status['state']} (pid {status.get('pid')})")
         self.resume_checkpoint()  # refuses a finished run and a checkpoint it cannot trust
         self.clear_stop_request()
-        self.write_status("queued", reason=None)
-        with open(self.path / "train.log", "ab") as log:  # the child keeps its own copy of the handle
-            process = subprocess.Popen(trainer_command(self.path, processes), stdout=log, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, start_new_session=True, cwd=os.getcwd())
+        self.write_status("queued", reason=None, launched=time.time())  # startup_seconds counts from here
+        process = None
+        if warm and processes == 1 and launcher.enabled():
+            try:
+                process = launcher.start_warm(self.path, self.path / "train.log")
+            except launcher.LauncherError as error:
+                print(f"note: {error}; starting {self.name} cold", file=sys.stderr)
+        if process is None:
+            with open(self.path / "train.log", "ab") as log:  # the child keeps its own copy of the handle
+                process = subprocess.Popen(trainer_command(self.path, processes), stdout=log,
+                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                           start_new_session=True, cwd=os.getcwd())
         # the pid at once, so a run started right after this one sees it queued ahead (TrainingSlot);
-        # the child rewrites the same pid when it starts, seconds later (it imports torch first)
+        # the child rewrites the same pid when it starts
         self.write_status("queued", pid=process.pid)
         return process
 
@@ -360,8 +373,8 @@ def request_stop(folder: str | Path) -> None:
     RunFolder(folder).request_stop()
 
 
-def start_run(folder: str | Path, processes: int = 1) -> subprocess.Popen:
-    return RunFolder(folder).start(processes)
+def start_run(folder: str | Path, processes: int = 1, warm: bool = False):
+    return RunFolder(folder).start(processes, warm)
 
 
 def delete_run(folder: str | Path) -> None:

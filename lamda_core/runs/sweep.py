@@ -17,14 +17,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from ..data.reading import DEMO_DATASETS
 from ..errors import ConfigError, RunError
 from ..methods import get_method
 from .compare import METRIC_DIRECTIONS, comparison_table, quality_metric
 from .config import TrainConfig
-from ..data.reading import DEMO_DATASETS
-from .preflight import fitted_default_rank
 from .folder import RunFolder
 from .groups import create_group
+from .preflight import fitted_default_rank
 
 
 def sweep_configs(base: TrainConfig, methods: list[str], rates: list[float] | None = None,

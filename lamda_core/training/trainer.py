@@ -43,6 +43,9 @@ class Trainer:
                                        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
         self.main = self.accelerator.is_main_process
         self.started = time.time()
+        self.startup_origin = self.started  # run(): when Start was pressed, less the time queued behind other runs
+        self.first_step_at = None  # when this session's first optimizer step finished
+        self.train_tokens, self.train_seconds = 0, 0.0  # tokens fed to the model, and the steps' own time
 
     # ---- set-up ---------------------------------------------------------------------------
     def build(self) -> None:
@@ -203,11 +206,13 @@ class Trainer:
                 self.save_checkpoint()
                 bar.close()
                 return "stopped"
-            total_loss = 0.0
+            total_loss, step_began = 0.0, time.time()
             for micro in range(c.grad_accumulation):
                 index = self.step * c.grad_accumulation + micro
+                batch = self.micro_batch(index)
+                self.train_tokens += tokens_in(batch) * self.accelerator.num_processes
                 with self.accelerator.no_sync(model) if micro < c.grad_accumulation - 1 else nullcontext():
-                    loss = model(**self.micro_batch(index)).loss / c.grad_accumulation
+                    loss = model(**batch).loss / c.grad_accumulation
                     self.accelerator.backward(loss)
                 total_loss += float(loss.detach())
             loss_value = float(self.accelerator.reduce(torch.tensor(total_loss, device=self.accelerator.device),
@@ -222,6 +227,8 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             if self.freezer is not None:
                 self.freezer.step(self.optimizer)
+            self.train_seconds += time.time() - step_began
+            self.first_step_at = self.first_step_at or time.time()
             self.step += 1
             count = trainable_parameters(self.model)
             per_step = (time.time() - session_start) / (self.step - first_step)
@@ -243,6 +250,16 @@ class Trainer:
         self.finish()
         return "finished"
 
+    def speed(self) -> dict:
+        """startup_seconds: from Start (or the process's start) to this session's first optimizer
+        step, the time queued behind other runs left out; tokens_per_second: the tokens trained on
+        over the steps' own time (training_seconds: evaluation and checkpoints left out)."""
+        if self.first_step_at is None:
+            return {}
+        return {"startup_seconds": round(self.first_step_at - self.startup_origin, 3),
+                "tokens_per_second": round(self.train_tokens / max(self.train_seconds, 1e-9), 1),
+                "training_seconds": round(self.train_seconds, 3)}
+
     def finish(self) -> None:
         """What the method saves (its registry entry: adapter, PEFT export or the whole model) and
         summary.json."""
@@ -256,10 +273,23 @@ class Trainer:
         count = trainable_parameters(self.model)
         summary = {"method": c.method, "steps": self.step, "elapsed": round(time.time() - self.started, 3),
                    "trainable_parameters_end": count.trainable, "adapter_parameters_end": count.adapter,
-                   **peak_memory(self.accelerator.device), **self.run.last_eval()}
+                   **peak_memory(self.accelerator.device), **self.speed(), **self.run.last_eval()}
         if c.task == "classification":
             summary["labels"] = self.data.label_names
         self.run.write_summary(summary)
+
+
+def tokens_in(batch: dict) -> int:
+    """The tokens of one micro-batch the model reads (padding left out where a mask says so)."""
+    mask = batch.get("attention_mask")
+    return int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
+
+
+def process_start_time() -> float:
+    """When this process started (a foreground run's launch), in time.time() seconds."""
+    import psutil
+
+    return psutil.Process().create_time()
 
 
 def peak_memory(device: torch.device) -> dict:
@@ -281,17 +311,21 @@ def peak_memory(device: torch.device) -> dict:
             "peak_memory_kind": "process RSS"}
 
 
-def run(folder: str | Path) -> str:
-    """Train a run folder to the end (or a stop request); returns the final state."""
+def run(folder: str | Path, launched: float | None = None) -> str:
+    """Train a run folder to the end (or a stop request); returns the final state. ``launched``:
+    when Start was pressed (RunFolder.start records it; None: this process's start)."""
     run_folder = RunFolder(Path(folder).resolve())
+    launched = launched or process_start_time()
     if os.environ.get("LOCAL_RANK", "0") == "0":
         run_folder.resume_checkpoint()  # a finished run or an untrustworthy checkpoint: RunError, status kept
     trainer = None
     try:
         if os.environ.get("LOCAL_RANK", "0") == "0":
             run_folder.write_status("queued", pid=os.getpid())
+        waiting = time.time()
         with TrainingSlot(run_folder.path) if int(os.environ.get("WORLD_SIZE", "1")) == 1 else nullcontext():
             trainer = Trainer(run_folder.path)
+            trainer.startup_origin = launched + (time.time() - waiting)
             trainer.build()
             state = trainer.train()
         if trainer.main:
@@ -318,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m lamda_core.training.trainer RUN_FOLDER", file=sys.stderr)
         return 2
     try:
-        state = run(argv[0])
+        state = run(argv[0], RunFolder(argv[0]).status().get("launched"))  # started by RunFolder.start
     except LamdaError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
