@@ -191,8 +191,6 @@ class Trainer:
     def train(self) -> str:
         from tqdm import tqdm
 
-        from ..adapter.inject import trainable_parameters
-
         c, model = self.config, self.wrapped
         model.train()
         first_step, session_start = self.step, time.time()
@@ -230,13 +228,7 @@ class Trainer:
             self.train_seconds += time.time() - step_began
             self.first_step_at = self.first_step_at or time.time()
             self.step += 1
-            count = trainable_parameters(self.model)
-            per_step = (time.time() - session_start) / (self.step - first_step)
-            row = {"step": self.step, "epoch": round(self.batches.epoch(self.step * c.grad_accumulation), 4),
-                   "loss": loss_value, "learning_rate": self.scheduler.get_last_lr()[0],
-                   "trainable_parameters": count.trainable, "adapter_parameters": count.adapter,
-                   "elapsed": round(time.time() - self.started, 3),
-                   "remaining": round(per_step * (self.total_steps - self.step), 3)}
+            row = self.metrics_row(loss_value, (time.time() - session_start) / (self.step - first_step))
             if self.step % c.eval_interval == 0 or self.step == self.total_steps:
                 row.update(self.evaluate() if self.main else {})
             bar.update(1)
@@ -259,6 +251,17 @@ class Trainer:
         return {"startup_seconds": round(self.first_step_at - self.startup_origin, 3),
                 "tokens_per_second": round(self.train_tokens / max(self.train_seconds, 1e-9), 1),
                 "training_seconds": round(self.train_seconds, 3)}
+
+    def metrics_row(self, loss: float, seconds_per_step: float) -> dict:
+        """metrics.jsonl's line for the step just taken (evaluation results are added to it)."""
+        from ..adapter.inject import trainable_parameters
+
+        count = trainable_parameters(self.model)
+        return {"step": self.step, "epoch": round(self.batches.epoch(self.step * self.config.grad_accumulation), 4),
+                "loss": loss, "learning_rate": self.scheduler.get_last_lr()[0],
+                "trainable_parameters": count.trainable, "adapter_parameters": count.adapter,
+                "elapsed": round(time.time() - self.started, 3),
+                "remaining": round(seconds_per_step * (self.total_steps - self.step), 3)}
 
     def finish(self) -> None:
         """What the method saves (its registry entry: adapter, PEFT export or the whole model) and
