@@ -74,8 +74,9 @@ if not runs:
     st.stop()
 names = [f.name for f in runs]
 finished = [n for n in names if RunFolder(root / n).status()["state"] == "finished"]
-newest_task = RunFolder(root / (finished or names)[-1]).config.task  # the two newest runs of one task side by side
-default = [n for n in finished if RunFolder(root / n).config.task == newest_task][-2:] or names[-1:]
+newest = RunFolder(root / (finished or names)[-1]).config  # the two newest runs of one task and model side by side
+default = [n for n in finished if (RunFolder(root / n).config.task, RunFolder(root / n).config.source)
+           == (newest.task, newest.source)][-2:] or names[-1:]
 chosen = st.multiselect(f"Runs (up to {MAX_RUNS})", names, max_selections=MAX_RUNS,
                         help="Finished runs, and stopped ones (from their last checkpoint).",
                         **kept_choice("use_runs", names, default))
@@ -129,8 +130,11 @@ else:
     with st.container():
         prompt = st.chat_input("Ask the models (e.g. Is this review positive or negative? A warm, funny film.)",
                                key="try_chat")
+    by_source = {RunFolder(root / name).config.source: name for name in chosen}  # one base model per source
     with st.spinner("Loading the base model…"):
-        answering = {**models, "base model": cached_base(str(root / chosen[0]))}
+        bases = {"base model" if len(by_source) == 1 else f"base {source}": cached_base(str(root / name))
+                 for source, name in by_source.items()}
+    answering = {**models, **bases}
     history = st.session_state.setdefault("chat_history", [])
     for past_prompt, past in history[-3:]:
         with st.chat_message("user"):
