@@ -91,3 +91,17 @@ def train_steps(model, inputs: dict, optimizer, freezer, steps: int) -> list[dic
         history.append({name: (int(layer.frozen_columns), layer.lamda_B.detach().clone())
                         for name, layer in lc.lamda_layers(model).items()})
     return history
+
+
+SAFETY_WAIT_S = 600  # a hang guard for a run to reach a state, not a speed check
+
+
+def wait_until(predicate, what: str) -> None:
+    """Poll ``predicate`` until it holds; AssertionError naming ``what`` if it never does (a hang)."""
+    import time
+
+    deadline = time.monotonic() + SAFETY_WAIT_S
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.2)

@@ -5,9 +5,9 @@ runs start cold."""
 import os
 import signal
 import subprocess
-import time
 
 import pytest
+from conftest import wait_until
 
 import lamda_core as lc
 from lamda_core.runs import launcher
@@ -15,19 +15,10 @@ from lamda_core.runs.config import TrainConfig
 from lamda_core.runs.folder import RunFolder, create_run, read_metrics, read_status, request_stop, start_run
 from lamda_core.training.trainer import run
 
-SAFETY_WAIT_S = 600  # a hang guard, not a speed check
 TINY = dict(source="tiny-gpt2", task="causal-lm", train_data="demo-corpus", seq_len=32, batch_size=4,
             eval_interval=10, checkpoint_interval=5, adapter=lc.LamdaConfig(rank=4), learning_rate=5e-3)
 
 pytestmark = pytest.mark.xdist_group("launcher")  # one worker: the launcher's requests in order
-
-
-def wait_until(predicate, what: str):
-    deadline = time.monotonic() + SAFETY_WAIT_S
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.2)
 
 
 def test_a_warm_run_is_an_ordinary_run_with_its_own_process_peak_and_log(tmp_path):

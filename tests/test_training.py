@@ -2,12 +2,11 @@
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_cli
+from conftest import run_cli, wait_until
 from peft import PeftModel
 
 import lamda_core as lc
@@ -23,16 +22,6 @@ from lamda_core.runs.folder import (
     start_run,
 )
 from lamda_core.training.trainer import run
-
-SAFETY_WAIT_S = 600  # a hang guard, not a speed check
-
-
-def wait_until(predicate, what: str):
-    deadline = time.monotonic() + SAFETY_WAIT_S
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.2)
 
 
 def finished(folder):

@@ -5,7 +5,7 @@ Memory: each module keeps A(x) and S(A(x)) (N x r each) for backward, never the 
 (a dropout mask on x costs one, SPEC 1)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import choices
 from ..costs.memory import adapter_transients
@@ -85,14 +85,6 @@ LAMDA = register_method(
         default_head_learning_rate=None,
     )
 )
-LAMDA_PLUS = register_method(
-    LamdaMethod(
-        name="lamda++",
-        summary="LaMDA++: LaMDA with per-matrix ranks from the spectra (Rank budget page)",
-        default_rank=choices.DEFAULT_LAMDA_RANK,
-        default_dropout=0.0,
-        default_learning_rate=3e-3,
-        default_head_learning_rate=None,
-        needs_rank_pattern=True,
-    )
-)
+LAMDA_PLUS = register_method(replace(
+    LAMDA, name="lamda++", summary="LaMDA++: LaMDA with per-matrix ranks from the spectra (Rank budget page)",
+    needs_rank_pattern=True))

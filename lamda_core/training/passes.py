@@ -89,3 +89,18 @@ def answer_loss(model: nn.Module, examples: list, pad_id: int, progress=None) ->
 
 def perplexity(loss: float) -> float:
     return math.exp(min(loss, 50))
+
+
+class PerplexityPair:
+    """The perplexities of a report holding ``base_loss`` and ``fine_tuned_loss`` (mean token losses)."""
+
+    base_loss: float
+    fine_tuned_loss: float
+
+    @property
+    def base_perplexity(self) -> float:
+        return perplexity(self.base_loss)
+
+    @property
+    def fine_tuned_perplexity(self) -> float:
+        return perplexity(self.fine_tuned_loss)

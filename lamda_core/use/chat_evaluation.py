@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ..data.chat import encode_conversation, read_conversations, render_prompt
-from ..training.passes import answer_losses, perplexity
+from ..training.passes import PerplexityPair, answer_losses
 from .inference import RunModel
 
 TOP_WORST = 20
@@ -60,7 +60,7 @@ def greedy_answers(loaded: RunModel, conversations: list[list[dict]], progress=N
 
 
 @dataclass
-class ChatReport:
+class ChatReport(PerplexityPair):
     """A causal-LM run and its base model on one conversation file. worst: the TOP_WORST examples
     with the highest fine-tuned loss per answer token (wrong answers first); rows: every example's
     prompt, reference, both answers, matches and losses (the CSV)."""
@@ -78,14 +78,6 @@ class ChatReport:
     @property
     def examples(self) -> int:
         return len(self.rows)
-
-    @property
-    def base_perplexity(self) -> float:
-        return perplexity(self.base_loss)
-
-    @property
-    def fine_tuned_perplexity(self) -> float:
-        return perplexity(self.fine_tuned_loss)
 
     def summary(self) -> dict:
         data = asdict(self)

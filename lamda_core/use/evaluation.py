@@ -15,7 +15,7 @@ import torch
 
 from ..data.reading import DEMO_DATASETS
 from ..training.metrics import accuracy, confusion_matrix, macro_f1, per_class_scores
-from ..training.passes import language_model_loss, perplexity
+from ..training.passes import PerplexityPair, language_model_loss
 from .chat_evaluation import ChatReport
 from .inference import RunModel, load_base, load_run
 
@@ -103,7 +103,7 @@ def evaluate_classifier(loaded: RunModel, path: str | Path, text_column: str | N
 
 
 @dataclass
-class PerplexityReport:
+class PerplexityReport(PerplexityPair):
     """A causal-LM run and its base model on one text file (blocks of the run's seq_len tokens)."""
 
     run: str
@@ -111,14 +111,6 @@ class PerplexityReport:
     blocks: int
     base_loss: float
     fine_tuned_loss: float
-
-    @property
-    def base_perplexity(self) -> float:
-        return perplexity(self.base_loss)
-
-    @property
-    def fine_tuned_perplexity(self) -> float:
-        return perplexity(self.fine_tuned_loss)
 
     def summary(self) -> dict:
         return {**asdict(self), "base_perplexity": self.base_perplexity,
