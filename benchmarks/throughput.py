@@ -1,26 +1,34 @@
 """Throughput benchmark: our trainer against transformers' Trainer with PEFT LoRA, same work.
 
-    python benchmarks/throughput.py [--steps 30] [--repeats 3] [--batch 32] [--seq 64]
+    python benchmarks/throughput.py [minilm] [smollm2] [--repeats 3]
 
-MiniLM (the embedded model, mean pooling) on SST-2 phrases (../shared/data), STEPS optimizer steps
-of BATCH examples truncated at SEQ tokens, AdamW, one process, the machine's torch threads, all in
-this process and interleaved REPEATS times: (1) our trainer with PEFT LoRA (its defaults: rank
-8, dropout 0.05), (2) transformers.Trainer on the same model, the same PEFT LoRA config, the same
-rate, batch, tokenization (padding per batch) and steps, with its default random batches and with
-``train_sampling_strategy="group_by_length"`` (ours groups batches by length by default), (3) our
-trainer with LaMDA. Steady state:
-the median time between consecutive optimizer steps' ends (ours from metrics.jsonl's elapsed, the
-Trainer's from a callback), so set-up and the first step count for neither; tokens/s = the
-non-padding tokens the model read per step over that time. Whole run: steps over our summary's
-training_seconds against the Trainer's train_runtime. Medians over the repeats, and the ratios.
+Two sections (both by default), each all in this process and its arms interleaved REPEATS times:
+  minilm   the embedded MiniLM (mean pooling) on SST-2 phrases (../shared/data), 30 steps of
+           batch 32 truncated at 64 tokens;
+  smollm2  the embedded SmolLM2-135M-Instruct instruction-tuned on SST-2 phrases as chat
+           conversations (benchmarks/llm_quality.py's task, loss on the answer tokens), 10 steps of
+           batch 8 truncated at 96 tokens.
+Arms: (1) our trainer with PEFT LoRA (its defaults: rank 8, dropout 0.05) with its default
+length-grouped batches and (2) with random batches (``group_by_length=False``), (3)
+transformers.Trainer on the same model, the same PEFT LoRA config, rate, batch, tokenization
+(padding per batch) and steps, with its default random batches and (4) with
+``train_sampling_strategy="group_by_length"``, (5) our trainer with LaMDA. AdamW, one process, the
+machine's torch threads. Steady state: the median time between consecutive optimizer steps' ends
+(ours from metrics.jsonl's elapsed, the Trainer's from a callback), so set-up and the first step
+count for neither; tokens/s = the non-padding tokens the model read per step over that time.
+Whole run: steps over our summary's training_seconds against the Trainer's train_runtime.
+Medians over the repeats, and the ratios. Compare tokens/s across batching orders (a sampler that
+serves long batches first reads more tokens per step), steps/s within one.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -28,6 +36,7 @@ warnings.filterwarnings("ignore")
 
 import torch  # noqa: E402
 
+from lamda_core.data.chat import ChatExample, load_chat, pad_batch  # noqa: E402
 from lamda_core.data.reading import load_classification  # noqa: E402
 from lamda_core.methods import get_method  # noqa: E402
 from lamda_core.models.loading import load_model  # noqa: E402
@@ -35,7 +44,22 @@ from lamda_core.runs.config import TrainConfig  # noqa: E402
 from lamda_core.runs.folder import RunFolder, create_run  # noqa: E402
 from lamda_core.training.trainer import run  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2_phrases_train.tsv"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@dataclass(frozen=True)
+class Section:
+    """One model and task: what both trainers are given."""
+    title: str
+    source: str
+    task: str
+    steps: int
+    batch: int
+    seq: int
+
+
+SECTIONS = {"minilm": Section("MiniLM on SST-2 phrases", "default", "classification", 30, 32, 64),
+            "smollm2": Section("SmolLM2-135M-Instruct on SST-2 phrases as chat", "smollm2", "causal-lm", 10, 8, 96)}
 
 
 def median_step(ends: list[float]) -> float:
@@ -43,11 +67,13 @@ def median_step(ends: list[float]) -> float:
     return statistics.median(b - a for a, b in zip(ends, ends[1:]))
 
 
-def ours(method: str, steps: int, batch: int, seq: int, root: Path) -> dict:
+def ours(section: Section, data: Path, method: str, group_by_length: bool, root: Path) -> dict:
     """One run of our trainer: steady-state steps/s and tokens/s, and whole-run steps/s."""
-    folder = create_run(TrainConfig(method=method, train_data=str(DATA), max_steps=steps, batch_size=batch,
-                                    seq_len=seq, eval_interval=steps, checkpoint_interval=steps + 1),
-                        root / f"{method}-{len(list(root.glob('*')))}")
+    steps = section.steps
+    config = TrainConfig(source=section.source, task=section.task, method=method, train_data=str(data),
+                         max_steps=steps, batch_size=section.batch, seq_len=section.seq, eval_interval=steps,
+                         checkpoint_interval=steps + 1, group_by_length=group_by_length)
+    folder = create_run(config, root / f"{method}-{len(list(root.glob('*')))}")
     assert run(folder) == "finished", RunFolder(folder).status()
     summary, metrics = RunFolder(folder).summary(), RunFolder(folder).metrics()
     step = median_step([m["elapsed"] for m in metrics[:-1]])  # the last row waits for the final evaluation
@@ -62,15 +88,28 @@ class CountingCollator:
         self.tokenizer, self.tokens = tokenizer, 0
 
     def __call__(self, rows):
-        encoded = self.tokenizer.pad([{"input_ids": r["input_ids"]} for r in rows], return_tensors="pt")
-        encoded["labels"] = torch.tensor([r["label"] for r in rows])
+        if "labels" in rows[0]:  # chat examples: the answer-only labels of lamda_core.data.chat
+            encoded = pad_batch([ChatExample(r["input_ids"], r["labels"]) for r in rows], self.tokenizer.pad_token_id)
+        else:
+            encoded = self.tokenizer.pad([{"input_ids": r["input_ids"]} for r in rows], return_tensors="pt")
+            encoded["labels"] = torch.tensor([r["label"] for r in rows])
         self.tokens += int(encoded["attention_mask"].sum())
         return encoded
 
 
-def transformers_trainer(steps: int, batch: int, seq: int, root: Path, group_by_length: bool) -> dict:
-    """transformers.Trainer + PEFT LoRA on the same model, data and shape, measured like ``ours``
-    (the texts tokenized beforehand, as its examples do; ours tokenizes inside each step)."""
+def trainer_rows(section: Section, data: Path, tokenizer) -> list[dict]:
+    """The training examples as the Trainer is given them, tokenized beforehand as its examples
+    do (ours tokenizes classification texts inside each step): the same texts and tokens ours trains on."""
+    if section.task == "classification":
+        texts = load_classification(str(data), seed=0)
+        ids = tokenizer(texts.train_texts, truncation=True, max_length=section.seq)["input_ids"]
+        return [{"input_ids": i, "label": label} for i, label in zip(ids, texts.train_labels)]
+    chats = load_chat(data, tokenizer, section.seq, seed=0)
+    return [{"input_ids": e.input_ids, "labels": e.labels} for e in chats.train]
+
+
+def transformers_trainer(section: Section, data: Path, group_by_length: bool, root: Path) -> dict:
+    """transformers.Trainer + PEFT LoRA on the same model, data and shape, measured like ``ours``."""
     import time
 
     from transformers import Trainer, TrainerCallback, TrainingArguments
@@ -82,57 +121,81 @@ def transformers_trainer(steps: int, batch: int, seq: int, root: Path, group_by_
         def on_step_end(self, args, state, control, **kwargs):
             self.ends.append(time.time())
 
-    data = load_classification(str(DATA), seed=0)
     lora = get_method("lora")
-    model, tokenizer = load_model("default", num_labels=len(data.label_names))
+    heads = {}
+    if section.task == "classification":
+        heads["num_labels"] = len(load_classification(str(data), seed=0).label_names)
+    model, tokenizer = load_model(section.source, task=section.task, **heads)
     model = lora.apply(model, lora.adapter_config())
-    ids = tokenizer(data.train_texts, truncation=True, max_length=seq)["input_ids"]
-    rows = [{"input_ids": i, "label": label} for i, label in zip(ids, data.train_labels)]
     collator, ends = CountingCollator(tokenizer), StepEnds()
-    arguments = TrainingArguments(output_dir=str(root / "hf"), per_device_train_batch_size=batch, max_steps=steps,
-                                  learning_rate=lora.default_learning_rate, lr_scheduler_type="linear",
-                                  warmup_steps=max(1, round(0.06 * steps)), logging_steps=steps, save_strategy="no",
-                                  report_to=[], use_cpu=True, dataloader_num_workers=0, disable_tqdm=True,
-                                  remove_unused_columns=False, seed=0,
+    arguments = TrainingArguments(output_dir=str(root / "hf"), per_device_train_batch_size=section.batch,
+                                  max_steps=section.steps, learning_rate=lora.default_learning_rate,
+                                  lr_scheduler_type="linear", warmup_steps=max(1, round(0.06 * section.steps)),
+                                  logging_steps=section.steps, save_strategy="no", report_to=[], use_cpu=True,
+                                  dataloader_num_workers=0, disable_tqdm=True, remove_unused_columns=False, seed=0,
                                   train_sampling_strategy="group_by_length" if group_by_length else "random")
-    result = Trainer(model=model, args=arguments, train_dataset=rows, data_collator=collator,
-                     callbacks=[ends]).train()
+    result = Trainer(model=model, args=arguments, train_dataset=trainer_rows(section, data, tokenizer),
+                     data_collator=collator, callbacks=[ends]).train()
     step = median_step(ends.ends)
-    return {"steps/s": 1 / step, "tokens/s": collator.tokens / steps / step,
-            "run steps/s": steps / result.metrics["train_runtime"]}
+    return {"steps/s": 1 / step, "tokens/s": collator.tokens / section.steps / step,
+            "run steps/s": section.steps / result.metrics["train_runtime"]}
+
+
+ARMS = {"ours, LoRA (length-grouped batches, our default)": lambda s, d, r: ours(s, d, "lora", True, r),
+        "ours, LoRA (random batches)": lambda s, d, r: ours(s, d, "lora", False, r),
+        "transformers.Trainer + PEFT LoRA (random batches, its default)":
+            lambda s, d, r: transformers_trainer(s, d, False, r),
+        "transformers.Trainer + PEFT LoRA (group_by_length)": lambda s, d, r: transformers_trainer(s, d, True, r),
+        "ours, LaMDA (length-grouped)": lambda s, d, r: ours(s, d, "lamda", True, r)}
+
+
+def training_data(name: str, work: Path) -> Path:
+    if name == "minilm":
+        return SHARED_DATA / "sst2_phrases_train.tsv"
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from llm_quality import write_task
+
+    return write_task("sst2", SHARED_DATA, work)["train"]
+
+
+def measure(name: str, repeats: int, work: Path) -> dict[str, dict]:
+    """Every arm's medians over ``repeats`` interleaved rounds (the machine's drifts touch every arm alike)."""
+    section, data = SECTIONS[name], training_data(name, work)
+    results = {arm: [] for arm in ARMS}
+    for _ in range(repeats):
+        for arm, measure_arm in ARMS.items():
+            results[arm].append(measure_arm(section, data, work))
+    return {arm: {key: statistics.median(r[key] for r in rows) for key in rows[0]} for arm, rows in results.items()}
+
+
+def report(name: str, medians: dict[str, dict], repeats: int) -> None:
+    s = SECTIONS[name]
+    print(f"\n### {s.title}: {s.steps} steps of batch {s.batch} x <= {s.seq} tokens, "
+          f"{torch.get_num_threads()} threads, median of {repeats}\n")
+    print("| trainer | steps/s | tokens/s | whole run steps/s |\n|---|---:|---:|---:|")
+    for arm, row in medians.items():
+        print(f"| {arm} | {row['steps/s']:.2f} | {row['tokens/s']:,.0f} | {row['run steps/s']:.2f} |")
+    grouped, random_, plain, hf_grouped, lamda = medians.values()
+    print()
+    for label, mine, other in (("random batches both", random_, plain), ("length-grouped both", grouped, hf_grouped),
+                               ("each its default", grouped, plain)):
+        print(f"- ours / transformers.Trainer (LoRA, {label}): steps/s {mine['steps/s'] / other['steps/s']:.2f}x, "
+              f"tokens/s {mine['tokens/s'] / other['tokens/s']:.2f}x, "
+              f"whole run {mine['run steps/s'] / other['run steps/s']:.2f}x")
+    print(f"- LaMDA / LoRA inside ours: steps/s {lamda['steps/s'] / grouped['steps/s']:.2f}x")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("sections", nargs="*", help=f"of {', '.join(SECTIONS)} (default: all)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--seq", type=int, default=64)
     args = parser.parse_args()
-    arms = {"ours, LoRA": lambda root: ours("lora", args.steps, args.batch, args.seq, root),
-            "transformers.Trainer + PEFT LoRA": lambda root: transformers_trainer(
-                args.steps, args.batch, args.seq, root, group_by_length=False),
-            "  the same, group_by_length": lambda root: transformers_trainer(
-                args.steps, args.batch, args.seq, root, group_by_length=True),
-            "ours, LaMDA": lambda root: ours("lamda", args.steps, args.batch, args.seq, root)}
-    results = {name: [] for name in arms}
+    unknown = set(args.sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
     with tempfile.TemporaryDirectory(prefix="lamda-throughput-") as temporary:
-        for _ in range(args.repeats):  # interleaved: the machine's drifts touch every row alike
-            for name, arm in arms.items():
-                results[name].append(arm(Path(temporary)))
-    medians = {name: {key: statistics.median(r[key] for r in rows) for key in rows[0]}
-               for name, rows in results.items()}
-    print(f"\nMiniLM on SST-2 phrases, {args.steps} steps of batch {args.batch} x <= {args.seq} tokens, "
-          f"{torch.get_num_threads()} threads, median of {args.repeats}")
-    print(f"{'trainer':<40} {'steps/s':>8} {'tokens/s':>9} {'whole run steps/s':>18}")
-    for name, row in medians.items():
-        print(f"{name:<40} {row['steps/s']:>8.2f} {row['tokens/s']:>9,.0f} {row['run steps/s']:>18.2f}")
-    ours_lora, plain, grouped, lamda = (medians[name] for name in results)
-    for label, other in (("transformers.Trainer", plain), ("transformers.Trainer, group_by_length", grouped)):
-        print(f"ours / {label} (LoRA): steady steps/s {ours_lora['steps/s'] / other['steps/s']:.2f}x, "
-              f"tokens/s {ours_lora['tokens/s'] / other['tokens/s']:.2f}x, "
-              f"whole run {ours_lora['run steps/s'] / other['run steps/s']:.2f}x")
-    print(f"LaMDA / LoRA inside ours: steady steps/s {lamda['steps/s'] / ours_lora['steps/s']:.2f}x")
+        for name in args.sections or SECTIONS:
+            report(name, measure(name, args.repeats, Path(temporary)), args.repeats)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from lamda_core import LamdaError, figures
-from lamda_core.runs.folder import RunFolder, list_runs
+from lamda_core.runs.folder import ACTIVE_STATES, RunFolder, list_runs
 from lamda_core.training.metrics import percent_text
 from lamda_core.use.export import export_merged
 from studio_ui.common import model_label
@@ -24,7 +24,7 @@ def run_panel(folder: Path, charts: bool = True, dismiss=None) -> None:
     run = RunFolder(folder)
     status, metrics, config = run.status(), run.metrics(), run.config
     state, total = status["state"], status.get("total_steps") or config.max_steps or 1
-    interrupted = state in ("running", "stopping") and not run.is_live()  # its trainer was killed
+    interrupted = state in ACTIVE_STATES and not run.is_live()  # its trainer was killed
     step = metrics[-1]["step"] if metrics else 0
     remaining = metrics[-1].get("remaining") if metrics else None
     st.markdown(f"**{folder.name}**: {state} · {config.method}, rank {config.rank_label}, "

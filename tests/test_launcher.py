@@ -5,6 +5,8 @@ runs start cold."""
 import os
 import signal
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from conftest import wait_until
@@ -90,3 +92,51 @@ def test_a_launcher_that_cannot_start_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(launcher.LauncherError, match="exited with code 1 while starting"):
         launcher.ensure_launcher()
     assert "accelerate is broken here" in launcher.socket_path().with_suffix(".log").read_text()
+
+
+def test_a_process_that_exited_is_gone_even_before_it_is_reaped():
+    """A run's trainer that exited but was not waited for (a zombie: an orphan under an init that
+    does not reap) must not count as a live run, or waiting for it never ends."""
+    from lamda_core.runs.processes import alive
+
+    parent = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time\n"
+                               "child = subprocess.Popen(['true'])\nprint(child.pid, flush=True)\ntime.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        zombie = int(parent.stdout.readline())
+        wait_until(lambda: not alive(zombie), "the exited grandchild to count as gone")
+        assert Path(f"/proc/{zombie}").exists()  # still in the process table: not reaped, yet gone
+        assert alive(parent.pid) and not alive(None)
+    finally:
+        parent.kill()
+    parent.wait()
+    assert not alive(parent.pid)
+
+
+def test_a_warm_run_named_by_a_relative_path_trains_in_the_callers_directory(tmp_path, monkeypatch):
+    """`lamda compare --root runs` names its folders relative to the caller's directory, which is
+    not the launcher's (the CI hang: the trainer opened runs/.../train.log from the wrong one)."""
+    monkeypatch.chdir(tmp_path)
+    folder = create_run(TrainConfig(max_steps=2, **TINY), Path("runs") / "relative")
+    start_run(folder, warm=True).wait()
+    assert read_status(tmp_path / "runs" / "relative")["state"] == "finished"
+
+
+def test_a_run_the_launcher_cannot_start_is_failed_with_the_reason_and_not_live(tmp_path):
+    folder = create_run(TrainConfig(max_steps=2, **TINY), tmp_path / "unstartable")
+    RunFolder(folder).write_status("queued")
+    process = launcher.start_warm(folder, tmp_path / "no such folder" / "train.log")  # the child cannot open its log
+    process.wait()
+    status = read_status(folder)
+    assert status["state"] == "failed" and "could not start its trainer" in status["reason"]
+    assert "No such file or directory" in status["reason"] and not RunFolder(folder).is_live()
+
+
+def test_a_queued_run_whose_process_died_is_not_live(tmp_path):
+    """Otherwise a page or `lamda compare` would follow it forever."""
+    run_folder = RunFolder(create_run(TrainConfig(max_steps=2, **TINY), tmp_path / "queued"))
+    assert run_folder.is_live()  # created, its process not started yet
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    run_folder.write_status("queued", pid=gone.pid)
+    assert not run_folder.is_live()

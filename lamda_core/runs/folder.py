@@ -28,6 +28,7 @@ from pathlib import Path
 
 from ..errors import RunError
 from .config import TrainConfig
+from .processes import alive
 
 SAVED_FOLDERS = ("adapter", "peft", "model")  # what a finished run can hold, in the order shown
 QUEUED_STOP_REASON = "stopped while queued; it never started"
@@ -41,16 +42,6 @@ def _write_json_atomic(path: Path, data: dict) -> None:
     staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     staging.write_text(json.dumps(data, indent=1))
     os.replace(staging, path)
-
-
-def _alive(pid) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-        return True
-    except OSError:
-        return False
 
 
 class RunFolder:
@@ -156,10 +147,13 @@ class RunFolder:
         return self.status()["state"] in ACTIVE_STATES
 
     def is_live(self) -> bool:
-        """Queued, or training in a process that is still alive (a killed trainer leaves its run
-        "running" with a dead pid)."""
+        """Queued and not yet started, or queued or training in a process that is still alive (a
+        killed trainer leaves its run "running", or "queued" if it died before its first step, with
+        a dead pid)."""
         status = self.status()
-        return status["state"] == "queued" or (status["state"] in ACTIVE_STATES and _alive(status.get("pid")))
+        if status["state"] == "queued" and not status.get("pid"):
+            return True
+        return status["state"] in ACTIVE_STATES and alive(status.get("pid"))
 
     # ---- metrics, summary -----------------------------------------------------------------
     def metrics(self) -> list[dict]:
@@ -218,9 +212,9 @@ class RunFolder:
                 continue
             run = RunFolder(other)
             status = run.status()
-            if status["state"] in ("running", "stopping") and _alive(status.get("pid")):
+            if status["state"] in ("running", "stopping") and alive(status.get("pid")):
                 ahead.append(f"{other.name} ({status['state']})")
-            elif status["state"] == "queued" and _alive(status.get("pid")) and run.config.created < mine:
+            elif status["state"] == "queued" and alive(status.get("pid")) and run.config.created < mine:
                 ahead.append(f"{other.name} (queued)")
         return ahead
 
@@ -228,7 +222,7 @@ class RunFolder:
         """Block while a requested stop is under way (state stopping, its trainer alive); True if
         there was one to wait for."""
         waited = False
-        while self.status()["state"] == "stopping" and _alive(self.status().get("pid")):
+        while self.status()["state"] == "stopping" and alive(self.status().get("pid")):
             waited = True
             time.sleep(poll_s)
         return waited
@@ -296,7 +290,7 @@ class RunFolder:
         from . import launcher
 
         status = self.status()
-        if status["state"] in ("running", "stopping") and _alive(status.get("pid")):
+        if status["state"] in ("running", "stopping") and alive(status.get("pid")):
             raise RunError(f"{self.path} is already {status['state']} (pid {status.get('pid')})")
         self.resume_checkpoint()  # refuses a finished run and a checkpoint it cannot trust
         self.clear_stop_request()
@@ -319,7 +313,7 @@ class RunFolder:
 
     def delete(self) -> None:
         """Remove the folder and everything in it; refused while the run is queued or training."""
-        if self.is_active() and _alive(self.status().get("pid")):
+        if self.is_active() and alive(self.status().get("pid")):
             raise RunError(f"{self.path} is {self.status()['state']}; stop it before deleting it")
         shutil.rmtree(self.path)
 
@@ -429,7 +423,7 @@ class TrainingSlot:
             if other == self.folder:
                 continue
             status = read_status(other)
-            if status["state"] == "queued" and _alive(status.get("pid")) and read_config(other).created < mine:
+            if status["state"] == "queued" and alive(status.get("pid")) and read_config(other).created < mine:
                 return True
         return False
 

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from ..errors import RunError
+from .processes import alive
 
 PACKAGE = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_S = 120  # the launcher's imports; on a busy 2-core machine they take several seconds
@@ -111,11 +112,7 @@ class WarmProcess:
 
     def poll(self) -> bool:
         """Whether the run's process is still there."""
-        try:
-            os.kill(self.pid, 0)
-            return True
-        except OSError:
-            return False
+        return alive(self.pid)
 
     def wait(self, poll_s: float = 0.2) -> None:
         while self.poll():
@@ -126,7 +123,8 @@ def start_warm(folder: Path, log: Path) -> WarmProcess:
     """Fork ``folder``'s trainer from the warm launcher (started if needed); LauncherError when
     that fails twice (a launcher that stopped listening between the check and the request is
     replaced once)."""
-    message = {"folder": str(folder), "cwd": os.getcwd(), "env": dict(os.environ), "log": str(log)}
+    message = {"folder": str(Path(folder).resolve()), "cwd": os.getcwd(), "env": dict(os.environ),
+               "log": str(Path(log).resolve())}  # absolute: the launcher's own directory is not the caller's
     error = None
     for _ in range(2):
         try:

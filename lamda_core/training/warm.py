@@ -61,6 +61,7 @@ def become_trainer(request: dict) -> None:
     try:
         os.setsid()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.chdir(request["cwd"])
         log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
@@ -68,18 +69,30 @@ def become_trainer(request: dict) -> None:
         os.dup2(log, 2)
         os.close(log)
         os.close(null)
-        os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
         from .trainer import main
 
         code = main([request["folder"]])
-    except BaseException:  # the log says why; the launcher is untouched
+    except BaseException as error:  # the log and the run's status say why; the launcher is untouched
         traceback.print_exc()
+        fail_run(request.get("folder"), error)
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def fail_run(folder: str | None, error: BaseException) -> None:
+    """Mark a run whose trainer never took over as failed (a trainer that did marks its own)."""
+    from ..runs.folder import RunFolder
+
+    try:
+        run = RunFolder(folder)
+        if run.exists() and run.status()["state"] == "queued":
+            run.write_status("failed", reason=f"the warm launcher could not start its trainer: {error!r}")
+    except Exception:  # noqa: BLE001  (the traceback above is the report)
+        traceback.print_exc()
 
 
 def serve(path: str, idle_seconds: float) -> None:
