@@ -8,8 +8,8 @@ import streamlit as st
 
 import lamda_core as lc
 from lamda_core import choices
-from lamda_core.data.chat import is_chat_file
-from lamda_core.data.reading import ColumnError, check_language_model_text, file_columns, preview_classification
+from lamda_core.data.chat import check_language_model_text, is_chat_file
+from lamda_core.data.reading import ColumnError, file_columns, preview_classification
 from lamda_core.methods import get_method, method_names
 from lamda_core.runs.compare import create_comparison
 from lamda_core.runs.config import TrainConfig

@@ -112,3 +112,47 @@ def test_the_layers_below_the_registry_never_name_it(layer):
         text = path.read_text()
         assert "methods" not in {t.split(".")[0] for _, t in imports(path)}, path
         assert "import lamda_core" not in text and "from lamda_core import" not in text, path
+
+
+def import_circles(root: Path = PACKAGE) -> list[list[str]]:
+    """Groups of modules that import each other round a circle (function-local imports too);
+    importing a parent package (``from .. import choices`` runs lamda_core/__init__) is no edge."""
+    graph = {module_name(path): set() for path in root.rglob("*.py")}
+    for path in root.rglob("*.py"):
+        module = module_name(path)
+        graph[module] |= {t for _, t in imports(path) if t in graph and t != module
+                          and not module.startswith(t + ".") and t != ""}
+    circles, reached = [], set()
+    for start in sorted(graph):  # the modules reachable from start that reach start back
+        if start in reached:
+            continue
+        forward = _reachable(graph, start)
+        backward = _reachable({m: {n for n in graph if m in graph[n]} for m in graph}, start)
+        circle = sorted((forward & backward) | {start})
+        reached.update(circle)
+        if len(circle) > 1:
+            circles.append(circle)
+    return circles
+
+
+def _reachable(graph: dict[str, set], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph[todo.pop()] - seen:
+            seen.add(nxt)
+            todo.append(nxt)
+    return seen
+
+
+def test_no_two_modules_import_each_other_round_a_circle(tmp_path, monkeypatch):
+    assert import_circles() == []
+    # and the check can fail: a copy where data/reading.py imports data/chat.py, which imports it back
+    import shutil
+
+    copy = tmp_path / "lamda_core"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "demo"))
+    monkeypatch.setattr(__import__(__name__), "PACKAGE", copy)
+    reading = copy / "data" / "reading.py"
+    reading.write_text(reading.read_text() + "\n\ndef _chat():\n    from .chat import is_chat_file\n"
+                       "    return is_chat_file\n")
+    assert import_circles(copy) == [["data.chat", "data.reading"]]

@@ -224,3 +224,15 @@ def pad_batch(examples: list[ChatExample], pad_id: int) -> dict[str, torch.Tenso
         labels[row, :n] = torch.tensor(example.labels)
         mask[row, :n] = 1
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def check_language_model_text(train: str | Path, validation: str | Path | None = None) -> None:
+    """The causal-LM files exist and hold text, or every row of an instruction file is a checked
+    conversation (tokenizing waits for the trainer)."""
+    from .reading import language_model_text, resolve_dataset
+
+    for path in filter(None, resolve_dataset(train, validation)):
+        if is_chat_file(path):
+            read_conversations(path)
+        elif not language_model_text(path).strip():
+            raise DataError(f"{path} is empty: no text")

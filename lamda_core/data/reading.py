@@ -290,7 +290,8 @@ def load_classification(train: str | Path, validation: str | Path | None = None,
                               [index[label] for label in validation_labels], names, notes)
 
 
-def _lm_text(path: Path) -> str:
+def language_model_text(path: Path) -> str:
+    """A plain causal-LM file's text: a .txt file, or the text field of every JSONL / parquet row."""
     if path.suffix.lower() in (".jsonl", ".json", ".parquet"):
         records = read_records(path).rows
         if records and not any(c.lower() in TEXT_COLUMNS for c in map(str, records[0])):
@@ -302,22 +303,10 @@ def _lm_text(path: Path) -> str:
     return _read_text(path)
 
 
-def check_language_model_text(train: str | Path, validation: str | Path | None = None) -> None:
-    """The causal-LM files exist and hold text, or every row of an instruction file is a checked
-    conversation (tokenizing waits for the trainer)."""
-    from .chat import is_chat_file, read_conversations
-
-    for path in filter(None, resolve_dataset(train, validation)):
-        if is_chat_file(path):
-            read_conversations(path)
-        elif not _lm_text(path).strip():
-            raise DataError(f"{path} is empty: no text")
-
-
 def text_blocks(path: str | Path, tokenizer, block_size: int) -> torch.Tensor:
     """A text file's tokens cut into (count, block_size) blocks (the rest dropped)."""
     path = Path(path)
-    text = _lm_text(path)
+    text = language_model_text(path)
     if not text.strip():
         raise DataError(f"{path} is empty: no text")
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]

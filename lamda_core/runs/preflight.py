@@ -16,8 +16,8 @@ def check_run(config: TrainConfig) -> list[str]:
     """Raise on the first problem of ``config``; return notes on what was detected (e.g. a data
     file without a header line)."""
     from ..adapter.inject import resolve_ranks
-    from ..data.chat import check_chat_template, is_chat_file
-    from ..data.reading import check_language_model_text, load_classification, resolve_dataset
+    from ..data.chat import check_chat_template, check_language_model_text, is_chat_file
+    from ..data.reading import load_classification, resolve_dataset
     from ..models.loading import load_config, load_tokenizer, meta_model, resolve_source
     from ..models.pooling import apply_pooling, resolve_pooling
     from ..models.targets import resolve_targets
