@@ -238,16 +238,19 @@ if compare:
             start_run(folder, warm=True)
         watch(folders)
         st.session_state["comparison"] = RunFolder(folders[0]).config.comparison
-        st.success(f"Queued comparison **{st.session_state['comparison']}**: " + ", ".join(
-            f"{RunFolder(f).config.method} (rank {RunFolder(f).config.rank_label})" for f in folders)
-            + ". They train one after another below; the Compare page shows the results.")
-        st.page_link("app_pages/6_Compare.py", label="Open the Compare page", icon=":material/compare_arrows:")
+        st.session_state["comparison_notice"] = f"Comparison **{st.session_state['comparison']}**: " + ", ".join(
+            f"{RunFolder(f).config.method} (rank {RunFolder(f).config.rank_label})" for f in folders) + \
+            ". They train one after another below; the Compare page shows the results."
     except lc.LamdaError as error:
         st.error(user_message(error))
+if st.session_state.get("comparison_notice"):  # kept while the runs train and after (the page reruns when they end)
+    st.success(st.session_state["comparison_notice"])
+    st.page_link("app_pages/6_Compare.py", label="Open the Compare page", icon=":material/compare_arrows:")
 
 sweep_section(lambda: launch_config(choices.DEFAULT_METHOD), root, ready, watch)
 
 if start:
+    st.session_state.pop("comparison_notice", None)
     try:
         folder = create_run(launch_config(method), new_run_folder(root, method))
         start_run(folder, warm=True)

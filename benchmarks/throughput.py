@@ -36,7 +36,7 @@ warnings.filterwarnings("ignore")
 
 import torch  # noqa: E402
 
-from lamda_core.data.chat import ChatExample, load_chat, pad_batch  # noqa: E402
+from lamda_core.data.chat import ChatExample, encode_file, pad_batch  # noqa: E402
 from lamda_core.data.reading import load_classification  # noqa: E402
 from lamda_core.methods import get_method  # noqa: E402
 from lamda_core.models.loading import load_model  # noqa: E402
@@ -67,11 +67,13 @@ def median_step(ends: list[float]) -> float:
     return statistics.median(b - a for a, b in zip(ends, ends[1:]))
 
 
-def ours(section: Section, data: Path, method: str, group_by_length: bool, root: Path) -> dict:
+def ours(section: Section, data: tuple[Path, Path | None], method: str, group_by_length: bool, root: Path) -> dict:
     """One run of our trainer: steady-state steps/s and tokens/s, and whole-run steps/s."""
     steps = section.steps
-    config = TrainConfig(source=section.source, task=section.task, method=method, train_data=str(data),
-                         max_steps=steps, batch_size=section.batch, seq_len=section.seq, eval_interval=steps,
+    train, validation = data
+    config = TrainConfig(source=section.source, task=section.task, method=method, train_data=str(train),
+                         validation_data=str(validation) if validation else None, max_steps=steps,
+                         batch_size=section.batch, seq_len=section.seq, eval_interval=steps,
                          checkpoint_interval=steps + 1, group_by_length=group_by_length)
     folder = create_run(config, root / f"{method}-{len(list(root.glob('*')))}")
     assert run(folder) == "finished", RunFolder(folder).status()
@@ -104,12 +106,14 @@ def trainer_rows(section: Section, data: Path, tokenizer) -> list[dict]:
         texts = load_classification(str(data), seed=0)
         ids = tokenizer(texts.train_texts, truncation=True, max_length=section.seq)["input_ids"]
         return [{"input_ids": i, "label": label} for i, label in zip(ids, texts.train_labels)]
-    chats = load_chat(data, tokenizer, section.seq, seed=0)
-    return [{"input_ids": e.input_ids, "labels": e.labels} for e in chats.train]
+    examples = encode_file(data, tokenizer, section.seq, notes=[])  # the whole file, as ours with a validation file
+    return [{"input_ids": e.input_ids, "labels": e.labels} for e in examples]
 
 
-def transformers_trainer(section: Section, data: Path, group_by_length: bool, root: Path) -> dict:
-    """transformers.Trainer + PEFT LoRA on the same model, data and shape, measured like ``ours``."""
+def transformers_trainer(section: Section, data: tuple[Path, Path | None], group_by_length: bool, root: Path) -> dict:
+    """transformers.Trainer + PEFT LoRA on the same model, data and shape, measured like ``ours``
+    (it evaluates nothing; ours evaluates once, after the steps the median is taken over)."""
+    data = data[0]
     import time
 
     from transformers import Trainer, TrainerCallback, TrainingArguments
@@ -149,13 +153,15 @@ ARMS = {"ours, LoRA (length-grouped batches, our default)": lambda s, d, r: ours
         "ours, LaMDA (length-grouped)": lambda s, d, r: ours(s, d, "lamda", True, r)}
 
 
-def training_data(name: str, work: Path) -> Path:
+def training_data(name: str, work: Path) -> tuple[Path, Path | None]:
+    """(train file, validation file: None = our trainer's 10% split of the train file)."""
     if name == "minilm":
-        return SHARED_DATA / "sst2_phrases_train.tsv"
+        return SHARED_DATA / "sst2_phrases_train.tsv", None
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from llm_quality import write_task
 
-    return write_task("sst2", SHARED_DATA, work)["train"]
+    paths = write_task("sst2", SHARED_DATA, work)
+    return paths["train"], paths["validation"]  # 100 conversations: a short final evaluation
 
 
 def measure(name: str, repeats: int, work: Path) -> dict[str, dict]:
