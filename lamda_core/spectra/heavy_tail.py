@@ -45,11 +45,11 @@ def fit_power_law(eigenvalues: np.ndarray) -> PowerLawFit | None:
     sizes = (n_total - candidates).astype(np.float64)
     alphas = 1 + sizes / (tail_sums[candidates] - sizes * logs[candidates])
     distances = np.ones(n_total - 1)
-    for i in candidates:
-        if alphas[i] > 1:
-            tail = data[i:]
-            fitted = 1 - (tail / data[i]) ** (1 - alphas[i])
-            distances[i] = np.max(np.abs(fitted - np.arange(len(tail)) / len(tail)))
+    positions = np.arange(n_total, dtype=np.float64)
+    for i in np.flatnonzero(alphas > 1):  # (lambda / x_min)^(1 - alpha) through the logs already taken
+        size = n_total - i
+        fitted = 1 - np.exp((1 - alphas[i]) * (logs[i:] - logs[i]))
+        distances[i] = np.abs(fitted - positions[:size] / size).max()
     best = int(np.argmin(distances))
     return PowerLawFit(float(alphas[best]), float(data[best]), float(distances[best]), int(n_total - best))
 
