@@ -84,13 +84,19 @@ def test_no_module_imports_a_layer_above_its_own():
     assert upward_imports() == []
 
 
-def test_an_upward_import_is_caught_inside_a_function_too(tmp_path, monkeypatch):
-    """The check can fail: a copy of the package with one function-local upward import."""
+def package_copy(tmp_path, monkeypatch) -> Path:
+    """A copy of lamda_core that the checks read instead of the real one (to plant an import in)."""
     import shutil
 
     copy = tmp_path / "lamda_core"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "demo"))
     monkeypatch.setattr(__import__(__name__), "PACKAGE", copy)
+    return copy
+
+
+def test_an_upward_import_is_caught_inside_a_function_too(tmp_path, monkeypatch):
+    """The check can fail: a copy of the package with one function-local upward import."""
+    copy = package_copy(tmp_path, monkeypatch)
     target = copy / "costs" / "parameters.py"
     target.write_text(target.read_text() + "\n\ndef _registry():\n    from ..methods import get_method\n"
                       "    return get_method\n")
@@ -147,11 +153,7 @@ def _reachable(graph: dict[str, set], start: str) -> set[str]:
 def test_no_two_modules_import_each_other_round_a_circle(tmp_path, monkeypatch):
     assert import_circles() == []
     # and the check can fail: a copy where data/reading.py imports data/chat.py, which imports it back
-    import shutil
-
-    copy = tmp_path / "lamda_core"
-    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "demo"))
-    monkeypatch.setattr(__import__(__name__), "PACKAGE", copy)
+    copy = package_copy(tmp_path, monkeypatch)
     reading = copy / "data" / "reading.py"
     reading.write_text(reading.read_text() + "\n\ndef _chat():\n    from .chat import is_chat_file\n"
                        "    return is_chat_file\n")
