@@ -8,17 +8,19 @@ Two sections (both by default), each all in this process and its arms interleave
   smollm2  the embedded SmolLM2-135M-Instruct instruction-tuned on SST-2 phrases as chat
            conversations (benchmarks/llm_quality.py's task, loss on the answer tokens), 10 steps of
            batch 8 truncated at 96 tokens.
-Arms: (1) our trainer with PEFT LoRA (its defaults: rank 8, dropout 0.05) with its default
-length-grouped batches and (2) with random batches (``group_by_length=False``), (3)
-transformers.Trainer on the same model, the same PEFT LoRA config, rate, batch, tokenization
-(padding per batch) and steps, with its default random batches and (4) with
-``train_sampling_strategy="group_by_length"``, (5) our trainer with LaMDA. AdamW, one process, the
-machine's torch threads. Steady state: the median time between consecutive optimizer steps' ends
-(ours from metrics.jsonl's elapsed, the Trainer's from a callback), so set-up and the first step
-count for neither; tokens/s = the non-padding tokens the model read per step over that time.
+Arms, all PEFT LoRA (rank 8, dropout 0.05) unless named: our trainer with its default
+length-grouped batches and with random batches (``group_by_length=False``); transformers.Trainer
+on the same model, PEFT config, rate, batch, tokenization (padding per batch) and steps, fed
+exactly our batches (a sampler replaying our trainer's order, grouped and random: the
+like-for-like pairs), then with its own orders: its default random sampler and its
+``train_sampling_strategy="group_by_length"``; last, our trainer with LaMDA. AdamW, one process,
+the machine's torch threads. Steady state: the median time between consecutive optimizer steps'
+ends (ours from metrics.jsonl's elapsed, the Trainer's from a callback), so set-up and the first
+step count for neither; tokens/s = the non-padding tokens the model read per step over that time.
 Whole run: steps over our summary's training_seconds against the Trainer's train_runtime.
-Medians over the repeats, and the ratios. Compare tokens/s across batching orders (a sampler that
-serves long batches first reads more tokens per step), steps/s within one.
+Medians over the repeats, and the ratios. Only the same-batches pairs compare steps/s directly;
+across orders compare tokens/s (a sampler that serves long batches first, as the Trainer's
+group_by_length does, reads more tokens per step).
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ from lamda_core.methods import get_method  # noqa: E402
 from lamda_core.models.loading import load_model  # noqa: E402
 from lamda_core.runs.config import TrainConfig  # noqa: E402
 from lamda_core.runs.folder import RunFolder, create_run  # noqa: E402
+from lamda_core.training.batches import Batches  # noqa: E402
 from lamda_core.training.trainer import run  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -101,22 +104,45 @@ class CountingCollator:
 
 def trainer_rows(section: Section, data: Path, tokenizer) -> list[dict]:
     """The training examples as the Trainer is given them, tokenized beforehand as its examples
-    do (ours tokenizes classification texts inside each step): the same texts and tokens ours trains on."""
+    do (ours tokenizes classification texts inside each step): the same texts and tokens ours trains on,
+    each with the length our trainer groups by (characters of a text, tokens of a conversation)."""
     if section.task == "classification":
         texts = load_classification(str(data), seed=0)
         ids = tokenizer(texts.train_texts, truncation=True, max_length=section.seq)["input_ids"]
-        return [{"input_ids": i, "label": label} for i, label in zip(ids, texts.train_labels)]
+        return [{"input_ids": i, "label": label, "our_length": len(text)}
+                for i, label, text in zip(ids, texts.train_labels, texts.train_texts)]
     examples = encode_file(data, tokenizer, section.seq, notes=[])  # the whole file, as ours with a validation file
-    return [{"input_ids": e.input_ids, "labels": e.labels} for e in examples]
+    return [{"input_ids": e.input_ids, "labels": e.labels, "our_length": len(e.input_ids)} for e in examples]
 
 
-def transformers_trainer(section: Section, data: tuple[Path, Path | None], group_by_length: bool, root: Path) -> dict:
+class ReplayOrder(torch.utils.data.Sampler):
+    """The sample order our trainer's Batches gives the first ``steps`` micro-batches (seed 0, one process)."""
+
+    def __init__(self, rows: list[dict], section: Section, grouped: bool):
+        lengths = [r["our_length"] for r in rows] if grouped else None
+        batches = Batches(len(rows), section.batch, 1, 0, TrainConfig().seed, lengths)
+        self.order = [i for step in range(section.steps) for i in batches.indices(step)]
+
+    def __iter__(self):
+        return iter(self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+def transformers_trainer(section: Section, data: tuple[Path, Path | None], order: str, root: Path) -> dict:
     """transformers.Trainer + PEFT LoRA on the same model, data and shape, measured like ``ours``
-    (it evaluates nothing; ours evaluates once, after the steps the median is taken over)."""
+    (it evaluates nothing; ours evaluates once, after the steps the median is taken over). order:
+    "random" or "group_by_length" (the Trainer's own samplers), "ours grouped" or "ours random"
+    (our trainer's batches replayed)."""
     data = data[0]
     import time
 
     from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    class ReplayingTrainer(Trainer):
+        def _get_train_sampler(self, train_dataset=None):
+            return replay or super()._get_train_sampler(train_dataset)
 
     class StepEnds(TrainerCallback):
         def __init__(self):
@@ -131,26 +157,33 @@ def transformers_trainer(section: Section, data: tuple[Path, Path | None], group
         heads["num_labels"] = len(load_classification(str(data), seed=0).label_names)
     model, tokenizer = load_model(section.source, task=section.task, **heads)
     model = lora.apply(model, lora.adapter_config())
-    collator, ends = CountingCollator(tokenizer), StepEnds()
+    collator, ends, rows = CountingCollator(tokenizer), StepEnds(), trainer_rows(section, data, tokenizer)
+    replay = ReplayOrder(rows, section, order == "ours grouped") if order.startswith("ours") else None
     arguments = TrainingArguments(output_dir=str(root / "hf"), per_device_train_batch_size=section.batch,
                                   max_steps=section.steps, learning_rate=lora.default_learning_rate,
                                   lr_scheduler_type="linear", warmup_steps=max(1, round(0.06 * section.steps)),
                                   logging_steps=section.steps, save_strategy="no", report_to=[], use_cpu=True,
                                   dataloader_num_workers=0, disable_tqdm=True, remove_unused_columns=False, seed=0,
-                                  train_sampling_strategy="group_by_length" if group_by_length else "random")
-    result = Trainer(model=model, args=arguments, train_dataset=trainer_rows(section, data, tokenizer),
-                     data_collator=collator, callbacks=[ends]).train()
+                                  train_sampling_strategy="group_by_length" if order == "group_by_length" else "random")
+    result = ReplayingTrainer(model=model, args=arguments, train_dataset=rows, data_collator=collator,
+                              callbacks=[ends]).train()
     step = median_step(ends.ends)
     return {"steps/s": 1 / step, "tokens/s": collator.tokens / section.steps / step,
             "run steps/s": section.steps / result.metrics["train_runtime"]}
 
 
-ARMS = {"ours, LoRA (length-grouped batches, our default)": lambda s, d, r: ours(s, d, "lora", True, r),
-        "ours, LoRA (random batches)": lambda s, d, r: ours(s, d, "lora", False, r),
-        "transformers.Trainer + PEFT LoRA (random batches, its default)":
-            lambda s, d, r: transformers_trainer(s, d, False, r),
-        "transformers.Trainer + PEFT LoRA (group_by_length)": lambda s, d, r: transformers_trainer(s, d, True, r),
-        "ours, LaMDA (length-grouped)": lambda s, d, r: ours(s, d, "lamda", True, r)}
+def trainer_arm(order: str):
+    return lambda section, data, root: transformers_trainer(section, data, order, root)
+
+
+LORA_ARMS = {"ours, length-grouped batches (our default)": lambda s, d, r: ours(s, d, "lora", True, r),
+             "transformers.Trainer, our length-grouped batches": trainer_arm("ours grouped"),
+             "ours, random batches": lambda s, d, r: ours(s, d, "lora", False, r),
+             "transformers.Trainer, our random batches": trainer_arm("ours random"),
+             "transformers.Trainer, its random sampler (its default)": trainer_arm("random"),
+             "transformers.Trainer, its group_by_length": trainer_arm("group_by_length")}
+ARMS = {**{f"LoRA: {name}": arm for name, arm in LORA_ARMS.items()},
+        "LaMDA: ours, length-grouped batches": lambda s, d, r: ours(s, d, "lamda", True, r)}
 
 
 def training_data(name: str, work: Path) -> tuple[Path, Path | None]:
@@ -181,11 +214,12 @@ def report(name: str, medians: dict[str, dict], repeats: int) -> None:
     print("| trainer | steps/s | tokens/s | whole run steps/s |\n|---|---:|---:|---:|")
     for arm, row in medians.items():
         print(f"| {arm} | {row['steps/s']:.2f} | {row['tokens/s']:,.0f} | {row['run steps/s']:.2f} |")
-    grouped, random_, plain, hf_grouped, lamda = medians.values()
+    grouped, hf_same_grouped, random_, hf_same_random, plain, hf_grouped, lamda = medians.values()
     print()
-    for label, mine, other in (("random batches both", random_, plain), ("length-grouped both", grouped, hf_grouped),
-                               ("each its default", grouped, plain)):
-        print(f"- ours / transformers.Trainer (LoRA, {label}): steps/s {mine['steps/s'] / other['steps/s']:.2f}x, "
+    for label, mine, other in (("same batches, length-grouped", grouped, hf_same_grouped),
+                               ("same batches, random", random_, hf_same_random),
+                               ("each its default", grouped, plain), ("each its length grouping", grouped, hf_grouped)):
+        print(f"- ours / transformers.Trainer ({label}): steps/s {mine['steps/s'] / other['steps/s']:.2f}x, "
               f"tokens/s {mine['tokens/s'] / other['tokens/s']:.2f}x, "
               f"whole run {mine['run steps/s'] / other['run steps/s']:.2f}x")
     print(f"- LaMDA / LoRA inside ours: steps/s {lamda['steps/s'] / grouped['steps/s']:.2f}x")

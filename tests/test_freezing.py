@@ -77,6 +77,23 @@ def test_training_goes_on_after_b_is_frozen():
     assert not torch.equal(s_before, layer.lamda_S)
 
 
+def test_step_says_when_the_trainable_set_changes():
+    """The trainer counts trainable parameters again only when step() says a B dropped out."""
+    model, tokenizer = load("minilm")
+    lc.apply_lamda(model, lc.LamdaConfig(rank=4, freeze_fraction=0.5))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    freezer = lc.PMBFreezer(model, total_steps=10)
+    inputs, said = batch(tokenizer, n=8), []
+    for _ in range(10):
+        optimizer.zero_grad()
+        model(**inputs).loss.backward()
+        optimizer.step()
+        before = lc.trainable_parameters(model).trainable
+        said.append(freezer.step(optimizer))
+        assert said[-1] == (lc.trainable_parameters(model).trainable < before)
+    assert said == [False, False, False, False, True, False, False, False, False, False]
+
+
 def test_authors_rule_only_masks_gradients():
     model, tokenizer = load("minilm")
     lc.apply_lamda(model, lc.LamdaConfig(rank=8, freeze_rule="grad-mask-stepwise", freeze_fraction=0.3))

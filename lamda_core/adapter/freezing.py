@@ -93,8 +93,10 @@ class PMBFreezer:
         return mask
 
     @torch.no_grad()
-    def step(self, optimizer=None) -> None:
+    def step(self, optimizer=None) -> bool:
+        """Freeze this step's columns; True when a B stopped training (the trainable set changed)."""
         self.completed_steps += 1
+        dropped = False
         for layer in self.layers:
             previous = int(layer.frozen_columns)
             if self.rule == "linear" and previous > 0 and layer.lamda_B.requires_grad:
@@ -109,6 +111,8 @@ class PMBFreezer:
             values[:, previous:k] = layer.lamda_B[:, previous:k]
             if k == layer.rank:
                 self._drop_b(layer, optimizer)
+                dropped = True
+        return dropped
 
     def _drop_b(self, layer: LamdaLayer, optimizer) -> None:
         """B fully frozen: no gradient, out of the optimizer, its state freed."""
