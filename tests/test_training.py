@@ -387,3 +387,14 @@ def test_length_grouped_batches_are_deterministic_and_cover_each_epoch(size, bat
     spread = [max(lengths[i] for i in batches[0].indices(m)) - min(lengths[i] for i in batches[0].indices(m))
               for m in range(rounds)]
     assert sum(spread) / len(spread) < 60  # similar lengths share a batch (random batches: about 90)
+
+
+def test_speed_fields_are_tokens_over_the_steps_own_time():
+    """summary.json's speed fields from the trainer's counters (no clock read here)."""
+    from types import SimpleNamespace
+
+    from lamda_core.training.trainer import Trainer
+
+    counters = SimpleNamespace(first_step_at=105.5, startup_origin=100.0, train_tokens=1280, train_seconds=2.0)
+    assert Trainer.speed(counters) == {"startup_seconds": 5.5, "tokens_per_second": 640.0, "training_seconds": 2.0}
+    assert Trainer.speed(SimpleNamespace(first_step_at=None)) == {}
