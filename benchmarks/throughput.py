@@ -142,7 +142,7 @@ def transformers_trainer(section: Section, data: tuple[Path, Path | None], order
 
     class ReplayingTrainer(Trainer):
         def _get_train_sampler(self, train_dataset=None):
-            return replay or super()._get_train_sampler(train_dataset)
+            return replay if replay is not None else super()._get_train_sampler(train_dataset)
 
     class StepEnds(TrainerCallback):
         def __init__(self):
